@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Two jobs in one Makefile:
+#  - kernel developers: `make KDIR=<tree with CONFIG_RUST> LLVM=1` builds
+#    iommufd/iommufd_rs.ko out of tree (Kbuild does the work);
+#  - the project harness: `make run`, `make check`, `make conformance`, which
+#    provision their own toolchain and test kernel under $(IOMMUFD_RS_CACHE).
+
+ifneq ($(KERNELRELEASE),)
+include $(src)/Kbuild
+else
+
+KDIR ?= /lib/modules/$(shell uname -r)/build
+CONFIG_IOMMUFD_RS ?= m
+CONFIG_IOMMUFD_RS_TEST ?= y
+export CONFIG_IOMMUFD_RS CONFIG_IOMMUFD_RS_TEST
+
+modules:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+
+# Harness targets: each script sets up what it needs first.
+setup:
+	bash scripts/setup-root.sh
+	bash scripts/build-kernel.sh >/dev/null
+
+run:
+	bash scripts/run.sh
+
+check:
+	bash scripts/check.sh
+
+conformance:
+	bash scripts/conformance.sh
+
+.PHONY: modules clean setup run check conformance
+endif

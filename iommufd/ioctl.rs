@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ioctl table and the extensible-struct rules.
+//!
+//! Every iommufd ioctl takes a struct that starts with `__u32 size`. The
+//! table below gives, for each ioctl, its number, the kernel's struct size
+//! and the smallest size userspace may pass (the end of the last mandatory
+//! field). [`dispatch`] applies the rules once for all of them:
+//!
+//! - a size below the minimum is `EINVAL`;
+//! - bytes past the kernel's struct must be zero, else `E2BIG`;
+//! - a missing tail reads as zero;
+//! - an unknown ioctl number is `ENOTTY`.
+//!
+//! Handlers check their own reserved fields and flags (`EOPNOTSUPP`).
+
+use crate::{context::Context, ioas, object, uapi};
+use core::mem::{offset_of, size_of};
+use kernel::{
+    ioctl::_IOC_NR,
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// A decoded ioctl call with its command struct in kernel memory.
+pub(crate) struct Ucmd<T> {
+    /// The command, copied in from userspace and zero-extended.
+    pub(crate) cmd: T,
+    user: UserPtr,
+    user_size: usize,
+}
+
+impl<T: AsBytes> Ucmd<T> {
+    /// Copies the command struct back to userspace, truncated to the size
+    /// userspace passed.
+    pub(crate) fn respond(&self) -> Result {
+        let bytes = self.cmd.as_bytes();
+        let len = bytes.len().min(self.user_size);
+        UserSlice::new(self.user, len).writer().write_slice(&bytes[..len])
+    }
+}
+
+/// One entry of the ioctl table.
+pub(crate) struct IoctlOp {
+    /// Full ioctl number.
+    num: u32,
+    /// Size of the kernel's struct.
+    size: usize,
+    /// Smallest size userspace may pass.
+    min_size: usize,
+    /// Reads the struct and runs the handler.
+    execute: fn(&Context, UserPtr, usize) -> Result,
+}
+
+/// Size of the field that `_get` projects to; used for `min_size`.
+const fn field_size<T, F>(_get: fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+/// Builds a table entry: `op!(NUMBER, struct, last_mandatory_field, handler)`.
+macro_rules! op {
+    ($num:expr, $ty:ty, $last:ident, $handler:path) => {
+        IoctlOp {
+            num: $num,
+            size: size_of::<$ty>(),
+            min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
+            execute: |ctx, user, user_size| {
+                let cmd = read_cmd::<$ty>(user, user_size)?;
+                $handler(ctx, &mut Ucmd { cmd, user, user_size })
+            },
+        }
+    };
+}
+
+/// The table, indexed by `_IOC_NR(cmd) - IOMMUFD_CMD_BASE`.
+static OPS: [Option<IoctlOp>; 2 + uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES as usize
+    - uapi::IOMMUFD_CMD_BASE as usize] = {
+    let mut ops = [const { None }; 2 + uapi::IOMMUFD_CMD_IOAS_IOVA_RANGES as usize
+        - uapi::IOMMUFD_CMD_BASE as usize];
+    ops[index(uapi::IOMMU_DESTROY)] =
+        Some(op!(uapi::IOMMU_DESTROY, uapi::iommu_destroy, id, object::destroy_ioctl));
+    ops[index(uapi::IOMMU_IOAS_ALLOC)] =
+        Some(op!(uapi::IOMMU_IOAS_ALLOC, uapi::iommu_ioas_alloc, out_ioas_id, ioas::alloc_ioctl));
+    ops[index(uapi::IOMMU_IOAS_IOVA_RANGES)] = Some(op!(
+        uapi::IOMMU_IOAS_IOVA_RANGES,
+        uapi::iommu_ioas_iova_ranges,
+        out_iova_alignment,
+        ioas::iova_ranges_ioctl
+    ));
+    ops
+};
+
+/// Table index of an ioctl number known to be in range.
+const fn index(num: u32) -> usize {
+    (_IOC_NR(num) - uapi::IOMMUFD_CMD_BASE) as usize
+}
+
+/// Looks up the table entry for `cmd`.
+fn lookup(cmd: u32) -> Option<&'static IoctlOp> {
+    let nr = _IOC_NR(cmd).checked_sub(uapi::IOMMUFD_CMD_BASE)?;
+    let op = OPS.get(nr as usize)?.as_ref()?;
+    (op.num == cmd).then_some(op)
+}
+
+/// Fails with `E2BIG` unless the `len` user bytes at `user` are all zero.
+fn check_zeroed(user: UserPtr, len: usize) -> Result {
+    let mut reader = UserSlice::new(user, len).reader();
+    let mut chunk = [0u8; 64];
+    while !reader.is_empty() {
+        let n = reader.len().min(chunk.len());
+        reader.read_slice(&mut chunk[..n])?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Err(E2BIG);
+        }
+    }
+    Ok(())
+}
+
+/// Copies a command struct in, applying the extensible-struct rules.
+fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -> Result<T> {
+    let size = size_of::<T>();
+    if user_size > size {
+        check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
+    }
+    let copy = user_size.min(size);
+    let mut cmd = T::default();
+    UserSlice::new(user, copy)
+        .reader()
+        .read_slice(&mut cmd.as_bytes_mut()[..copy])?;
+    Ok(cmd)
+}
+
+/// Runs one ioctl on a context.
+pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result {
+    let op = lookup(cmd).ok_or(ENOTTY)?;
+    let user = UserPtr::from_addr(arg);
+    let user_size = UserSlice::new(user, size_of::<u32>()).reader().read::<u32>()? as usize;
+    if user_size < op.min_size {
+        return Err(EINVAL);
+    }
+    (op.execute)(ctx, user, user_size)
+}
+
+#[kunit_tests(iommufd_rs_ioctl)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimum_sizes() {
+        // The minimum is the end of the last field that was in the first
+        // version of each struct.
+        assert_eq!(lookup(uapi::IOMMU_DESTROY).map(|op| op.min_size), Some(8));
+        assert_eq!(lookup(uapi::IOMMU_IOAS_ALLOC).map(|op| op.min_size), Some(12));
+        assert_eq!(lookup(uapi::IOMMU_IOAS_IOVA_RANGES).map(|op| op.min_size), Some(32));
+    }
+
+    #[test]
+    fn table_lookup() {
+        assert!(lookup(uapi::IOMMU_DESTROY).is_some());
+        assert!(lookup(uapi::IOMMU_IOAS_ALLOC).is_some());
+        // Right number, wrong type byte.
+        assert!(lookup(uapi::IOMMU_DESTROY ^ 0x100).is_none());
+        // Below the command base.
+        assert!(lookup(kernel::ioctl::_IO(uapi::IOMMUFD_TYPE as u32, 0x10)).is_none());
+        for op in OPS.iter().flatten() {
+            assert!(op.min_size >= size_of::<u32>());
+            assert!(op.min_size <= op.size);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! iommufd-rs: the iommufd user API (`/dev/iommu`) in Rust.
+//!
+//! Each open of the misc device gets a [`context::Context`] holding an object
+//! table keyed by u32 IDs. Userspace drives it with the ioctls of
+//! `include/uapi/linux/iommufd.h`; the ioctl table in [`ioctl`] applies the
+//! extensible-struct rules and calls one handler per ioctl.
+//!
+//! Files, one per concept:
+//! - [`context`]: the open file; [`object`]: the object table;
+//! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
+//! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
+//! - [`misc`], [`param`]: thin FFI wrappers (misc device, string parameter).
+//!
+//! # Lock order
+//!
+//! Outer to inner; a lock may be taken while holding only those above it:
+//! 1. `ObjectTable::inner` (never held while calling into an object);
+//! 2. `Ioas::iopt`.
+//!
+//! No lock is held across a copy to or from userspace except `Ioas::iopt`
+//! while `IOAS_IOVA_RANGES` writes its ranges, as mainline holds its
+//! `iova_rwsem` there.
+
+use kernel::prelude::*;
+
+mod context;
+mod io_pagetable;
+mod ioas;
+mod ioctl;
+mod misc;
+mod object;
+mod param;
+mod uapi;
+
+module! {
+    type: IommufdModule,
+    name: "iommufd_rs",
+    authors: ["iommufd-rs developers"],
+    description: "IOMMU userspace API (/dev/iommu) in Rust",
+    license: "GPL",
+}
+
+/// The loaded module: the registered misc device.
+#[pin_data]
+struct IommufdModule {
+    #[pin]
+    iommu: misc::Registration<context::Context>,
+}
+
+impl kernel::InPlaceModule for IommufdModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let opts = misc::MiscOptions {
+            name: param::device_name(),
+            minor: None,
+            nodename: None,
+            mode: 0o660,
+        };
+        try_pin_init!(Self {
+            iommu <- misc::Registration::register(opts, module, context::Node),
+        })
+    }
+}

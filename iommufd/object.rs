@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The per-file object table.
+//!
+//! Objects are keyed by u32 IDs. Like mainline's `xa_alloc()` on an
+//! `XA_FLAGS_ALLOC1` array, a new object takes the lowest free ID from 1 up,
+//! so IDs match C iommufd's for the same sequence of calls.
+//!
+//! An object's life: [`ObjectTable::reserve`] takes an ID that nobody can
+//! look up yet; the caller builds the object; [`Reservation::finalize`] makes
+//! it visible. Dropping a reservation unfinalized gives the ID back. Lookups
+//! take a *user* reference ([`ObjectRef`]); destroy succeeds only when no
+//! user is left, else it fails with `EBUSY`.
+
+use crate::{context::Context, ioas::Ioas, ioctl::Ucmd, uapi};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{atomic::Relaxed, Arc, Mutex, Refcount},
+};
+
+/// Largest ID handed out, as mainline's `xa_limit_31b`.
+const MAX_ID: u32 = i32::MAX as u32;
+
+/// What an object is.
+pub(crate) enum ObjectKind {
+    /// An IO address space.
+    Ioas(Arc<Ioas>),
+}
+
+/// An object in the table.
+pub(crate) struct Object {
+    /// Its ID in the table.
+    pub(crate) id: u32,
+    /// What it is.
+    pub(crate) kind: ObjectKind,
+    /// 1 for the table's own reference, plus one per [`ObjectRef`].
+    users: Refcount,
+}
+
+/// One ID's entry: `None` while the object is being built.
+type Slot = Option<Arc<Object>>;
+
+/// The state behind the table lock.
+struct TableInner {
+    ids: RBTree<u32, Slot>,
+    /// No ID below this one is free.
+    free_hint: u32,
+}
+
+/// The object table of one open file.
+#[pin_data]
+pub(crate) struct ObjectTable {
+    #[pin]
+    inner: Mutex<TableInner>,
+}
+
+impl ObjectTable {
+    /// Creates an empty table.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_mutex!(TableInner { ids: RBTree::new(), free_hint: 1 }),
+        })
+    }
+
+    /// Takes the lowest free ID for a new object; the object stays
+    /// invisible until [`Reservation::finalize`].
+    pub(crate) fn reserve(&self, kind: ObjectKind) -> Result<Reservation<'_>> {
+        let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let id = {
+            let mut inner = self.inner.lock();
+            let id = lowest_free(&inner.ids, inner.free_hint).ok_or(ENOSPC)?;
+            inner.free_hint = id + 1;
+            inner.ids.insert(node.into_node(id, None));
+            id
+        };
+        let mut reservation = Reservation { table: self, id, obj: None };
+        let obj = Object { id, kind, users: Refcount::new(1) };
+        reservation.obj = Some(Arc::new(obj, GFP_KERNEL)?);
+        Ok(reservation)
+    }
+
+    /// Looks up a visible object and takes a user reference on it.
+    pub(crate) fn get(&self, id: u32) -> Result<ObjectRef> {
+        let inner = self.inner.lock();
+        let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
+        obj.users.inc();
+        Ok(ObjectRef { obj: obj.clone() })
+    }
+
+    /// Removes an object by ID: `ENOENT` if there is none, `EBUSY` if it has
+    /// users. The object is freed when the last reference goes.
+    pub(crate) fn destroy(&self, id: u32) -> Result {
+        let removed = {
+            let mut inner = self.inner.lock();
+            let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
+            if obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err() {
+                return Err(EBUSY);
+            }
+            inner.free_hint = inner.free_hint.min(id);
+            inner.ids.remove(&id)
+        };
+        // Freed outside the lock.
+        drop(removed);
+        Ok(())
+    }
+
+    /// Number of IDs in use, built or not.
+    #[cfg(CONFIG_KUNIT)]
+    fn len(&self) -> usize {
+        self.inner.lock().ids.iter().count()
+    }
+}
+
+/// Lowest ID at or above `from` that is not in `ids`.
+fn lowest_free(ids: &RBTree<u32, Slot>, from: u32) -> Option<u32> {
+    let mut want = from.max(1);
+    let mut cursor = ids.cursor_lower_bound(&want);
+    while let Some(cur) = cursor {
+        let (&id, _) = cur.current();
+        if id != want {
+            break;
+        }
+        want = want.checked_add(1)?;
+        cursor = cur.move_next();
+    }
+    (want <= MAX_ID).then_some(want)
+}
+
+/// A new object with an ID taken by [`ObjectTable::reserve`], not yet
+/// visible. Dropping it unfinalized frees the object and the ID.
+pub(crate) struct Reservation<'a> {
+    table: &'a ObjectTable,
+    /// The reserved ID.
+    pub(crate) id: u32,
+    /// The object; `None` once finalized.
+    obj: Option<Arc<Object>>,
+}
+
+impl Reservation<'_> {
+    /// Makes the object visible under the reserved ID. Cannot fail: the
+    /// table entry was allocated by `reserve`.
+    pub(crate) fn finalize(mut self) -> u32 {
+        let obj = self.obj.take();
+        let mut inner = self.table.inner.lock();
+        if let Some(slot) = inner.ids.get_mut(&self.id) {
+            *slot = obj;
+        }
+        self.id
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.obj.is_none() {
+            return;
+        }
+        let removed = {
+            let mut inner = self.table.inner.lock();
+            inner.free_hint = inner.free_hint.min(self.id);
+            inner.ids.remove(&self.id)
+        };
+        drop(removed);
+    }
+}
+
+/// A user reference to an object, from [`ObjectTable::get`]. While it lives,
+/// destroying the object fails with `EBUSY`.
+pub(crate) struct ObjectRef {
+    obj: Arc<Object>,
+}
+
+impl ObjectRef {
+    /// The object.
+    pub(crate) fn object(&self) -> &Object {
+        &self.obj
+    }
+}
+
+impl Drop for ObjectRef {
+    fn drop(&mut self) {
+        self.obj.users.dec();
+    }
+}
+
+/// `IOMMU_DESTROY`: destroys any object by ID.
+pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>) -> Result {
+    ctx.objects.destroy(ucmd.cmd.id)
+}
+
+#[kunit_tests(iommufd_rs_object)]
+mod tests {
+    use super::*;
+    use crate::ioas::Ioas;
+
+    fn table() -> Result<Pin<KBox<ObjectTable>>> {
+        KBox::pin_init(ObjectTable::new(), GFP_KERNEL)
+    }
+
+    fn new_ioas(t: &ObjectTable) -> Result<u32> {
+        Ok(t.reserve(ObjectKind::Ioas(Ioas::new()?))?.finalize())
+    }
+
+    #[test]
+    fn ids_are_lowest_free_from_one() -> Result {
+        let t = table()?;
+        let a = new_ioas(&t)?;
+        let b = new_ioas(&t)?;
+        let c = new_ioas(&t)?;
+        assert_eq!((a, b, c), (1, 2, 3));
+        t.destroy(2)?;
+        assert_eq!(new_ioas(&t)?, 2);
+        assert_eq!(new_ioas(&t)?, 4);
+        Ok(())
+    }
+
+    #[test]
+    fn reservation_is_invisible_and_returned() -> Result {
+        let t = table()?;
+        let r = t.reserve(ObjectKind::Ioas(Ioas::new()?))?;
+        assert_eq!(r.id, 1);
+        assert_eq!(t.get(1).err(), Some(ENOENT));
+        assert_eq!(t.destroy(1), Err(ENOENT));
+        drop(r);
+        assert_eq!(t.len(), 0);
+        assert_eq!(new_ioas(&t)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn destroy_busy_while_used() -> Result {
+        let t = table()?;
+        let id = new_ioas(&t)?;
+        let user = t.get(id)?;
+        assert_eq!(user.object().id, id);
+        assert_eq!(t.destroy(id), Err(EBUSY));
+        drop(user);
+        t.destroy(id)?;
+        assert_eq!(t.destroy(id), Err(ENOENT));
+        assert_eq!(t.len(), 0);
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! String module parameters.
+//!
+//! The `module!` macro of Linux 7.2 supports integer parameters only. The
+//! misc device name is a string, so this file declares it the way C's
+//! `module_param(name, charp, 0)` does, using the kernel's `param_ops_charp`.
+//! All FFI for module parameters lives here.
+
+use kernel::{bindings, ffi::c_char, module_param::KernelParam, prelude::*};
+
+/// Default name of the /dev node, as in mainline.
+const DEFAULT_DEVICE_NAME: &CStr = c"iommu";
+
+/// Storage for the `devname` parameter.
+///
+/// # Invariants
+///
+/// Holds a pointer to a NUL-terminated string that lives until the module is
+/// unloaded: either `DEFAULT_DEVICE_NAME` or a copy made by
+/// `param_set_charp()`. It is written only by the module loader before
+/// `init` runs, because the parameter has permission 0 (not in sysfs).
+static mut DEVICE_NAME: *mut c_char = DEFAULT_DEVICE_NAME.as_char_ptr().cast_mut();
+
+#[link_section = "__param"]
+#[used(compiler)]
+static DEVICE_NAME_PARAM: KernelParam = KernelParam::new(bindings::kernel_param {
+    name: if cfg!(MODULE) { c"devname" } else { c"iommufd_rs.devname" }.as_char_ptr(),
+    // SAFETY: `__this_module` is created by the module loader and outlives
+    // every use of the parameter.
+    #[cfg(MODULE)]
+    mod_: unsafe { core::ptr::from_ref(&bindings::__this_module).cast_mut() },
+    #[cfg(not(MODULE))]
+    mod_: core::ptr::null_mut(),
+    // SAFETY: `param_ops_charp` is an immutable C object.
+    ops: unsafe { &raw const bindings::param_ops_charp },
+    perm: 0,
+    level: -1,
+    flags: 0,
+    __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
+        arg: (&raw mut DEVICE_NAME).cast(),
+    },
+});
+
+/// Emits a `.modinfo` string for a loadable module (modinfo(8) shows it).
+macro_rules! modinfo {
+    ($item:ident, $text:literal) => {
+        #[cfg(MODULE)]
+        #[link_section = ".modinfo"]
+        #[used(compiler)]
+        static $item: [u8; $text.len()] = *$text;
+    };
+}
+
+modinfo!(DEVICE_NAME_PARMTYPE, b"parmtype=devname:charp\0");
+modinfo!(DEVICE_NAME_PARM, b"parm=devname:name of the misc device (default: iommu)\0");
+
+/// The misc device name chosen at load time.
+pub(crate) fn device_name() -> &'static CStr {
+    // SAFETY: By the invariants of `DEVICE_NAME`, nothing writes it once the
+    // module runs, and it points at a NUL-terminated string that outlives
+    // the module's use of it (the misc device is deregistered at unload,
+    // before the parameter is freed).
+    unsafe { CStr::from_char_ptr(DEVICE_NAME) }
+}

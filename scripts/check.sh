@@ -1,0 +1,54 @@
+#!/bin/bash
+# make check: set everything up, then run
+#  - host checks: uAPI header ABI identity, rustfmt, clippy-clean build;
+#  - in the VM: KUnit, our selftests, the upstream ratchet, clean unload.
+# Ends with `N passed, M failed`; exits non-zero on any failure.
+. "$(dirname "$0")/lib.sh"
+
+start=$SECONDS
+bash "$REPO/scripts/setup-root.sh"
+kdir=$(bash "$REPO/scripts/build-kernel.sh")
+
+host=$CACHE/host-checks.ktap
+n=0
+: >"$host"
+host_result() { # NAME STATUS(0=ok) [DETAILS]
+	n=$((n + 1))
+	if [ "$2" = 0 ]; then echo "ok $n $1" >>"$host"; else
+		echo "not ok $n $1" >>"$host"; [ -z "${3:-}" ] || printf '%s\n' "$3" | sed 's/^/  # /' >&2
+	fi
+}
+
+# The uAPI header must be binary-identical to Linux 7.2's.
+rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
+	--ours "$ROOT_REPO/include/uapi/linux/iommufd.h" \
+	--theirs /build/linux-source-7.2/include/uapi/linux/iommufd.h \
+	--hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
+host_result "uapi header is ABI-identical to Linux 7.2" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
+
+# Formatting, with the kernel's rustfmt settings for module code.
+rc=0; out=$(in_root rustfmt --check --edition 2021 --config-path /build/linux-source-7.2/.rustfmt.toml \
+	"$ROOT_REPO/iommufd/iommufd_rs.rs" 2>&1) || rc=$?
+host_result "rustfmt: module code" $rc "$out"
+rc=0; out=$(in_root /bin/sh -c "cd $ROOT_REPO/selftests && rustfmt --check --edition 2021 src/lib.rs src/bin/*.rs" 2>&1) || rc=$?
+host_result "rustfmt: selftests" $rc "$out"
+
+# The module, built with clippy: no warnings allowed.
+build_log=$CACHE/module-build.log
+rc=0; CLIPPY=1 bash "$REPO/scripts/build-module.sh" >/dev/null 2>"$build_log" || rc=$?
+warnings=$(grep -c 'warning:' "$build_log" || true)
+[ "$rc" = 0 ] || cat "$build_log" >&2
+host_result "module builds with CLIPPY=1" $rc
+host_result "module build has no warnings ($warnings)" "$warnings" "$(grep -A5 'warning:' "$build_log" | head -40)"
+[ "$rc" = 0 ] || { echo "0 passed, 1 failed"; exit 1; }
+
+bash "$REPO/scripts/build-userspace.sh" >/dev/null || die "userspace build failed"
+
+log "booting the test VM (TCG)"
+vm_rc=0; VM_LOG=$CACHE/check-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/check.sh" >/dev/null || vm_rc=$?
+[ "$vm_rc" = 0 ] || log "guest script exited $vm_rc"
+
+rc=0; python3 "$REPO/scripts/results.py" check "$CACHE/check-vm.log" "$REPO/tests/upstream-must-pass.txt" "$host" || rc=$?
+log "make check took $((SECONDS - start)) s (guest log: $CACHE/check-vm.log)"
+[ "$vm_rc" -le 1 ] || rc=1
+exit $rc

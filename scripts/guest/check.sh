@@ -1,0 +1,11 @@
+# make check, in the guest: KUnit and our selftests against iommufd_rs, the
+# upstream suite as a ratchet, and a clean unload.
+new_dmesg >/dev/null
+section guest pass_fail "insmod iommufd_rs" load_rust
+section kunit new_dmesg
+section selftests /bin/iommufd_rs_test
+section upstream-rust upstream iommufd
+section failnth-rust upstream iommufd_fail_nth
+section guest pass_fail "rmmod iommufd_rs after the tests" unload_rust
+section guest pass_fail "/dev/iommu gone after unload" test ! -e /dev/iommu
+section dmesg dmesg

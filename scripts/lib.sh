@@ -1,0 +1,41 @@
+# Shared settings for the harness scripts. Source it; do not run it.
+#
+# Everything built here (the Debian root, kernel trees, initramfs images) lives
+# in the cache directory, outside the repository, so that clean clones reuse it.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${IOMMUFD_RS_CACHE:-$HOME/.cache/iommufd-rs}
+ROOT=$CACHE/root
+# Where the repository appears inside the root while a command runs there.
+ROOT_REPO=/repo
+
+log() { printf '[iommufd-rs] %s\n' "$*" >&2; }
+die() { printf '[iommufd-rs] error: %s\n' "$*" >&2; exit 1; }
+
+# Short content hash of the given files, used to key cached builds.
+content_hash() { cat "$@" | sha256sum | cut -c1-16; }
+
+# Run a command inside the Debian root. /proc, /sys, /dev and the repository
+# are mounted in a private mount namespace, so every mount disappears with the
+# command, whether it succeeds or fails.
+in_root() {
+	[ -x "$ROOT/bin/sh" ] || die "build root missing: run scripts/setup-root.sh"
+	unshare --mount --fork -- /bin/bash -c '
+		set -e
+		root=$1 repo=$2 inrepo=$3; shift 3
+		mount --make-rprivate /
+		mount -t proc proc "$root/proc"
+		mount --rbind /sys "$root/sys"
+		mount --rbind /dev "$root/dev"
+		mkdir -p "$root$inrepo"
+		mount --bind "$repo" "$root$inrepo"
+		exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
+			PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin LANG=C.UTF-8 "$@"
+	' in_root "$ROOT" "$REPO" "$ROOT_REPO" "$@"
+}
+
+# Kernel tree paths, keyed by the config fragment's content.
+kernel_key() { content_hash "$REPO/kernel/config.fragment" "$REPO/scripts/build-kernel.sh"; }
+kernel_dir_in_root() { echo "/build/linux-$(kernel_key)"; }

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Boot the test kernel in QEMU with a busybox initramfs and run SCRIPT as
+# the guest's test program. Prints the guest console, writes it to
+# $CACHE/vm.log (or VM_LOG), and exits with SCRIPT's exit status
+# (124 on timeout, 125 if the guest died without reporting one).
+#
+# The initramfs holds iommufd_rs.ko, C iommufd.ko (+ iommu_amdv1.ko), our
+# test programs and the upstream selftests. Environment:
+#   VM_TIMEOUT  seconds before the guest is killed (default 1200)
+#   VM_MEM      guest memory (default 6G: 2 GiB of it is reserved hugetlb)
+#   IOMMUFD_RS_KVM=1  use KVM instead of TCG (KVM hung at boot here)
+. "$(dirname "$0")/lib.sh"
+
+script=${1:?usage: vm.sh GUEST_SCRIPT}
+[ -f "$script" ] || die "no such guest script: $script"
+kdir=$(bash "$REPO/scripts/build-kernel.sh")
+module=${MODULE_KO:-$REPO/iommufd/iommufd_rs.ko}
+[ -f "$module" ] || die "module not built: $module (run scripts/build-module.sh)"
+[ -d "$ROOT/build/guest-bin" ] || die "guest programs not built (run scripts/build-userspace.sh)"
+log_file=${VM_LOG:-$CACHE/vm.log}
+
+stage=$ROOT/build/initramfs
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,sbin,usr/bin,usr/sbin}
+cp "$ROOT/bin/busybox" "$stage/bin/busybox"
+cp "$module" "$stage/lib/modules/iommufd_rs.ko"
+for ko in drivers/iommu/iommufd/iommufd.ko drivers/iommu/generic_pt/fmt/iommu_amdv1.ko; do
+	[ -f "$ROOT$kdir/$ko" ] && cp "$ROOT$kdir/$ko" "$stage/lib/modules/"
+done
+cp "$ROOT/build/guest-bin/"* "$stage/bin/"
+cat "$REPO/scripts/guest/common.sh" "$script" >"$stage/test.sh"
+cat >"$stage/init" <<'EOF_INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+cd /
+sh /test.sh
+echo "IOMMUFD_RS_EXIT=$?"
+sync
+reboot -f
+EOF_INIT
+chmod +x "$stage/init" "$stage/test.sh"
+
+accel="-accel tcg -cpu max"
+[ "${IOMMUFD_RS_KVM:-0}" = 1 ] && accel="-enable-kvm -cpu host"
+set +e
+in_root /bin/bash -c "
+	cd /build/initramfs && find . | cpio -o -H newc --quiet | gzip -1 >/build/initramfs.cpio.gz
+	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
+		-m ${VM_MEM:-6G} -smp 2 -nographic -no-reboot -monitor none \
+		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/initramfs.cpio.gz \
+		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024'
+" </dev/null | tr -d '\r' | tee "$log_file"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+
+[ "$qemu_rc" = 124 ] && { log "guest timed out after ${VM_TIMEOUT:-1200} s"; exit 124; }
+rc=$(sed -n 's/^IOMMUFD_RS_EXIT=\([0-9]*\)$/\1/p' "$log_file" | tail -1)
+[ -n "$rc" ] || { log "guest ended without reporting an exit status"; exit 125; }
+exit "$rc"

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Raw system calls the tests need that std does not offer.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+
+extern "C" {
+    fn ioctl(fd: i32, request: u64, ...) -> i32;
+    fn syscall(num: i64, ...) -> i64;
+}
+
+const SYS_DELETE_MODULE: i64 = 176;
+const O_NONBLOCK: u32 = 0o4000;
+
+/// An errno, or 0 for success.
+pub type Errno = i32;
+
+/// Opens a device node read-write.
+pub fn open_dev(path: &str) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// `ioctl(fd, request, arg)`: 0 or the errno.
+pub fn ioctl_ptr(file: &File, request: u32, arg: *mut u8) -> Errno {
+    // SAFETY: The kernel only touches `arg` as the ioctl's documented
+    // struct; callers pass a pointer to a buffer at least `size` bytes long,
+    // or a deliberately invalid pointer that the kernel must reject.
+    let rc = unsafe { ioctl(file.as_raw_fd(), request as u64, arg) };
+    if rc < 0 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    } else {
+        0
+    }
+}
+
+/// `ioctl` with a typed struct; 0 or the errno.
+pub fn ioctl_struct<T>(file: &File, request: u32, arg: &mut T) -> Errno {
+    ioctl_ptr(file, request, (arg as *mut T).cast())
+}
+
+/// `delete_module(name, O_NONBLOCK)`: 0 or the errno.
+pub fn delete_module(name: &str) -> Errno {
+    let Ok(name) = CString::new(name) else { return libc_einval() };
+    // SAFETY: `name` is a valid C string for the duration of the call.
+    let rc = unsafe { syscall(SYS_DELETE_MODULE, name.as_ptr(), O_NONBLOCK) };
+    if rc < 0 {
+        io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+    } else {
+        0
+    }
+}
+
+fn libc_einval() -> Errno {
+    22
+}
+
+/// Errno values used by the tests (x86_64 Linux).
+pub mod errno {
+    pub const ENOENT: i32 = 2;
+    pub const EFAULT: i32 = 14;
+    pub const EBUSY: i32 = 16;
+    pub const EINVAL: i32 = 22;
+    pub const ENOTTY: i32 = 25;
+    pub const EAGAIN: i32 = 11;
+    pub const E2BIG: i32 = 7;
+    pub const EMSGSIZE: i32 = 90;
+    pub const EOPNOTSUPP: i32 = 95;
+}
