@@ -11,9 +11,6 @@ include $(src)/Kbuild
 else
 
 KDIR ?= /lib/modules/$(shell uname -r)/build
-CONFIG_IOMMUFD_RS ?= m
-CONFIG_IOMMUFD_RS_TEST ?= y
-export CONFIG_IOMMUFD_RS CONFIG_IOMMUFD_RS_TEST
 
 modules:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules

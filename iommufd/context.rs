@@ -20,7 +20,10 @@ impl FileOps for Context {
     type NodeData = Node;
 
     fn open(_node: &Node) -> Result<Pin<KBox<Self>>> {
-        KBox::pin_init(pin_init!(Context { objects <- ObjectTable::new() }), GFP_KERNEL)
+        KBox::pin_init(
+            pin_init!(Context { objects <- ObjectTable::new() }),
+            GFP_KERNEL,
+        )
     }
 
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {

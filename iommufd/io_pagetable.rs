@@ -28,7 +28,10 @@ pub(crate) struct IoPagetable {
 impl IoPagetable {
     /// An empty table: nothing reserved, byte alignment.
     pub(crate) const fn new() -> Self {
-        Self { reserved: KVec::new(), iova_alignment: 1 }
+        Self {
+            reserved: KVec::new(),
+            iova_alignment: 1,
+        }
     }
 
     /// The alignment every mapping must respect.
@@ -39,11 +42,19 @@ impl IoPagetable {
     /// Marks `range` reserved.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn reserve(&mut self, range: IovaRange) -> Result {
-        let at = self.reserved.iter().position(|r| r.start > range.start).unwrap_or(self.reserved.len());
-        self.reserved.insert_within_capacity(at, range).or_else(|_| {
-            self.reserved.reserve(1, GFP_KERNEL)?;
-            self.reserved.insert_within_capacity(at, range).map_err(|_| ENOMEM)
-        })
+        let at = self
+            .reserved
+            .iter()
+            .position(|r| r.start > range.start)
+            .unwrap_or(self.reserved.len());
+        self.reserved
+            .insert_within_capacity(at, range)
+            .or_else(|_| {
+                self.reserved.reserve(1, GFP_KERNEL)?;
+                self.reserved
+                    .insert_within_capacity(at, range)
+                    .map_err(|_| ENOMEM)
+            })
     }
 
     /// Calls `f` on each hole between reserved ranges over the whole 64-bit
@@ -54,14 +65,20 @@ impl IoPagetable {
         for r in self.reserved.iter() {
             let Some(start) = next else { break };
             if r.start > start {
-                f(IovaRange { start, last: r.start - 1 })?;
+                f(IovaRange {
+                    start,
+                    last: r.start - 1,
+                })?;
             }
             if r.last >= start {
                 next = r.last.checked_add(1);
             }
         }
         match next {
-            Some(start) => f(IovaRange { start, last: u64::MAX }),
+            Some(start) => f(IovaRange {
+                start,
+                last: u64::MAX,
+            }),
             None => Ok(()),
         }
     }
@@ -97,7 +114,11 @@ mod tests {
         t.reserve(range(0xf000, u64::MAX))?;
         assert_eq!(
             &holes(&t)?[..],
-            &[range(0, 0xfff), range(0x2800, 0x2fff), range(0x4000, 0xefff)]
+            &[
+                range(0, 0xfff),
+                range(0x2800, 0x2fff),
+                range(0x4000, 0xefff)
+            ]
         );
         Ok(())
     }

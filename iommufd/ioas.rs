@@ -5,7 +5,7 @@
 use crate::{
     context::Context,
     io_pagetable::IoPagetable,
-    ioctl::Ucmd,
+    ioctl::{eopnotsupp, Ucmd},
     object::{ObjectKind, ObjectRef},
     uapi,
 };
@@ -28,7 +28,10 @@ pub(crate) struct Ioas {
 impl Ioas {
     /// Allocates an empty IOAS.
     pub(crate) fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(pin_init!(Self { iopt <- new_mutex!(IoPagetable::new()) }), GFP_KERNEL)
+        Arc::pin_init(
+            pin_init!(Self { iopt <- new_mutex!(IoPagetable::new()) }),
+            GFP_KERNEL,
+        )
     }
 }
 
@@ -46,7 +49,7 @@ pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<(ObjectRef, Arc<Ioas>)>
 /// `IOMMU_IOAS_ALLOC`: creates an empty IOAS.
 pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>) -> Result {
     if ucmd.cmd.flags != 0 {
-        return Err(EOPNOTSUPP);
+        return Err(eopnotsupp());
     }
     let reservation = ctx.objects.reserve(ObjectKind::Ioas(Ioas::new()?))?;
     ucmd.cmd.out_ioas_id = reservation.id;
@@ -60,9 +63,12 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>
 ///
 /// Writes as many ranges as fit in `num_iovas`, always sets `num_iovas` to
 /// the full count, and fails with `EMSGSIZE` if they did not all fit.
-pub(crate) fn iova_ranges_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_iova_ranges>) -> Result {
+pub(crate) fn iova_ranges_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_ioas_iova_ranges>,
+) -> Result {
     if ucmd.cmd.__reserved != 0 {
-        return Err(EOPNOTSUPP);
+        return Err(eopnotsupp());
     }
     let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let iopt = ioas.iopt.lock();
@@ -71,7 +77,10 @@ pub(crate) fn iova_ranges_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_
     let mut out = UserPtr::from_addr(ucmd.cmd.allowed_iovas as usize);
     iopt.for_each_hole(|hole| {
         if count < max {
-            let elem = uapi::iommu_iova_range { start: hole.start, last: hole.last };
+            let elem = uapi::iommu_iova_range {
+                start: hole.start,
+                last: hole.last,
+            };
             UserSlice::new(out, size_of::<uapi::iommu_iova_range>())
                 .writer()
                 .write_slice(elem.as_bytes())?;

@@ -114,7 +114,10 @@ impl<T: FileOps> Registration<T> {
     /// # Safety
     ///
     /// Only the VFS may call this, with `file` being opened through our node.
-    unsafe extern "C" fn open(_inode: *mut bindings::inode, file: *mut bindings::file) -> ffi::c_int {
+    unsafe extern "C" fn open(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> ffi::c_int {
         // SAFETY: `misc_open()` stored our `miscdevice` in `private_data`
         // before calling us; by the type invariants it is the first field of
         // a live `Registration<T>` (the module is pinned while we run).
@@ -135,7 +138,10 @@ impl<T: FileOps> Registration<T> {
     /// # Safety
     ///
     /// Only the VFS may call this, for a file whose `open` succeeded.
-    unsafe extern "C" fn release(_inode: *mut bindings::inode, file: *mut bindings::file) -> ffi::c_int {
+    unsafe extern "C" fn release(
+        _inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> ffi::c_int {
         // SAFETY: `open` stored a `Pin<KBox<T>>` in `private_data`, and this
         // is the last use of the file.
         drop(unsafe { <Pin<KBox<T>> as ForeignOwnable>::from_foreign((*file).private_data) });
@@ -147,11 +153,15 @@ impl<T: FileOps> Registration<T> {
     /// # Safety
     ///
     /// Only the VFS may call this, for an open file of our node.
-    unsafe extern "C" fn ioctl(file: *mut bindings::file, cmd: ffi::c_uint, arg: ffi::c_ulong) -> ffi::c_long {
+    unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: ffi::c_uint,
+        arg: ffi::c_ulong,
+    ) -> ffi::c_long {
         // SAFETY: `private_data` holds the state stored by `open`; `release`
         // cannot run while the VFS is inside an ioctl on the file.
         let state = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*file).private_data) };
-        match T::ioctl(state, cmd, arg as usize) {
+        match T::ioctl(state, cmd, arg) {
             Ok(ret) => ret as ffi::c_long,
             Err(e) => e.to_errno() as ffi::c_long,
         }

@@ -70,13 +70,22 @@ impl ObjectTable {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let id = {
             let mut inner = self.inner.lock();
-            let id = lowest_free(&inner.ids, inner.free_hint).ok_or(ENOSPC)?;
+            let hint = inner.free_hint;
+            let id = lowest_free(&mut inner.ids, hint).ok_or(ENOSPC)?;
             inner.free_hint = id + 1;
             inner.ids.insert(node.into_node(id, None));
             id
         };
-        let mut reservation = Reservation { table: self, id, obj: None };
-        let obj = Object { id, kind, users: Refcount::new(1) };
+        let mut reservation = Reservation {
+            table: self,
+            id,
+            obj: None,
+        };
+        let obj = Object {
+            id,
+            kind,
+            users: Refcount::new(1),
+        };
         reservation.obj = Some(Arc::new(obj, GFP_KERNEL)?);
         Ok(reservation)
     }
@@ -114,9 +123,9 @@ impl ObjectTable {
 }
 
 /// Lowest ID at or above `from` that is not in `ids`.
-fn lowest_free(ids: &RBTree<u32, Slot>, from: u32) -> Option<u32> {
+fn lowest_free(ids: &mut RBTree<u32, Slot>, from: u32) -> Option<u32> {
     let mut want = from.max(1);
-    let mut cursor = ids.cursor_lower_bound(&want);
+    let mut cursor = ids.cursor_lower_bound_mut(&want);
     while let Some(cur) = cursor {
         let (&id, _) = cur.current();
         if id != want {

@@ -7,7 +7,9 @@
 //! `module_param(name, charp, 0)` does, using the kernel's `param_ops_charp`.
 //! All FFI for module parameters lives here.
 
-use kernel::{bindings, ffi::c_char, module_param::KernelParam, prelude::*};
+use kernel::{
+    bindings, ffi::c_char, module_param::KernelParam, prelude::*, str::as_char_ptr_in_const_context,
+};
 
 /// Default name of the /dev node, as in mainline.
 const DEFAULT_DEVICE_NAME: &CStr = c"iommu";
@@ -20,20 +22,23 @@ const DEFAULT_DEVICE_NAME: &CStr = c"iommu";
 /// unloaded: either `DEFAULT_DEVICE_NAME` or a copy made by
 /// `param_set_charp()`. It is written only by the module loader before
 /// `init` runs, because the parameter has permission 0 (not in sysfs).
-static mut DEVICE_NAME: *mut c_char = DEFAULT_DEVICE_NAME.as_char_ptr().cast_mut();
+static mut DEVICE_NAME: *mut c_char = as_char_ptr_in_const_context(DEFAULT_DEVICE_NAME).cast_mut();
 
 #[link_section = "__param"]
 #[used(compiler)]
 static DEVICE_NAME_PARAM: KernelParam = KernelParam::new(bindings::kernel_param {
-    name: if cfg!(MODULE) { c"devname" } else { c"iommufd_rs.devname" }.as_char_ptr(),
-    // SAFETY: `__this_module` is created by the module loader and outlives
-    // every use of the parameter.
+    name: as_char_ptr_in_const_context(if cfg!(MODULE) {
+        c"devname"
+    } else {
+        c"iommufd_rs.devname"
+    }),
+    // `__this_module` is created by the module loader and outlives every
+    // use of the parameter.
     #[cfg(MODULE)]
-    mod_: unsafe { core::ptr::from_ref(&bindings::__this_module).cast_mut() },
+    mod_: &raw mut bindings::__this_module,
     #[cfg(not(MODULE))]
     mod_: core::ptr::null_mut(),
-    // SAFETY: `param_ops_charp` is an immutable C object.
-    ops: unsafe { &raw const bindings::param_ops_charp },
+    ops: &raw const bindings::param_ops_charp,
     perm: 0,
     level: -1,
     flags: 0,
@@ -53,7 +58,10 @@ macro_rules! modinfo {
 }
 
 modinfo!(DEVICE_NAME_PARMTYPE, b"parmtype=devname:charp\0");
-modinfo!(DEVICE_NAME_PARM, b"parm=devname:name of the misc device (default: iommu)\0");
+modinfo!(
+    DEVICE_NAME_PARM,
+    b"parm=devname:name of the misc device (default: iommu)\0"
+);
 
 /// The misc device name chosen at load time.
 pub(crate) fn device_name() -> &'static CStr {

@@ -21,7 +21,8 @@ use kernel::{
     clippy::all,
     clippy::pedantic,
     clippy::undocumented_unsafe_blocks,
-    missing_docs
+    missing_docs,
+    unreachable_pub
 )]
 mod generated {
     include!("uapi_generated.rs");
@@ -45,9 +46,27 @@ macro_rules! uapi_pod {
 
 uapi_pod!(
     iommu_destroy,
+    iommu_fault_alloc,
+    iommu_hw_info,
+    iommu_hw_queue_alloc,
+    iommu_hwpt_alloc,
+    iommu_hwpt_get_dirty_bitmap,
+    iommu_hwpt_invalidate,
+    iommu_hwpt_set_dirty_tracking,
     iommu_ioas_alloc,
+    iommu_ioas_allow_iovas,
+    iommu_ioas_change_process,
+    iommu_ioas_copy,
     iommu_ioas_iova_ranges,
+    iommu_ioas_map,
+    iommu_ioas_map_file,
+    iommu_ioas_unmap,
     iommu_iova_range,
+    iommu_option,
+    iommu_vdevice_alloc,
+    iommu_veventq_alloc,
+    iommu_vfio_ioas,
+    iommu_viommu_alloc,
 );
 
 /// Builds the number of an iommufd ioctl from its command index.
@@ -59,8 +78,46 @@ const fn iommufd_ioctl(cmd: u32) -> u32 {
 pub(crate) const IOMMU_DESTROY: u32 = iommufd_ioctl(IOMMUFD_CMD_DESTROY);
 /// `IOMMU_IOAS_ALLOC`.
 pub(crate) const IOMMU_IOAS_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOC);
+/// `IOMMU_IOAS_ALLOW_IOVAS`.
+pub(crate) const IOMMU_IOAS_ALLOW_IOVAS: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
+/// `IOMMU_IOAS_COPY`.
+pub(crate) const IOMMU_IOAS_COPY: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_COPY);
 /// `IOMMU_IOAS_IOVA_RANGES`.
 pub(crate) const IOMMU_IOAS_IOVA_RANGES: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_IOVA_RANGES);
+/// `IOMMU_IOAS_MAP`.
+pub(crate) const IOMMU_IOAS_MAP: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_MAP);
+/// `IOMMU_IOAS_UNMAP`.
+pub(crate) const IOMMU_IOAS_UNMAP: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_UNMAP);
+/// `IOMMU_OPTION`.
+pub(crate) const IOMMU_OPTION: u32 = iommufd_ioctl(IOMMUFD_CMD_OPTION);
+/// `IOMMU_VFIO_IOAS`.
+pub(crate) const IOMMU_VFIO_IOAS: u32 = iommufd_ioctl(IOMMUFD_CMD_VFIO_IOAS);
+/// `IOMMU_HWPT_ALLOC`.
+pub(crate) const IOMMU_HWPT_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_HWPT_ALLOC);
+/// `IOMMU_GET_HW_INFO`.
+pub(crate) const IOMMU_GET_HW_INFO: u32 = iommufd_ioctl(IOMMUFD_CMD_GET_HW_INFO);
+/// `IOMMU_HWPT_SET_DIRTY_TRACKING`.
+pub(crate) const IOMMU_HWPT_SET_DIRTY_TRACKING: u32 =
+    iommufd_ioctl(IOMMUFD_CMD_HWPT_SET_DIRTY_TRACKING);
+/// `IOMMU_HWPT_GET_DIRTY_BITMAP`.
+pub(crate) const IOMMU_HWPT_GET_DIRTY_BITMAP: u32 =
+    iommufd_ioctl(IOMMUFD_CMD_HWPT_GET_DIRTY_BITMAP);
+/// `IOMMU_HWPT_INVALIDATE`.
+pub(crate) const IOMMU_HWPT_INVALIDATE: u32 = iommufd_ioctl(IOMMUFD_CMD_HWPT_INVALIDATE);
+/// `IOMMU_FAULT_QUEUE_ALLOC`.
+pub(crate) const IOMMU_FAULT_QUEUE_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_FAULT_QUEUE_ALLOC);
+/// `IOMMU_IOAS_MAP_FILE`.
+pub(crate) const IOMMU_IOAS_MAP_FILE: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_MAP_FILE);
+/// `IOMMU_VIOMMU_ALLOC`.
+pub(crate) const IOMMU_VIOMMU_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_VIOMMU_ALLOC);
+/// `IOMMU_VDEVICE_ALLOC`.
+pub(crate) const IOMMU_VDEVICE_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_VDEVICE_ALLOC);
+/// `IOMMU_IOAS_CHANGE_PROCESS`.
+pub(crate) const IOMMU_IOAS_CHANGE_PROCESS: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_CHANGE_PROCESS);
+/// `IOMMU_VEVENTQ_ALLOC`.
+pub(crate) const IOMMU_VEVENTQ_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_VEVENTQ_ALLOC);
+/// `IOMMU_HW_QUEUE_ALLOC`.
+pub(crate) const IOMMU_HW_QUEUE_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_HW_QUEUE_ALLOC);
 
 // The header's ioctl structs all start with a `__u32 size`.
 const _: () = assert!(size_of::<iommu_destroy>() == 8);

@@ -22,6 +22,8 @@ if [ ! -f $src/Makefile ]; then
 	tar -C $src.tmp --strip-components=1 -xf /usr/src/linux-source-7.2.tar.xz
 	mv $src.tmp $src
 fi
+# An interrupted build resumes: the configuration step is done once.
+if [ ! -f "$kdir/.iommufd-rs-configured" ]; then
 rm -rf "$kdir" && mkdir -p "$kdir"
 make -C $src O="$kdir" LLVM=1 tinyconfig >/dev/null
 args=()
@@ -51,6 +53,8 @@ while IFS= read -r line; do
 	fi
 done </repo/kernel/config.fragment
 [ $bad = 0 ] || exit 1
+touch "$kdir/.iommufd-rs-configured"
+fi
 make -C $src O="$kdir" LLVM=1 -j"$jobs" bzImage modules
 make -C $src O="$kdir" LLVM=1 headers_install INSTALL_HDR_PATH="$kdir/usr-headers" >/dev/null
 touch "$kdir/.iommufd-rs-built"

@@ -22,7 +22,7 @@ bindgen /repo/include/uapi/linux/iommufd.h --with-derive-default \
 cd /repo/selftests
 IOMMUFD_RS_UAPI_RS=/build/selftests-target/uapi.rs \
 CARGO_TARGET_DIR=/build/selftests-target CARGO_HOME=/build/cargo-home \
-RUSTFLAGS="-C target-feature=+crt-static" \
+RUSTFLAGS="-C target-feature=+crt-static -A linker_messages" \
 	cargo build --release --offline --quiet
 for b in iommufd_rs_test iommufd_demo; do
 	cp /build/selftests-target/release/$b $out/

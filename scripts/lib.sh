@@ -36,6 +36,9 @@ in_root() {
 	' in_root "$ROOT" "$REPO" "$ROOT_REPO" "$@"
 }
 
-# Kernel tree paths, keyed by the config fragment's content.
-kernel_key() { content_hash "$REPO/kernel/config.fragment" "$REPO/scripts/build-kernel.sh"; }
+# Kernel tree paths, keyed by the config fragment's content and by the build
+# recipe's version: bump KERNEL_RECIPE when build-kernel.sh changes what it
+# produces.
+KERNEL_RECIPE=1
+kernel_key() { { cat "$REPO/kernel/config.fragment"; echo "recipe $KERNEL_RECIPE"; } | sha256sum | cut -c1-16; }
 kernel_dir_in_root() { echo "/build/linux-$(kernel_key)"; }

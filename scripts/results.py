@@ -21,7 +21,7 @@ import re
 import sys
 from collections import OrderedDict
 
-RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)(?: -)? (\S+)(.*)$")
+RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)(?: -)? ([^#]*?)\s*(#.*)?$")
 SPLAT = re.compile(
     r"(BUG:|WARNING:|Oops|KASAN|UBSAN|kernel BUG|general protection fault|"
     r"possible circular locking|sleeping function called|unreferenced object|"
@@ -34,10 +34,12 @@ def sections(lines):
     out = OrderedDict()
     current = None
     for line in lines:
-        if line.startswith("##BEGIN "):
-            current = line.split(None, 1)[1].strip()
+        # The console may prefix the first line with escape codes.
+        begin = re.search(r"##BEGIN (\S+)", line)
+        if begin:
+            current = begin.group(1)
             out.setdefault(current, [])
-        elif line.startswith("##END "):
+        elif "##END " in line:
             current = None
         elif current is not None:
             out[current].append(line)
@@ -54,6 +56,7 @@ def results(lines, nested):
         if not m:
             continue
         indent, verdict, _, name, rest = m.groups()
+        rest = rest or ""
         if nested != bool(indent):
             continue
         if "# SKIP" in rest or "# skip" in rest:

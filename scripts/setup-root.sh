@@ -17,7 +17,7 @@ PACKAGES=(
 	rustc rust-src bindgen rustfmt rust-clippy cargo clang lld llvm libclang-dev
 	make gcc libc6-dev flex bison bc libelf-dev libssl-dev cpio kmod
 	busybox-static qemu-system-x86 linux-source-7.2 xz-utils python3 pahole
-	libcap-dev python3-matplotlib
+	libcap-dev python3-matplotlib rsync
 )
 STAMP=$ROOT/.iommufd-rs-packages
 want=$(printf '%s\n' "${PACKAGES[@]}" "${PINNED[@]}" | sha256sum | cut -c1-16)

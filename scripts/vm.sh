@@ -37,6 +37,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo
 cd /
 sh /test.sh
 echo "IOMMUFD_RS_EXIT=$?"
@@ -51,7 +52,7 @@ set +e
 in_root /bin/bash -c "
 	cd /build/initramfs && find . | cpio -o -H newc --quiet | gzip -1 >/build/initramfs.cpio.gz
 	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
-		-m ${VM_MEM:-6G} -smp 2 -nographic -no-reboot -monitor none \
+		-m ${VM_MEM:-6G} -smp 2 -nographic -no-reboot -monitor none -nic none \
 		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/initramfs.cpio.gz \
 		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024'
 " </dev/null | tr -d '\r' | tee "$log_file"

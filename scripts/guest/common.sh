@@ -3,14 +3,14 @@
 guest_n=0
 # pass_fail NAME CMD...: one TAP result line for CMD's exit status.
 pass_fail() {
-	name=$1; shift
+	local name=$1; shift
 	guest_n=$((guest_n + 1))
 	if "$@"; then echo "ok $guest_n $name"; else echo "not ok $guest_n $name"; fi
 }
 
 # section NAME CMD...: CMD's output between ##BEGIN/##END markers.
 section() {
-	name=$1; shift
+	local name=$1; shift
 	echo "##BEGIN $name"
 	"$@" 2>&1
 	echo "##END $name"

@@ -41,7 +41,10 @@ impl Iommufd {
 
     /// IOMMU_DESTROY: 0 or the errno.
     pub fn destroy(&self, id: u32) -> Errno {
-        let mut cmd = uapi::iommu_destroy { size: size_of_u32::<uapi::iommu_destroy>(), id };
+        let mut cmd = uapi::iommu_destroy {
+            size: size_of_u32::<uapi::iommu_destroy>(),
+            id,
+        };
         sys::ioctl_struct(&self.file, uapi::IOMMU_DESTROY, &mut cmd)
     }
 
@@ -80,7 +83,13 @@ pub fn read_number(path: &str, key: Option<&str>) -> Result<u64, String> {
     .ok_or_else(|| format!("{path}: no {key:?}"))?;
     let value = match key {
         None => line.trim(),
-        Some(k) => line[k.len()..].trim_start_matches(':').split_whitespace().next().unwrap_or(""),
+        Some(k) => line[k.len()..]
+            .trim_start_matches(':')
+            .split_whitespace()
+            .next()
+            .unwrap_or(""),
     };
-    value.parse().map_err(|e| format!("{path}: parse {value:?}: {e}"))
+    value
+        .parse()
+        .map_err(|e| format!("{path}: parse {value:?}: {e}"))
 }

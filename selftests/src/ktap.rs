@@ -34,7 +34,12 @@ macro_rules! check_eq {
 macro_rules! check {
     ($cond:expr) => {{
         if !$cond {
-            return Err(format!("{}:{}: {} is false", file!(), line!(), stringify!($cond)));
+            return Err(format!(
+                "{}:{}: {} is false",
+                file!(),
+                line!(),
+                stringify!($cond)
+            ));
         }
     }};
 }
@@ -55,6 +60,10 @@ pub fn run(suite: &str, tests: &[Test]) -> usize {
             }
         }
     }
-    println!("# {suite}: {} passed, {} failed", tests.len() - failed, failed);
+    println!(
+        "# {suite}: {} passed, {} failed",
+        tests.len() - failed,
+        failed
+    );
     failed
 }

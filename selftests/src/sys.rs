@@ -43,7 +43,9 @@ pub fn ioctl_struct<T>(file: &File, request: u32, arg: &mut T) -> Errno {
 
 /// `delete_module(name, O_NONBLOCK)`: 0 or the errno.
 pub fn delete_module(name: &str) -> Errno {
-    let Ok(name) = CString::new(name) else { return libc_einval() };
+    let Ok(name) = CString::new(name) else {
+        return libc_einval();
+    };
     // SAFETY: `name` is a valid C string for the duration of the call.
     let rc = unsafe { syscall(SYS_DELETE_MODULE, name.as_ptr(), O_NONBLOCK) };
     if rc < 0 {

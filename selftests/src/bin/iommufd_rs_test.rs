@@ -46,10 +46,16 @@ fn destroy_errors() -> TestResult {
     let id = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
     check_eq!(fd.destroy(id), 0);
     check_eq!(fd.destroy(id), ENOENT);
-    let mut cmd = uapi::iommu_destroy { size: size_of_u32::<uapi::iommu_destroy>(), id: 1 };
+    let mut cmd = uapi::iommu_destroy {
+        size: size_of_u32::<uapi::iommu_destroy>(),
+        id: 1,
+    };
     // Nothing reserved in iommu_destroy: no EOPNOTSUPP case.
     cmd.size = 7;
-    check_eq!(sys::ioctl_struct(&fd.file, uapi::IOMMU_DESTROY, &mut cmd), EINVAL);
+    check_eq!(
+        sys::ioctl_struct(&fd.file, uapi::IOMMU_DESTROY, &mut cmd),
+        EINVAL
+    );
     Ok(())
 }
 
@@ -61,7 +67,10 @@ fn ioas_alloc_flags_rejected() -> TestResult {
             flags,
             out_ioas_id: 77,
         };
-        check_eq!(sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_ALLOC, &mut cmd), EOPNOTSUPP);
+        check_eq!(
+            sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_ALLOC, &mut cmd),
+            EOPNOTSUPP
+        );
         check_eq!(cmd.out_ioas_id, 77);
     }
     // Nothing was created.
@@ -80,32 +89,149 @@ fn size_rules() -> TestResult {
     // iommu_ioas_alloc is 12 bytes, all mandatory.
     for short in [0u32, 4, 8, 11] {
         set_size(&mut buf, short);
-        check_eq!(sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()), EINVAL);
+        check_eq!(
+            sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()),
+            EINVAL
+        );
     }
     // Longer with a zero tail: accepted, and the reply is not longer than
     // the kernel's struct.
     buf.0 = [0; 64];
     set_size(&mut buf, 64);
-    check_eq!(sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()), 0);
-    check_eq!(u32::from_ne_bytes([buf.0[8], buf.0[9], buf.0[10], buf.0[11]]), 1);
+    check_eq!(
+        sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()),
+        0
+    );
+    check_eq!(
+        u32::from_ne_bytes([buf.0[8], buf.0[9], buf.0[10], buf.0[11]]),
+        1
+    );
     check!(buf.0[12..].iter().all(|&b| b == 0));
     // Longer with a nonzero byte anywhere in the tail: E2BIG.
     for at in [12usize, 40, 63] {
         buf.0 = [0; 64];
         set_size(&mut buf, 64);
         buf.0[at] = 1;
-        check_eq!(sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()), E2BIG);
+        check_eq!(
+            sys::ioctl_ptr(&fd.file, uapi::IOMMU_IOAS_ALLOC, buf.0.as_mut_ptr()),
+            E2BIG
+        );
     }
     // Only the one good call created an object.
     check_eq!(fd.ioas_alloc(), Ok(2));
     Ok(())
 }
 
+/// Every ioctl of the 7.2 ABI: (name, number, minimum size, struct size).
+/// The minimum is the end of the struct's last mandatory field.
+fn abi_ioctls() -> Vec<(&'static str, u32, usize, usize)> {
+    use std::mem::offset_of;
+    macro_rules! abi {
+        ($num:ident, $ty:ident, $last:ident) => {{
+            let end = offset_of!(uapi::$ty, $last) + {
+                let v = uapi::$ty::default();
+                std::mem::size_of_val(&v.$last)
+            };
+            (stringify!($num), uapi::$num, end, size_of::<uapi::$ty>())
+        }};
+    }
+    vec![
+        abi!(IOMMU_DESTROY, iommu_destroy, id),
+        abi!(IOMMU_IOAS_ALLOC, iommu_ioas_alloc, out_ioas_id),
+        abi!(
+            IOMMU_IOAS_ALLOW_IOVAS,
+            iommu_ioas_allow_iovas,
+            allowed_iovas
+        ),
+        abi!(IOMMU_IOAS_COPY, iommu_ioas_copy, src_iova),
+        abi!(
+            IOMMU_IOAS_IOVA_RANGES,
+            iommu_ioas_iova_ranges,
+            out_iova_alignment
+        ),
+        abi!(IOMMU_IOAS_MAP, iommu_ioas_map, iova),
+        abi!(IOMMU_IOAS_UNMAP, iommu_ioas_unmap, length),
+        abi!(IOMMU_OPTION, iommu_option, val64),
+        abi!(IOMMU_VFIO_IOAS, iommu_vfio_ioas, __reserved),
+        abi!(IOMMU_HWPT_ALLOC, iommu_hwpt_alloc, __reserved),
+        abi!(IOMMU_GET_HW_INFO, iommu_hw_info, __reserved),
+        abi!(
+            IOMMU_HWPT_SET_DIRTY_TRACKING,
+            iommu_hwpt_set_dirty_tracking,
+            __reserved
+        ),
+        abi!(
+            IOMMU_HWPT_GET_DIRTY_BITMAP,
+            iommu_hwpt_get_dirty_bitmap,
+            data
+        ),
+        abi!(IOMMU_HWPT_INVALIDATE, iommu_hwpt_invalidate, __reserved),
+        abi!(IOMMU_FAULT_QUEUE_ALLOC, iommu_fault_alloc, out_fault_fd),
+        abi!(IOMMU_IOAS_MAP_FILE, iommu_ioas_map_file, iova),
+        abi!(IOMMU_VIOMMU_ALLOC, iommu_viommu_alloc, out_viommu_id),
+        abi!(IOMMU_VDEVICE_ALLOC, iommu_vdevice_alloc, virt_id),
+        abi!(
+            IOMMU_IOAS_CHANGE_PROCESS,
+            iommu_ioas_change_process,
+            __reserved
+        ),
+        abi!(IOMMU_VEVENTQ_ALLOC, iommu_veventq_alloc, out_veventq_fd),
+        abi!(IOMMU_HW_QUEUE_ALLOC, iommu_hw_queue_alloc, length),
+    ]
+}
+
+/// An aligned buffer larger than any iommufd struct.
+#[repr(C, align(8))]
+struct Buf([u8; 512]);
+
+impl Buf {
+    /// A command of `size` bytes (as its size field says) with `extra` in
+    /// the byte at offset `at`.
+    fn with(size: usize, at: usize, extra: u8) -> Self {
+        let mut b = Buf([0; 512]);
+        b.0[..4].copy_from_slice(&(size as u32).to_ne_bytes());
+        b.0[at] = extra;
+        b
+    }
+}
+
+fn size_rules_every_ioctl() -> TestResult {
+    // As upstream's cmd_length: one byte short of the minimum is EINVAL, one
+    // nonzero byte past the struct is E2BIG, for every ioctl in the ABI.
+    let fd = Iommufd::open()?;
+    for (name, num, min, size) in abi_ioctls() {
+        let mut short = Buf::with(min - 1, size, 0xff);
+        let got = sys::ioctl_ptr(&fd.file, num, short.0.as_mut_ptr());
+        if got != EINVAL {
+            return Err(format!(
+                "{name} with size {}: errno {got}, expected EINVAL",
+                min - 1
+            ));
+        }
+        let mut long = Buf::with(size + 1, size, 0xff);
+        let got = sys::ioctl_ptr(&fd.file, num, long.0.as_mut_ptr());
+        if got != E2BIG {
+            return Err(format!(
+                "{name} with size {}: errno {got}, expected E2BIG",
+                size + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn bad_pointers() -> TestResult {
     let fd = Iommufd::open()?;
-    for req in [uapi::IOMMU_DESTROY, uapi::IOMMU_IOAS_ALLOC, uapi::IOMMU_IOAS_IOVA_RANGES] {
+    for req in [
+        uapi::IOMMU_DESTROY,
+        uapi::IOMMU_IOAS_ALLOC,
+        uapi::IOMMU_IOAS_IOVA_RANGES,
+    ] {
         check_eq!(sys::ioctl_ptr(&fd.file, req, std::ptr::null_mut()), EFAULT);
-        check_eq!(sys::ioctl_ptr(&fd.file, req, 0xffff_8000_0000_0000usize as *mut u8), EFAULT);
+        check_eq!(
+            sys::ioctl_ptr(&fd.file, req, 0xffff_8000_0000_0000usize as *mut u8),
+            EFAULT
+        );
         check_eq!(sys::ioctl_ptr(&fd.file, req, 8usize as *mut u8), EFAULT);
     }
     check_eq!(fd.ioas_alloc(), Ok(1));
@@ -119,7 +245,12 @@ fn unknown_ioctls() -> TestResult {
     let ty = (uapi::IOMMUFD_TYPE as u32) << 8;
     // Outside the iommufd range, a wrong type byte, and a direction/size
     // encoded in an otherwise valid number.
-    for req in [ty | 0x7f, ty | 0xff, (b'x' as u32) << 8 | 0x80, uapi::IOMMU_DESTROY | (8 << 16) | (1 << 30)] {
+    for req in [
+        ty | 0x7f,
+        ty | 0xff,
+        (b'x' as u32) << 8 | 0x80,
+        uapi::IOMMU_DESTROY | (8 << 16) | (1 << 30),
+    ] {
         check_eq!(sys::ioctl_ptr(&fd.file, req, buf.0.as_mut_ptr()), ENOTTY);
     }
     Ok(())
@@ -149,7 +280,10 @@ fn iova_ranges_too_small() -> TestResult {
         ioas_id: id,
         ..Default::default()
     };
-    check_eq!(sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_IOVA_RANGES, &mut cmd), EMSGSIZE);
+    check_eq!(
+        sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_IOVA_RANGES, &mut cmd),
+        EMSGSIZE
+    );
     check_eq!(cmd.num_iovas, 1);
     Ok(())
 }
@@ -168,13 +302,22 @@ fn iova_ranges_errors() -> TestResult {
     let call = |cmd: &mut uapi::iommu_ioas_iova_ranges| {
         sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_IOVA_RANGES, cmd)
     };
-    let mut cmd = uapi::iommu_ioas_iova_ranges { __reserved: 1, ..base };
+    let mut cmd = uapi::iommu_ioas_iova_ranges {
+        __reserved: 1,
+        ..base
+    };
     check_eq!(call(&mut cmd), EOPNOTSUPP);
-    let mut cmd = uapi::iommu_ioas_iova_ranges { ioas_id: id + 1, ..base };
+    let mut cmd = uapi::iommu_ioas_iova_ranges {
+        ioas_id: id + 1,
+        ..base
+    };
     check_eq!(call(&mut cmd), ENOENT);
     let mut cmd = uapi::iommu_ioas_iova_ranges { ioas_id: 0, ..base };
     check_eq!(call(&mut cmd), ENOENT);
-    let mut cmd = uapi::iommu_ioas_iova_ranges { allowed_iovas: 16, ..base };
+    let mut cmd = uapi::iommu_ioas_iova_ranges {
+        allowed_iovas: 16,
+        ..base
+    };
     check_eq!(call(&mut cmd), EFAULT);
     let mut cmd = uapi::iommu_ioas_iova_ranges { size: 31, ..base };
     check_eq!(call(&mut cmd), EINVAL);
@@ -199,7 +342,10 @@ fn iova_ranges_reply_fields() -> TestResult {
         out_iova_alignment: 0xdead,
         ..Default::default()
     };
-    check_eq!(sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_IOVA_RANGES, &mut cmd), 0);
+    check_eq!(
+        sys::ioctl_struct(&fd.file, uapi::IOMMU_IOAS_IOVA_RANGES, &mut cmd),
+        0
+    );
     check_eq!(cmd.out_iova_alignment, 1);
     check_eq!((range.start, range.last), (0, u64::MAX));
     check_eq!(size_of::<uapi::iommu_ioas_iova_ranges>(), 32);
@@ -251,19 +397,62 @@ fn close_frees_objects() -> TestResult {
 
 fn main() {
     let tests = [
-        Test { name: "node_is_root_0660", run: node_is_root_0660 },
-        Test { name: "ioas_ids_count_from_one", run: ioas_ids_count_from_one },
-        Test { name: "destroy_errors", run: destroy_errors },
-        Test { name: "ioas_alloc_flags_rejected", run: ioas_alloc_flags_rejected },
-        Test { name: "size_rules", run: size_rules },
-        Test { name: "bad_pointers", run: bad_pointers },
-        Test { name: "unknown_ioctls", run: unknown_ioctls },
-        Test { name: "iova_ranges_whole_space", run: iova_ranges_whole_space },
-        Test { name: "iova_ranges_too_small", run: iova_ranges_too_small },
-        Test { name: "iova_ranges_errors", run: iova_ranges_errors },
-        Test { name: "iova_ranges_reply_fields", run: iova_ranges_reply_fields },
-        Test { name: "no_unload_while_open", run: no_unload_while_open },
-        Test { name: "close_frees_objects", run: close_frees_objects },
+        Test {
+            name: "node_is_root_0660",
+            run: node_is_root_0660,
+        },
+        Test {
+            name: "ioas_ids_count_from_one",
+            run: ioas_ids_count_from_one,
+        },
+        Test {
+            name: "destroy_errors",
+            run: destroy_errors,
+        },
+        Test {
+            name: "ioas_alloc_flags_rejected",
+            run: ioas_alloc_flags_rejected,
+        },
+        Test {
+            name: "size_rules",
+            run: size_rules,
+        },
+        Test {
+            name: "size_rules_every_ioctl",
+            run: size_rules_every_ioctl,
+        },
+        Test {
+            name: "bad_pointers",
+            run: bad_pointers,
+        },
+        Test {
+            name: "unknown_ioctls",
+            run: unknown_ioctls,
+        },
+        Test {
+            name: "iova_ranges_whole_space",
+            run: iova_ranges_whole_space,
+        },
+        Test {
+            name: "iova_ranges_too_small",
+            run: iova_ranges_too_small,
+        },
+        Test {
+            name: "iova_ranges_errors",
+            run: iova_ranges_errors,
+        },
+        Test {
+            name: "iova_ranges_reply_fields",
+            run: iova_ranges_reply_fields,
+        },
+        Test {
+            name: "no_unload_while_open",
+            run: no_unload_while_open,
+        },
+        Test {
+            name: "close_frees_objects",
+            run: close_frees_objects,
+        },
     ];
     let failed = run("iommufd_rs_selftests", &tests);
     std::process::exit(if failed == 0 { 0 } else { 1 });
