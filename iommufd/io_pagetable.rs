@@ -6,6 +6,7 @@
 //! For now it holds only the reserved ranges and the IOVA alignment; the
 //! areas and allowed ranges arrive with the IOAS core.
 
+use crate::interval_tree::{IntervalTree, NewNode};
 use kernel::prelude::*;
 
 /// An inclusive IOVA range `[start, last]`.
@@ -19,8 +20,8 @@ pub(crate) struct IovaRange {
 
 /// The IOVA bookkeeping of one IOAS.
 pub(crate) struct IoPagetable {
-    /// Reserved ranges, sorted by start; they may overlap.
-    reserved: KVec<IovaRange>,
+    /// Reserved ranges; they may overlap.
+    reserved: IntervalTree<()>,
     /// Every IOVA and length must be a multiple of this.
     iova_alignment: u64,
 }
@@ -29,7 +30,7 @@ impl IoPagetable {
     /// An empty table: nothing reserved, byte alignment.
     pub(crate) const fn new() -> Self {
         Self {
-            reserved: KVec::new(),
+            reserved: IntervalTree::new(),
             iova_alignment: 1,
         }
     }
@@ -42,45 +43,21 @@ impl IoPagetable {
     /// Marks `range` reserved.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn reserve(&mut self, range: IovaRange) -> Result {
-        let at = self
-            .reserved
-            .iter()
-            .position(|r| r.start > range.start)
-            .unwrap_or(self.reserved.len());
         self.reserved
-            .insert_within_capacity(at, range)
-            .or_else(|_| {
-                self.reserved.reserve(1, GFP_KERNEL)?;
-                self.reserved
-                    .insert_within_capacity(at, range)
-                    .map_err(|_| ENOMEM)
-            })
+            .insert(NewNode::new(range.start, range.last, (), GFP_KERNEL)?);
+        Ok(())
     }
 
     /// Calls `f` on each hole between reserved ranges over the whole 64-bit
     /// IOVA space, in increasing order.
     pub(crate) fn for_each_hole(&self, mut f: impl FnMut(IovaRange) -> Result) -> Result {
-        // Next IOVA not known to be reserved; `None` once past U64_MAX.
-        let mut next = Some(0u64);
-        for r in self.reserved.iter() {
-            let Some(start) = next else { break };
-            if r.start > start {
-                f(IovaRange {
-                    start,
-                    last: r.start - 1,
-                })?;
-            }
-            if r.last >= start {
-                next = r.last.checked_add(1);
-            }
+        for span in self.reserved.spans(0, u64::MAX).filter(|s| s.is_hole) {
+            f(IovaRange {
+                start: span.start,
+                last: span.last,
+            })?;
         }
-        match next {
-            Some(start) => f(IovaRange {
-                start,
-                last: u64::MAX,
-            }),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

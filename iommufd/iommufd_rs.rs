@@ -11,7 +11,8 @@
 //! - [`context`]: the open file; [`object`]: the object table;
 //! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
-//! - [`misc`], [`param`]: thin FFI wrappers (misc device, string parameter).
+//! - [`misc`], [`param`], [`interval_tree`]: thin FFI wrappers (misc device,
+//!   string parameter, the kernel's interval tree).
 //!
 //! # Lock order
 //!
@@ -26,6 +27,7 @@
 use kernel::prelude::*;
 
 mod context;
+mod interval_tree;
 mod io_pagetable;
 mod ioas;
 mod ioctl;

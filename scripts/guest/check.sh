@@ -8,4 +8,7 @@ section upstream-rust upstream iommufd
 section failnth-rust upstream iommufd_fail_nth
 section guest pass_fail "rmmod iommufd_rs after the tests" unload_rust
 section guest pass_fail "/dev/iommu gone after unload" test ! -e /dev/iommu
+section guest pass_fail "devname= names the node" load_rust devname=iommu_rs_alt
+section guest pass_fail "node /dev/iommu_rs_alt exists" test -c /dev/iommu_rs_alt
+section guest pass_fail "rmmod after devname=" unload_rust
 section dmesg dmesg
