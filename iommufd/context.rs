@@ -2,8 +2,8 @@
 
 //! The state of one open /dev/iommu file.
 
-use crate::{ioctl, misc::FileOps, object::ObjectTable};
-use kernel::prelude::*;
+use crate::{ioctl, misc::FileOps, object::ObjectTable, pages::AccountMode};
+use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Which node a file was opened through.
 pub(crate) struct Node;
@@ -14,6 +14,25 @@ pub(crate) struct Context {
     /// Objects created through this file, by ID.
     #[pin]
     pub(crate) objects: ObjectTable,
+    /// How new pages objects are charged (`IOMMU_OPTION_RLIMIT_MODE`).
+    #[pin]
+    account_mode: Mutex<AccountMode>,
+}
+
+impl Context {
+    /// The accounting mode for new pages objects.
+    pub(crate) fn account_mode(&self) -> AccountMode {
+        *self.account_mode.lock()
+    }
+
+    /// Sets the accounting mode to what `mode` returns, if no object
+    /// exists yet (`EBUSY` otherwise, checked first).
+    pub(crate) fn set_account_mode(&self, mode: impl FnOnce() -> Result<AccountMode>) -> Result {
+        self.objects.while_empty(|| {
+            *self.account_mode.lock() = mode()?;
+            Ok(())
+        })
+    }
 }
 
 impl FileOps for Context {
@@ -21,7 +40,10 @@ impl FileOps for Context {
 
     fn open(_node: &Node) -> Result<Pin<KBox<Self>>> {
         KBox::pin_init(
-            pin_init!(Context { objects <- ObjectTable::new() }),
+            pin_init!(Context {
+                objects <- ObjectTable::new(),
+                account_mode <- new_mutex!(AccountMode::None),
+            }),
             GFP_KERNEL,
         )
     }

@@ -1,13 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The IO page table of an IOAS: which IOVA ranges are reserved, allowed and
-//! mapped.
+//! The IO page table of an IOAS: which IOVA ranges are mapped to which user
+//! memory, which may be allocated, and which are reserved.
 //!
-//! For now it holds only the reserved ranges and the IOVA alignment; the
-//! areas and allowed ranges arrive with the IOAS core.
+//! Three interval trees:
+//! - `areas`: each maps an IOVA range to a byte range of a [`Pages`];
+//!   areas never overlap;
+//! - `allowed`: ranges set by `IOAS_ALLOW_IOVAS`; when there are any, the
+//!   IOVA allocator only picks from them;
+//! - `reserved`: ranges nothing may be mapped at (domain apertures, device
+//!   regions, tests).
+//!
+//! Errnos and choices follow C iommufd exactly, so that both give the same
+//! IOVAs for the same calls.
 
-use crate::interval_tree::{IntervalTree, NewNode};
-use kernel::prelude::*;
+use crate::{
+    errno::eaddrinuse,
+    interval_tree::{IntervalTree, NewNode},
+    pages::{Pages, PAGE_SIZE_U64},
+};
+use kernel::{prelude::*, sync::Arc};
+
+/// Largest alignment the IOVA allocator asks for: the PMD size, so that
+/// huge pages can be mapped whole.
+const MAX_ALLOC_ALIGNMENT: u64 = if cfg!(CONFIG_TRANSPARENT_HUGEPAGE) {
+    1 << 21
+} else {
+    PAGE_SIZE_U64
+};
 
 /// An inclusive IOVA range `[start, last]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,20 +38,89 @@ pub(crate) struct IovaRange {
     pub(crate) last: u64,
 }
 
+/// IOMMU protection bits of an area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Prot {
+    /// Devices may read.
+    pub(crate) read: bool,
+    /// Devices may write.
+    pub(crate) write: bool,
+}
+
+/// A mapped IOVA range: bytes `start_byte..` of `pages`.
+pub(crate) struct Area {
+    /// The memory.
+    pub(crate) pages: Arc<Pages>,
+    /// Offset of the area's first IOVA inside `pages`.
+    pub(crate) start_byte: u64,
+    /// Protection.
+    #[expect(dead_code, reason = "read when areas are mapped into domains")]
+    pub(crate) prot: Prot,
+}
+
+impl Area {
+    /// Offset in the page of the area's first byte.
+    fn page_offset(&self) -> u64 {
+        self.start_byte % PAGE_SIZE_U64
+    }
+}
+
+/// A piece of memory to map: `length` bytes from `start_byte` of `pages`.
+pub(crate) struct PagesPiece {
+    /// The memory.
+    pub(crate) pages: Arc<Pages>,
+    /// First byte inside `pages`.
+    pub(crate) start_byte: u64,
+    /// Length in bytes.
+    pub(crate) length: u64,
+}
+
 /// The IOVA bookkeeping of one IOAS.
 pub(crate) struct IoPagetable {
-    /// Reserved ranges; they may overlap.
+    areas: IntervalTree<Area>,
+    allowed: IntervalTree<()>,
     reserved: IntervalTree<()>,
-    /// Every IOVA and length must be a multiple of this.
+    /// Every IOVA, length and page offset must be a multiple of this.
     iova_alignment: u64,
+    /// `IOMMU_OPTION_HUGE_PAGES` set to 0.
+    disable_large_pages: bool,
+}
+
+/// Where a map goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Placement {
+    /// Exactly at this IOVA.
+    Fixed(u64),
+    /// Wherever the allocator finds room.
+    Allocate,
+}
+
+/// `x + len - 1`, or `EOVERFLOW`.
+fn last_of(start: u64, len: u64) -> Result<u64> {
+    start.checked_add(len.wrapping_sub(1)).ok_or(EOVERFLOW)
+}
+
+/// The lowest IOVA in `[start, last]` that is aligned to `align`, has
+/// `page_offset` ORed in, and leaves room for `length` bytes. `align` is a
+/// power of two. A candidate at `last` itself is refused, as in C.
+fn fit_in(start: u64, last: u64, length: u64, align: u64, page_offset: u64) -> Option<u64> {
+    let aligned = start.checked_add(align - 1)? & !(align - 1);
+    let iova = aligned | page_offset;
+    if iova >= last || last - iova < length - 1 {
+        return None;
+    }
+    Some(iova)
 }
 
 impl IoPagetable {
     /// An empty table: nothing reserved, byte alignment.
     pub(crate) const fn new() -> Self {
         Self {
+            areas: IntervalTree::new(),
+            allowed: IntervalTree::new(),
             reserved: IntervalTree::new(),
             iova_alignment: 1,
+            disable_large_pages: false,
         }
     }
 
@@ -40,9 +129,15 @@ impl IoPagetable {
         self.iova_alignment
     }
 
-    /// Marks `range` reserved.
-    #[cfg(CONFIG_KUNIT)]
+    /// Marks `range` reserved: `EADDRINUSE` if an area or an allowed range
+    /// meets it.
+    #[cfg_attr(not(CONFIG_KUNIT), allow(dead_code))]
     pub(crate) fn reserve(&mut self, range: IovaRange) -> Result {
+        if self.areas.first(range.start, range.last).is_some()
+            || self.allowed.first(range.start, range.last).is_some()
+        {
+            return Err(eaddrinuse());
+        }
         self.reserved
             .insert(NewNode::new(range.start, range.last, (), GFP_KERNEL)?);
         Ok(())
@@ -56,6 +151,266 @@ impl IoPagetable {
                 start: span.start,
                 last: span.last,
             })?;
+        }
+        Ok(())
+    }
+
+    /// The lowest free IOVA range for `length` bytes whose source address
+    /// (user VA or file offset) is `addr`.
+    ///
+    /// The IOVA gets the largest alignment that suits both the length and
+    /// `addr` (up to the PMD size), so huge pages can be mapped, and keeps
+    /// `addr`'s offset in the page. It stays inside the allowed ranges, if
+    /// any, and out of reserved ranges and areas; IOVA 0 and the last page
+    /// are never used.
+    fn alloc_iova(&self, addr: u64, length: u64) -> Result<u64> {
+        let page_offset = addr % PAGE_SIZE_U64;
+        if length == 0 || length >= u64::MAX / 2 {
+            return Err(EOVERFLOW);
+        }
+        let mut align = length.next_power_of_two();
+        if addr != 0 {
+            align = align.min(1 << addr.trailing_zeros());
+        }
+        align = align.min(MAX_ALLOC_ALIGNMENT);
+        if align < self.iova_alignment {
+            return Err(EINVAL);
+        }
+        let (lo, hi) = (PAGE_SIZE_U64, u64::MAX - PAGE_SIZE_U64);
+        let found = if self.allowed.len() == 0 {
+            self.alloc_in(
+                [IovaRange {
+                    start: lo,
+                    last: hi,
+                }]
+                .into_iter(),
+                length,
+                align,
+                page_offset,
+            )
+        } else {
+            let spans = self.allowed.spans(lo, hi).filter(|s| !s.is_hole);
+            self.alloc_in(
+                spans.map(|s| IovaRange {
+                    start: s.start,
+                    last: s.last,
+                }),
+                length,
+                align,
+                page_offset,
+            )
+        };
+        found.ok_or(ENOSPC)
+    }
+
+    /// First fit over `spans`, in order, among the holes left by reserved
+    /// ranges and areas.
+    fn alloc_in(
+        &self,
+        spans: impl Iterator<Item = IovaRange>,
+        length: u64,
+        align: u64,
+        page_offset: u64,
+    ) -> Option<u64> {
+        for span in spans {
+            let Some(start) = fit_in(span.start, span.last, length, align, page_offset) else {
+                continue;
+            };
+            // The holes of areas and reserved ranges together, in order:
+            // each area hole split by the reserved ranges inside it.
+            for area_hole in self.areas.spans(start, span.last).filter(|s| s.is_hole) {
+                let holes = self
+                    .reserved
+                    .spans(area_hole.start, area_hole.last)
+                    .filter(|s| s.is_hole);
+                for hole in holes {
+                    if let Some(iova) = fit_in(hole.start, hole.last, length, align, page_offset) {
+                        return Some(iova);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Checks that `[iova, iova + length)` may be mapped exactly there.
+    fn check_iova(&self, iova: u64, length: u64) -> Result {
+        if iova & (self.iova_alignment - 1) != 0 {
+            return Err(EINVAL);
+        }
+        let last = last_of(iova, length)?;
+        if self.reserved.first(iova, last).is_some() {
+            return Err(EINVAL);
+        }
+        if self.areas.first(iova, last).is_some() {
+            return Err(EEXIST);
+        }
+        Ok(())
+    }
+
+    /// Maps `pieces` back to back, at `placement`, with `prot`. Returns the
+    /// first IOVA. Either every piece is mapped or nothing changes.
+    pub(crate) fn map_pieces(
+        &mut self,
+        pieces: KVec<PagesPiece>,
+        placement: Placement,
+        prot: Prot,
+    ) -> Result<u64> {
+        let length = pieces
+            .iter()
+            .try_fold(0u64, |sum, p| sum.checked_add(p.length))
+            .ok_or(EOVERFLOW)?;
+        // Allocate every node first, so that inserting cannot fail.
+        let mut nodes = KVec::with_capacity(pieces.len(), GFP_KERNEL)?;
+        for piece in pieces {
+            let area = Area {
+                pages: piece.pages,
+                start_byte: piece.start_byte,
+                prot,
+            };
+            nodes.push((piece.length, area), GFP_KERNEL)?;
+        }
+        if length & (self.iova_alignment - 1) != 0 || length == 0 {
+            return Err(EINVAL);
+        }
+        let iova = match placement {
+            Placement::Fixed(iova) => {
+                self.check_iova(iova, length)?;
+                iova
+            }
+            Placement::Allocate => {
+                let first = nodes.first().ok_or(EINVAL)?;
+                self.alloc_iova(first.1.pages.address_of(first.1.start_byte), length)?
+            }
+        };
+        // Check every piece before inserting any.
+        let mut at = iova;
+        let mut checked = KVec::with_capacity(nodes.len(), GFP_KERNEL)?;
+        for (len, area) in nodes {
+            if prot.write && !area.pages.writable {
+                return Err(EPERM);
+            }
+            if area.page_offset() & (self.iova_alignment - 1) != 0 {
+                return Err(EINVAL);
+            }
+            let last = last_of(at, len)?;
+            last_of(area.start_byte, len)?;
+            checked.push(NewNode::new(at, last, area, GFP_KERNEL)?, GFP_KERNEL)?;
+            at = last.wrapping_add(1);
+        }
+        for node in checked {
+            self.areas.insert(node);
+        }
+        Ok(iova)
+    }
+
+    /// Unmaps the areas inside `[start, last]`, in order, and returns the
+    /// bytes unmapped. Stops with `ENOENT` at an area that crosses the
+    /// range's edge; the areas before it stay unmapped, as in C.
+    pub(crate) fn unmap_range(&mut self, start: u64, last: u64) -> (Result, u64) {
+        let mut unmapped = 0u64;
+        let mut from = start;
+        loop {
+            let Some(area) = self.areas.first(from, last) else {
+                return (Ok(()), unmapped);
+            };
+            let (a_start, a_last) = (area.start, area.last);
+            if a_start < start || a_last > last {
+                return (Err(ENOENT), unmapped);
+            }
+            drop(self.areas.remove_first(a_start, a_start));
+            unmapped = unmapped.wrapping_add(a_last - a_start + 1);
+            if a_last >= last {
+                return (Ok(()), unmapped);
+            }
+            from = a_last + 1;
+        }
+    }
+
+    /// The memory behind `[iova, iova + length)`, which contiguous areas
+    /// must cover, as pieces sharing the areas' pages objects.
+    pub(crate) fn get_pieces(&self, iova: u64, length: u64) -> Result<KVec<PagesPiece>> {
+        if length == 0 {
+            return Err(EINVAL);
+        }
+        let last = last_of(iova, length)?;
+        let mut pieces = KVec::new();
+        let mut cur = iova;
+        for area in self.areas.iter(iova, last) {
+            if area.start > cur {
+                break;
+            }
+            let piece_last = last.min(area.last);
+            pieces.push(
+                PagesPiece {
+                    pages: area.value.pages.clone(),
+                    start_byte: cur - area.start + area.value.start_byte,
+                    length: piece_last - cur + 1,
+                },
+                GFP_KERNEL,
+            )?;
+            if piece_last == last {
+                return Ok(pieces);
+            }
+            cur = piece_last + 1;
+        }
+        Err(ENOENT)
+    }
+
+    /// Replaces the allowed ranges. `EINVAL` if a range is empty-or-single
+    /// (`start >= last`) or two overlap; `EADDRINUSE` if one meets a
+    /// reserved range. On error nothing changes.
+    pub(crate) fn set_allowed(&mut self, ranges: &[IovaRange]) -> Result {
+        let mut new = IntervalTree::new();
+        for r in ranges {
+            if r.start >= r.last || new.first(r.start, r.last).is_some() {
+                return Err(EINVAL);
+            }
+            new.insert(NewNode::new(r.start, r.last, (), GFP_KERNEL)?);
+        }
+        for r in ranges {
+            if self.reserved.first(r.start, r.last).is_some() {
+                return Err(eaddrinuse());
+            }
+        }
+        self.allowed = new;
+        Ok(())
+    }
+
+    /// `IOMMU_OPTION_HUGE_PAGES`: whether large IO pages may be used.
+    pub(crate) fn huge_pages(&self) -> bool {
+        !self.disable_large_pages
+    }
+
+    /// Allows or forbids large IO pages; forbidding raises the alignment to
+    /// `PAGE_SIZE`, which fails with `EADDRINUSE` if an area is not page
+    /// aligned.
+    pub(crate) fn set_huge_pages(&mut self, enable: bool) -> Result {
+        if enable {
+            self.disable_large_pages = false;
+            self.iova_alignment = 1;
+            return Ok(());
+        }
+        if self.disable_large_pages {
+            return Ok(());
+        }
+        let align = PAGE_SIZE_U64;
+        let misaligned = self.areas.iter(0, u64::MAX).any(|a| {
+            let len = a.last - a.start + 1;
+            (a.start | len | a.value.page_offset()) & (align - 1) != 0
+        });
+        if misaligned {
+            return Err(eaddrinuse());
+        }
+        self.disable_large_pages = true;
+        self.iova_alignment = align;
+        Ok(())
+    }
+
+    /// Calls `f` on the pages object of every area, by IOVA.
+    pub(crate) fn for_each_area_pages(&self, mut f: impl FnMut(&Arc<Pages>) -> Result) -> Result {
+        for area in self.areas.iter(0, u64::MAX) {
+            f(&area.value.pages)?;
         }
         Ok(())
     }
@@ -73,6 +428,14 @@ mod tests {
 
     fn range(start: u64, last: u64) -> IovaRange {
         IovaRange { start, last }
+    }
+
+    /// Occupies `[start, last]` as an area would, without a pages object.
+    fn occupy(t: &mut IoPagetable, start: u64, last: u64) -> Result {
+        // The reserved tree blocks the allocator the same way areas do.
+        t.reserved
+            .insert(NewNode::new(start, last, (), GFP_KERNEL)?);
+        Ok(())
     }
 
     #[test]
@@ -101,10 +464,53 @@ mod tests {
     }
 
     #[test]
-    fn reserved_from_zero() -> Result {
+    fn alloc_alignment_follows_address_and_length() -> Result {
+        let t = IoPagetable::new();
+        // Page-aligned address, one page: the first page after 0.
+        assert_eq!(t.alloc_iova(0x7f00_0000_1000, 0x1000), Ok(0x1000));
+        // 2 MiB aligned address and length: 2 MiB aligned IOVA.
+        assert_eq!(t.alloc_iova(0x7f00_0020_0000, 0x20_0000), Ok(0x20_0000));
+        // The page offset is kept; the alignment is the address's.
+        assert_eq!(t.alloc_iova(0x7f00_0000_1234, 0x1000), Ok(0x1234));
+        // Lengths that cannot be allocated.
+        assert_eq!(t.alloc_iova(0x1000, 0), Err(EOVERFLOW));
+        assert_eq!(t.alloc_iova(0x1000, u64::MAX / 2), Err(EOVERFLOW));
+        Ok(())
+    }
+
+    #[test]
+    fn alloc_first_fit_skips_used() -> Result {
         let mut t = IoPagetable::new();
-        t.reserve(range(0, 0))?;
-        assert_eq!(&holes(&t)?[..], &[range(1, u64::MAX)]);
+        occupy(&mut t, 0x1000, 0x2fff)?;
+        occupy(&mut t, 0x4000, 0x4fff)?;
+        // One page fits in the hole at 0x3000.
+        assert_eq!(t.alloc_iova(0x10_0000, 0x1000), Ok(0x3000));
+        // Two pages do not: the next room is after 0x4fff.
+        assert_eq!(t.alloc_iova(0x10_0000, 0x2000), Ok(0x6000));
+        Ok(())
+    }
+
+    #[test]
+    fn alloc_stays_in_allowed() -> Result {
+        let mut t = IoPagetable::new();
+        t.set_allowed(&[range(0x10_0000, 0x10_ffff), range(0x40_0000, 0x7f_ffff)])?;
+        assert_eq!(t.alloc_iova(0x1000, 0x1000), Ok(0x10_0000));
+        // Too big for the first allowed range.
+        assert_eq!(t.alloc_iova(0x1000, 0x2_0000), Ok(0x40_0000));
+        assert_eq!(t.alloc_iova(0x1000, 0x100_0000), Err(ENOSPC));
+        Ok(())
+    }
+
+    #[test]
+    fn allowed_ranges_rules() -> Result {
+        let mut t = IoPagetable::new();
+        assert_eq!(t.set_allowed(&[range(5, 5)]), Err(EINVAL));
+        assert_eq!(t.set_allowed(&[range(0, 10), range(10, 20)]), Err(EINVAL));
+        t.set_allowed(&[range(0, 10), range(11, 20)])?;
+        t.reserve(range(100, 200))?;
+        assert_eq!(t.set_allowed(&[range(150, 300)]), Err(eaddrinuse()));
+        // The failed call left the old ranges.
+        assert_eq!(t.reserve(range(5, 6)), Err(eaddrinuse()));
         Ok(())
     }
 }

@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! IOAS objects and their ioctls.
+//!
+//! Each handler checks its input in the order C iommufd does, so that both
+//! give the same errno for the same bad input, then works on the IOAS's
+//! [`IoPagetable`] under its lock.
 
 use crate::{
     context::Context,
-    io_pagetable::IoPagetable,
-    ioctl::{eopnotsupp, Ucmd},
+    errno::eopnotsupp,
+    io_pagetable::{IoPagetable, IovaRange, PagesPiece, Placement, Prot},
+    ioctl::Ucmd,
     object::{ObjectKind, ObjectRef},
+    pages::{AccountMode, Pages, PagesKind, PagesRequest},
+    sys::{self, Capability},
     uapi,
 };
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{aref::ARef, Arc, Mutex},
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
@@ -46,6 +53,51 @@ pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<(ObjectRef, Arc<Ioas>)>
     }
 }
 
+const MAP_FIXED_IOVA: u32 = uapi::IOMMU_IOAS_MAP_FIXED_IOVA;
+const MAP_WRITEABLE: u32 = uapi::IOMMU_IOAS_MAP_WRITEABLE;
+const MAP_READABLE: u32 = uapi::IOMMU_IOAS_MAP_READABLE;
+const MAP_FLAGS: u32 = MAP_FIXED_IOVA | MAP_WRITEABLE | MAP_READABLE;
+
+/// Decodes the map flags shared by MAP, MAP_FILE and COPY: `EINVAL` if the
+/// mapping would be neither readable nor writable.
+fn map_flags(flags: u32, iova: u64) -> Result<(Prot, Placement)> {
+    if flags & (MAP_WRITEABLE | MAP_READABLE) == 0 {
+        return Err(EINVAL);
+    }
+    let prot = Prot {
+        read: flags & MAP_READABLE != 0,
+        write: flags & MAP_WRITEABLE != 0,
+    };
+    let placement = if flags & MAP_FIXED_IOVA != 0 {
+        Placement::Fixed(iova)
+    } else {
+        Placement::Allocate
+    };
+    Ok((prot, placement))
+}
+
+/// Maps one new pages object into `ioas`.
+fn map_new_pages(
+    ioas: &Ioas,
+    pages: Arc<Pages>,
+    start_byte: u64,
+    length: u64,
+    flags: u32,
+    iova: u64,
+) -> Result<u64> {
+    let (prot, placement) = map_flags(flags, iova)?;
+    let mut pieces = KVec::with_capacity(1, GFP_KERNEL)?;
+    pieces.push(
+        PagesPiece {
+            pages,
+            start_byte,
+            length,
+        },
+        GFP_KERNEL,
+    )?;
+    ioas.iopt.lock().map_pieces(pieces, placement, prot)
+}
+
 /// `IOMMU_IOAS_ALLOC`: creates an empty IOAS.
 pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>) -> Result {
     if ucmd.cmd.flags != 0 {
@@ -59,7 +111,7 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>
     Ok(())
 }
 
-/// `IOMMU_IOAS_IOVA_RANGES`: reports the usable IOVA ranges.
+/// `IOMMU_IOAS_IOVA_RANGES`: reports the IOVA ranges that are not reserved.
 ///
 /// Writes as many ranges as fit in `num_iovas`, always sets `num_iovas` to
 /// the full count, and fails with `EMSGSIZE` if they did not all fit.
@@ -95,6 +147,219 @@ pub(crate) fn iova_ranges_ioctl(
     ucmd.respond()?;
     if count > max {
         return Err(EMSGSIZE);
+    }
+    Ok(())
+}
+
+/// `IOMMU_IOAS_ALLOW_IOVAS`: replaces the ranges the allocator may use.
+pub(crate) fn allow_iovas_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_ioas_allow_iovas>,
+) -> Result {
+    if ucmd.cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+    let count = ucmd.cmd.num_iovas as usize;
+    let elem = size_of::<uapi::iommu_iova_range>();
+    let mut reader = UserSlice::new(
+        UserPtr::from_addr(ucmd.cmd.allowed_iovas as usize),
+        count.saturating_mul(elem),
+    )
+    .reader();
+    let mut ranges = KVec::with_capacity(count, GFP_KERNEL)?;
+    for _ in 0..count {
+        let r: uapi::iommu_iova_range = reader.read()?;
+        let range = IovaRange {
+            start: r.start,
+            last: r.last,
+        };
+        // Checked one by one, as they are read, so that errnos come in C's order.
+        if range.start >= range.last
+            || ranges
+                .iter()
+                .any(|o: &IovaRange| o.start <= range.last && range.start <= o.last)
+        {
+            return Err(EINVAL);
+        }
+        ranges.push(range, GFP_KERNEL)?;
+    }
+    let result = ioas.iopt.lock().set_allowed(&ranges);
+    result
+}
+
+/// `IOMMU_IOAS_MAP`: maps user memory.
+pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags & !MAP_FLAGS != 0 || cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    if cmd.iova == u64::MAX || cmd.length == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    map_flags(cmd.flags, cmd.iova)?;
+    let (_obj, ioas) = get_ioas(ctx, cmd.ioas_id)?;
+    cmd.user_va.checked_add(cmd.length).ok_or(EOVERFLOW)?;
+    let (pages, start_byte) = Pages::new(PagesRequest {
+        kind: PagesKind::User,
+        start: cmd.user_va,
+        length: cmd.length,
+        writable: cmd.flags & MAP_WRITEABLE != 0,
+        ctx_mode: ctx.account_mode(),
+    })?;
+    ucmd.cmd.iova = map_new_pages(&ioas, pages, start_byte, cmd.length, cmd.flags, cmd.iova)?;
+    ucmd.respond()
+}
+
+/// `IOMMU_IOAS_MAP_FILE`: maps a range of a file (memfd).
+pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map_file>) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags & !MAP_FLAGS != 0 {
+        return Err(eopnotsupp());
+    }
+    if cmd.iova == u64::MAX || cmd.length == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    map_flags(cmd.flags, cmd.iova)?;
+    let (_obj, ioas) = get_ioas(ctx, cmd.ioas_id)?;
+    if cmd.length == 0 {
+        return Err(EINVAL);
+    }
+    cmd.start.checked_add(cmd.length - 1).ok_or(EOVERFLOW)?;
+    let file = sys::file_from_fd(cmd.fd)?;
+    let (pages, start_byte) = Pages::new(PagesRequest {
+        kind: PagesKind::File(file),
+        start: cmd.start,
+        length: cmd.length,
+        writable: cmd.flags & MAP_WRITEABLE != 0,
+        ctx_mode: ctx.account_mode(),
+    })?;
+    ucmd.cmd.iova = map_new_pages(&ioas, pages, start_byte, cmd.length, cmd.flags, cmd.iova)?;
+    ucmd.respond()
+}
+
+/// `IOMMU_IOAS_COPY`: maps memory already mapped in one IOAS into another
+/// (or the same), sharing its pages objects.
+pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags & !MAP_FLAGS != 0 {
+        return Err(eopnotsupp());
+    }
+    if cmd.length == u64::MAX || cmd.src_iova == u64::MAX || cmd.dst_iova == u64::MAX {
+        return Err(EOVERFLOW);
+    }
+    let (prot, placement) = map_flags(cmd.flags, cmd.dst_iova)?;
+    let pieces = {
+        let (_src_obj, src) = get_ioas(ctx, cmd.src_ioas_id)?;
+        let pieces = src.iopt.lock().get_pieces(cmd.src_iova, cmd.length)?;
+        pieces
+    };
+    let (_dst_obj, dst) = get_ioas(ctx, cmd.dst_ioas_id)?;
+    ucmd.cmd.dst_iova = dst.iopt.lock().map_pieces(pieces, placement, prot)?;
+    ucmd.respond()
+}
+
+/// `IOMMU_IOAS_UNMAP`: unmaps whole areas inside a range, or everything.
+pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>) -> Result {
+    let (iova, length) = (ucmd.cmd.iova, ucmd.cmd.length);
+    let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+    let unmapped = if iova == 0 && length == u64::MAX {
+        let (rc, unmapped) = ioas.iopt.lock().unmap_range(0, u64::MAX);
+        rc?;
+        unmapped
+    } else {
+        if iova == u64::MAX || length == u64::MAX {
+            return Err(EOVERFLOW);
+        }
+        if length == 0 {
+            return Err(EINVAL);
+        }
+        let last = iova.checked_add(length - 1).ok_or(EOVERFLOW)?;
+        let (rc, unmapped) = ioas.iopt.lock().unmap_range(iova, last);
+        rc?;
+        if unmapped == 0 {
+            return Err(ENOENT);
+        }
+        unmapped
+    };
+    ucmd.cmd.length = unmapped;
+    ucmd.respond()
+}
+
+/// `IOMMU_OPTION`: `RLIMIT_MODE` (global) and `HUGE_PAGES` (per IOAS).
+/// On success only `val64` is written back.
+pub(crate) fn option_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_option>) -> Result {
+    if ucmd.cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    let (op, val) = (u32::from(ucmd.cmd.op), ucmd.cmd.val64);
+    match ucmd.cmd.option_id {
+        uapi::IOMMU_OPTION_RLIMIT_MODE => {
+            if ucmd.cmd.object_id != 0 {
+                return Err(eopnotsupp());
+            }
+            match op {
+                uapi::IOMMU_OPTION_OP_GET => {
+                    ucmd.cmd.val64 = u64::from(ctx.account_mode() == AccountMode::Mm);
+                }
+                uapi::IOMMU_OPTION_OP_SET => {
+                    if !sys::capable(Capability::SysResource) {
+                        return Err(EPERM);
+                    }
+                    ctx.set_account_mode(|| match val {
+                        0 => Ok(AccountMode::User),
+                        1 => Ok(AccountMode::Mm),
+                        _ => Err(EINVAL),
+                    })?;
+                }
+                _ => return Err(eopnotsupp()),
+            }
+        }
+        uapi::IOMMU_OPTION_HUGE_PAGES => {
+            let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.object_id)?;
+            match op {
+                uapi::IOMMU_OPTION_OP_GET => {
+                    ucmd.cmd.val64 = u64::from(ioas.iopt.lock().huge_pages());
+                }
+                uapi::IOMMU_OPTION_OP_SET => match val {
+                    0 | 1 => ioas.iopt.lock().set_huge_pages(val == 1)?,
+                    _ => return Err(EINVAL),
+                },
+                _ => return Err(eopnotsupp()),
+            }
+        }
+        _ => return Err(eopnotsupp()),
+    }
+    ucmd.respond_field(
+        core::mem::offset_of!(uapi::iommu_option, val64),
+        size_of::<u64>(),
+    )
+}
+
+/// `IOMMU_IOAS_CHANGE_PROCESS`: makes the calling process the owner of the
+/// memory of every IOAS. Only file-backed memory can move (`EINVAL`).
+pub(crate) fn change_process_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_ioas_change_process>,
+) -> Result {
+    if ucmd.cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    let mm = kernel::current!()
+        .mm()
+        .map(|mm| ARef::from(&**mm))
+        .ok_or(EINVAL)?;
+    let all = ctx.objects.ioas_list()?;
+    for ioas in all.iter() {
+        ioas.iopt
+            .lock()
+            .for_each_area_pages(|pages| if pages.is_file() { Ok(()) } else { Err(EINVAL) })?;
+    }
+    for ioas in all.iter() {
+        ioas.iopt.lock().for_each_area_pages(|pages| {
+            pages.change_owner(&mm);
+            Ok(())
+        })?;
     }
     Ok(())
 }

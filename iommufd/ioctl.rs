@@ -23,12 +23,6 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
-/// `EOPNOTSUPP`, the answer to reserved fields and unknown flags. The
-/// kernel crate has no constant for it.
-pub(crate) fn eopnotsupp() -> Error {
-    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
-}
-
 /// A decoded ioctl call with its command struct in kernel memory.
 pub(crate) struct Ucmd<T> {
     /// The command, copied in from userspace and zero-extended.
@@ -46,6 +40,21 @@ impl<T: AsBytes> Ucmd<T> {
         UserSlice::new(self.user, len)
             .writer()
             .write_slice(&bytes[..len])
+    }
+}
+
+impl<T: AsBytes> Ucmd<T> {
+    /// Copies back only the field at `offset` of `len` bytes, which must lie
+    /// within the mandatory part of the struct.
+    pub(crate) fn respond_field(&self, offset: usize, len: usize) -> Result {
+        let bytes = self
+            .cmd
+            .as_bytes()
+            .get(offset..offset + len)
+            .ok_or(EINVAL)?;
+        UserSlice::new(self.user.wrapping_byte_add(offset), len)
+            .writer()
+            .write_slice(bytes)
     }
 }
 
@@ -112,13 +121,13 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_IOAS_ALLOW_IOVAS,
         uapi::iommu_ioas_allow_iovas,
         allowed_iovas,
-        not_implemented
+        ioas::allow_iovas_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_COPY)] = Some(op!(
         uapi::IOMMU_IOAS_COPY,
         uapi::iommu_ioas_copy,
         src_iova,
-        not_implemented
+        ioas::copy_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_IOVA_RANGES)] = Some(op!(
         uapi::IOMMU_IOAS_IOVA_RANGES,
@@ -130,19 +139,19 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_IOAS_MAP,
         uapi::iommu_ioas_map,
         iova,
-        not_implemented
+        ioas::map_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_UNMAP)] = Some(op!(
         uapi::IOMMU_IOAS_UNMAP,
         uapi::iommu_ioas_unmap,
         length,
-        not_implemented
+        ioas::unmap_ioctl
     ));
     ops[index(uapi::IOMMU_OPTION)] = Some(op!(
         uapi::IOMMU_OPTION,
         uapi::iommu_option,
         val64,
-        not_implemented
+        ioas::option_ioctl
     ));
     ops[index(uapi::IOMMU_VFIO_IOAS)] = Some(op!(
         uapi::IOMMU_VFIO_IOAS,
@@ -190,7 +199,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_IOAS_MAP_FILE,
         uapi::iommu_ioas_map_file,
         iova,
-        not_implemented
+        ioas::map_file_ioctl
     ));
     ops[index(uapi::IOMMU_VIOMMU_ALLOC)] = Some(op!(
         uapi::IOMMU_VIOMMU_ALLOC,
@@ -208,7 +217,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_IOAS_CHANGE_PROCESS,
         uapi::iommu_ioas_change_process,
         __reserved,
-        not_implemented
+        ioas::change_process_ioctl
     ));
     ops[index(uapi::IOMMU_VEVENTQ_ALLOC)] = Some(op!(
         uapi::IOMMU_VEVENTQ_ALLOC,

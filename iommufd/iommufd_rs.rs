@@ -11,14 +11,20 @@
 //! - [`context`]: the open file; [`object`]: the object table;
 //! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
-//! - [`misc`], [`param`], [`interval_tree`]: thin FFI wrappers (misc device,
-//!   string parameter, the kernel's interval tree).
+//! - [`pages`]: the user memory behind areas;
+//! - [`misc`], [`param`], [`interval_tree`], [`sys`]: thin FFI wrappers (misc
+//!   device, string parameter, the kernel's interval tree, capabilities and
+//!   files).
 //!
 //! # Lock order
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
-//! 1. `ObjectTable::inner` (never held while calling into an object);
-//! 2. `Ioas::iopt`.
+//! 1. `ObjectTable::inner` (held only for table operations; never while
+//!    calling into an object, except to set `Context::account_mode`);
+//! 2. `Context::account_mode`;
+//! 3. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
+//!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
+//! 4. `Pages::owner`.
 //!
 //! No lock is held across a copy to or from userspace except `Ioas::iopt`
 //! while `IOAS_IOVA_RANGES` writes its ranges, as mainline holds its
@@ -27,13 +33,16 @@
 use kernel::prelude::*;
 
 mod context;
+mod errno;
 mod interval_tree;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
 mod misc;
 mod object;
+mod pages;
 mod param;
+mod sys;
 mod uapi;
 
 module! {

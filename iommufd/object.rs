@@ -115,6 +115,28 @@ impl ObjectTable {
         Ok(())
     }
 
+    /// Runs `f` with the table locked, if it holds no object at all (built
+    /// or not): `EBUSY` otherwise.
+    pub(crate) fn while_empty(&self, f: impl FnOnce() -> Result) -> Result {
+        let inner = self.inner.lock();
+        if inner.ids.iter().next().is_some() {
+            return Err(EBUSY);
+        }
+        f()
+    }
+
+    /// Every IOAS in the table, by ID.
+    pub(crate) fn ioas_list(&self) -> Result<KVec<Arc<Ioas>>> {
+        let inner = self.inner.lock();
+        let mut out = KVec::new();
+        for obj in inner.ids.values().flatten() {
+            match &obj.kind {
+                ObjectKind::Ioas(ioas) => out.push(ioas.clone(), GFP_KERNEL)?,
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of IDs in use, built or not.
     #[cfg(CONFIG_KUNIT)]
     fn len(&self) -> usize {

@@ -16,7 +16,7 @@ mkdir -p $out /build/selftests-target /build/upstream-selftests
 
 # Our Rust selftests.
 bindgen /repo/include/uapi/linux/iommufd.h --with-derive-default \
-	--no-layout-tests --no-doc-comments --default-enum-style consts \
+	--no-layout-tests --no-doc-comments --default-enum-style consts --no-prepend-enum-name \
 	--allowlist-file '.*/iommufd\.h' -o /build/selftests-target/uapi.rs \
 	-- -I"$kdir/usr-headers/include" 2>&1
 cd /repo/selftests

@@ -105,6 +105,9 @@ def check(log_path, must_pass_path, host_paths):
     if count("selftests", results(secs.get("selftests", []), nested=False)) == 0:
         print("  FAILED selftests: no results in the guest log")
         failed += 1
+    if count("selftests against C iommufd", results(secs.get("selftests-c", []), nested=False)) == 0:
+        print("  FAILED selftests against C iommufd: no results in the guest log")
+        failed += 1
     count("guest checks", results(secs.get("guest", []), nested=False))
 
     upstream = dict(results(secs.get("upstream-rust", []), nested=False))

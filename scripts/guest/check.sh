@@ -1,5 +1,9 @@
-# make check, in the guest: KUnit and our selftests against iommufd_rs, the
-# upstream suite as a ratchet, and a clean unload.
+# make check, in the guest: our selftests against C iommufd (to prove their
+# expectations), then KUnit and our selftests against iommufd_rs, the
+# upstream suite as a ratchet, and clean unloads.
+section guest pass_fail "insmod iommufd (C)" load_c
+section selftests-c env IOMMUFD_TEST_MODULE=iommufd /bin/iommufd_rs_test
+section guest pass_fail "rmmod iommufd (C)" unload_c
 new_dmesg >/dev/null
 section guest pass_fail "insmod iommufd_rs" load_rust
 section kunit new_dmesg

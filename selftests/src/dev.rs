@@ -73,6 +73,149 @@ impl Iommufd {
     }
 }
 
+/// Map flags.
+pub const FIXED: u32 = uapi::IOMMU_IOAS_MAP_FIXED_IOVA;
+pub const WRITE: u32 = uapi::IOMMU_IOAS_MAP_WRITEABLE;
+pub const READ: u32 = uapi::IOMMU_IOAS_MAP_READABLE;
+pub const RW: u32 = READ | WRITE;
+
+impl Iommufd {
+    /// IOMMU_IOAS_MAP of `length` bytes at `user_va`: the IOVA or the errno.
+    pub fn map(
+        &self,
+        ioas: u32,
+        user_va: u64,
+        length: u64,
+        flags: u32,
+        iova: u64,
+    ) -> Result<u64, Errno> {
+        let mut cmd = uapi::iommu_ioas_map {
+            size: size_of_u32::<uapi::iommu_ioas_map>(),
+            flags,
+            ioas_id: ioas,
+            user_va,
+            length,
+            iova,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_MAP, &mut cmd) {
+            0 => Ok(cmd.iova),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_IOAS_MAP_FILE: the IOVA or the errno.
+    pub fn map_file(
+        &self,
+        ioas: u32,
+        fd: i32,
+        start: u64,
+        length: u64,
+        flags: u32,
+        iova: u64,
+    ) -> Result<u64, Errno> {
+        let mut cmd = uapi::iommu_ioas_map_file {
+            size: size_of_u32::<uapi::iommu_ioas_map_file>(),
+            flags,
+            ioas_id: ioas,
+            fd,
+            start,
+            length,
+            iova,
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_MAP_FILE, &mut cmd) {
+            0 => Ok(cmd.iova),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_IOAS_UNMAP: the bytes unmapped or the errno.
+    pub fn unmap(&self, ioas: u32, iova: u64, length: u64) -> Result<u64, Errno> {
+        let mut cmd = uapi::iommu_ioas_unmap {
+            size: size_of_u32::<uapi::iommu_ioas_unmap>(),
+            ioas_id: ioas,
+            iova,
+            length,
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_UNMAP, &mut cmd) {
+            0 => Ok(cmd.length),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_IOAS_COPY: the destination IOVA or the errno.
+    pub fn copy(
+        &self,
+        dst: u32,
+        src: u32,
+        src_iova: u64,
+        length: u64,
+        flags: u32,
+        dst_iova: u64,
+    ) -> Result<u64, Errno> {
+        let mut cmd = uapi::iommu_ioas_copy {
+            size: size_of_u32::<uapi::iommu_ioas_copy>(),
+            flags,
+            dst_ioas_id: dst,
+            src_ioas_id: src,
+            length,
+            dst_iova,
+            src_iova,
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_COPY, &mut cmd) {
+            0 => Ok(cmd.dst_iova),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_IOAS_ALLOW_IOVAS with `ranges` as (start, last): 0 or the errno.
+    pub fn allow_iovas(&self, ioas: u32, ranges: &[(u64, u64)]) -> Errno {
+        let mut list: Vec<uapi::iommu_iova_range> = ranges
+            .iter()
+            .map(|&(start, last)| uapi::iommu_iova_range { start, last })
+            .collect();
+        let mut cmd = uapi::iommu_ioas_allow_iovas {
+            size: size_of_u32::<uapi::iommu_ioas_allow_iovas>(),
+            ioas_id: ioas,
+            num_iovas: list.len() as u32,
+            allowed_iovas: list.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_ALLOW_IOVAS, &mut cmd)
+    }
+
+    /// IOMMU_OPTION: the resulting val64 or the errno.
+    pub fn option(
+        &self,
+        option_id: u32,
+        op: u32,
+        object_id: u32,
+        val64: u64,
+    ) -> Result<u64, Errno> {
+        let mut cmd = uapi::iommu_option {
+            size: size_of_u32::<uapi::iommu_option>(),
+            option_id,
+            op: op as u16,
+            object_id,
+            val64,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_OPTION, &mut cmd) {
+            0 => Ok(cmd.val64),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_IOAS_CHANGE_PROCESS: 0 or the errno.
+    pub fn change_process(&self) -> Errno {
+        let mut cmd = uapi::iommu_ioas_change_process {
+            size: size_of_u32::<uapi::iommu_ioas_change_process>(),
+            __reserved: 0,
+        };
+        sys::ioctl_struct(&self.file, uapi::IOMMU_IOAS_CHANGE_PROCESS, &mut cmd)
+    }
+}
+
 /// Reads one number from a /proc or /sys file, or a `key: value kB` line.
 pub fn read_number(path: &str, key: Option<&str>) -> Result<u64, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;

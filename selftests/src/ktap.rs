@@ -6,6 +6,7 @@
 pub type TestResult = Result<(), String>;
 
 /// A named test.
+#[derive(Clone, Copy)]
 pub struct Test {
     pub name: &'static str,
     pub run: fn() -> TestResult,

@@ -4,6 +4,7 @@
 //! calls, and a small KTAP test runner.
 
 pub mod dev;
+pub mod ioas_tests;
 pub mod ktap;
 pub mod sys;
 

@@ -13,6 +13,7 @@ extern "C" {
 }
 
 const SYS_DELETE_MODULE: i64 = 176;
+const SYS_MEMFD_CREATE: i64 = 319;
 const O_NONBLOCK: u32 = 0o4000;
 
 /// An errno, or 0 for success.
@@ -55,6 +56,21 @@ pub fn delete_module(name: &str) -> Errno {
     }
 }
 
+/// `memfd_create(name, 0)` sized to `len` bytes.
+pub fn memfd(len: u64) -> io::Result<File> {
+    use std::os::fd::FromRawFd;
+    let name = CString::new("iommufd-rs-test").map_err(io::Error::other)?;
+    // SAFETY: `name` is a valid C string; the call has no other inputs.
+    let fd = unsafe { syscall(SYS_MEMFD_CREATE, name.as_ptr(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let file = unsafe { File::from_raw_fd(fd as i32) };
+    file.set_len(len)?;
+    Ok(file)
+}
+
 fn libc_einval() -> Errno {
     22
 }
@@ -70,4 +86,10 @@ pub mod errno {
     pub const E2BIG: i32 = 7;
     pub const EMSGSIZE: i32 = 90;
     pub const EOPNOTSUPP: i32 = 95;
+    pub const EPERM: i32 = 1;
+    pub const EBADF: i32 = 9;
+    pub const EEXIST: i32 = 17;
+    pub const ENOSPC: i32 = 28;
+    pub const EOVERFLOW: i32 = 75;
+    pub const EADDRINUSE: i32 = 98;
 }

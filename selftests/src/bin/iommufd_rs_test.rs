@@ -12,8 +12,11 @@ use iommufd_rs_selftests::{check, check_eq};
 use std::mem::size_of;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-/// Name of the module under test, for refcount checks.
-const MODULE: &str = "iommufd_rs";
+/// Name of the module under test, for refcount checks: `iommufd_rs`, or
+/// `iommufd` when the same tests check C iommufd.
+fn module() -> String {
+    std::env::var("IOMMUFD_TEST_MODULE").unwrap_or_else(|_| "iommufd_rs".into())
+}
 
 fn node_is_root_0660() -> TestResult {
     let meta = std::fs::metadata(IOMMU_DEV).map_err(|e| e.to_string())?;
@@ -353,11 +356,11 @@ fn iova_ranges_reply_fields() -> TestResult {
 }
 
 fn no_unload_while_open() -> TestResult {
-    let refcnt = format!("/sys/module/{MODULE}/refcnt");
+    let refcnt = format!("/sys/module/{}/refcnt", module());
     let before = read_number(&refcnt, None)?;
     let fd = Iommufd::open()?;
     check_eq!(read_number(&refcnt, None)?, before + 1);
-    check_eq!(sys::delete_module(MODULE), EAGAIN);
+    check_eq!(sys::delete_module(&module()), EAGAIN);
     drop(fd);
     check_eq!(read_number(&refcnt, None)?, before);
     Ok(())
@@ -454,6 +457,8 @@ fn main() {
             run: close_frees_objects,
         },
     ];
+    let mut tests = tests.to_vec();
+    tests.extend(iommufd_rs_selftests::ioas_tests::tests());
     let failed = run("iommufd_rs_selftests", &tests);
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }
