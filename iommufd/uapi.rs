@@ -69,6 +69,39 @@ uapi_pod!(
     iommu_viommu_alloc,
 );
 
+// SAFETY: As above: integers and a union of integer-only structs, every
+// field naturally aligned (checked against Linux's header).
+unsafe impl FromBytes for iommu_test_cmd {}
+// SAFETY: As above. The union's largest member fills it, so no byte of
+// the struct is padding.
+unsafe impl AsBytes for iommu_test_cmd {}
+
+/// `IOMMU_TEST_CMD`: the selftest interface (`iommufd_test.h`).
+pub(crate) const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
+
+impl iommu_test_cmd {
+    /// `add_reserved`: (start, length).
+    pub(crate) fn add_reserved(&self) -> (u64, u64) {
+        // SAFETY: Every member of the union is plain integers, so any bytes
+        // read as any member are valid.
+        let r = unsafe { self.__bindgen_anon_1.add_reserved };
+        (r.start, r.length)
+    }
+
+    /// `check_refs`: (length, uptr, refs).
+    pub(crate) fn check_refs(&self) -> (u64, u64, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.check_refs };
+        (r.length, r.uptr, r.refs)
+    }
+
+    /// `memory_limit.limit`.
+    pub(crate) fn memory_limit(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.memory_limit.limit }
+    }
+}
+
 /// Builds the number of an iommufd ioctl from its command index.
 const fn iommufd_ioctl(cmd: u32) -> u32 {
     _IO(IOMMUFD_TYPE as u32, cmd)

@@ -5,6 +5,6 @@
 
 kdir=$(bash "$REPO/scripts/build-kernel.sh")
 clippy=${CLIPPY:-1}
-in_root make -C "$kdir" M="$ROOT_REPO" LLVM=1 CLIPPY="$clippy" modules >&2 ||
+in_root make -C "$kdir" M="$ROOT_REPO" LLVM=1 CLIPPY="$clippy" CONFIG_IOMMUFD_RS_TEST=y modules >&2 ||
 	die "module build failed"
 echo "$REPO/iommufd/iommufd_rs.ko"

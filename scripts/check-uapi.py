@@ -5,9 +5,10 @@
 Every macro, enumerator and struct/union declared by OUR header is turned
 into a C probe program that prints values, sizes, alignments and offsets.
 The probe is compiled and run once against OUR header and once against
-THEIR header (each copied to <tmp>/linux/iommufd.h, first on the -I path),
-and the outputs are compared.  A parse of THEIR header checks the other
-direction (everything they declare is declared by us too).
+THEIR header (each copied to <tmp>/inc-*/linux/<basename of --theirs>,
+first on the -I path), and the outputs are compared.  A parse of THEIR
+header checks the other direction (everything they declare is declared by
+us too).
 
 Output is KTAP; the exit status is non-zero if any check fails.
 
@@ -18,6 +19,13 @@ Output is KTAP; the exit status is non-zero if any check fails.
 --hdr may be repeated; each DIR is passed with -I in order.  With a raw
 (not headers_install'ed) source tree, pass --asm-generic-shims to add a
 fallback dir whose asm/<x>.h just includes <asm-generic/x.h>.
+
+The selftest header (it includes <linux/iommufd.h>, found via --hdr; put
+include/uapi of this repository first to use ours for both sides):
+
+  python3 scripts/check-uapi.py --ours iommufd/iommufd_test.h \\
+      --theirs $KSRC/drivers/iommu/iommufd/iommufd_test.h \\
+      --hdr $KSRC/usr/include [--hdr DIR ...]
 """
 
 import argparse
@@ -28,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 
+# Where the headers under test are staged (-I<tmp>/inc-*/HEADER_NAME);
+# main() sets it to linux/<basename of --theirs>, or --include-as.
 HEADER_NAME = "linux/iommufd.h"
 
 # ---------------------------------------------------------------------------
@@ -437,10 +447,11 @@ class Toolchain:
         self.count = 0
 
     def stage(self, header, label):
-        """Copy header to <tmp>/<label>/linux/iommufd.h; return include dir."""
+        """Copy header to <tmp>/inc-<label>/HEADER_NAME; return include dir."""
         inc = os.path.join(self.workdir, "inc-" + label)
-        os.makedirs(os.path.join(inc, "linux"), exist_ok=True)
-        shutil.copyfile(header, os.path.join(inc, HEADER_NAME))
+        dst = os.path.join(inc, HEADER_NAME)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(header, dst)
         return inc
 
     def compile(self, inc, source, extra=(), link=True):
@@ -560,8 +571,15 @@ def main():
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
     ap.add_argument("--asm-generic-shims", action="store_true",
                     help="add a last-resort asm/*.h -> asm-generic/*.h dir")
+    ap.add_argument("--include-as", metavar="NAME",
+                    help="name the probes #include the header by "
+                    "(default: linux/<basename of --theirs>)")
     ap.add_argument("--keep", action="store_true", help="keep temp dir")
     args = ap.parse_args()
+
+    global HEADER_NAME
+    HEADER_NAME = args.include_as or \
+        "linux/" + os.path.basename(args.theirs)
 
     if shutil.which(args.cc) is None:
         print("check-uapi: compiler %r not found" % args.cc, file=sys.stderr)

@@ -25,10 +25,15 @@ rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
 	--theirs /build/linux-source-7.2/include/uapi/linux/iommufd.h \
 	--hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
 host_result "uapi header is ABI-identical to Linux 7.2" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
+rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
+	--ours "$ROOT_REPO/iommufd/iommufd_test.h" \
+	--theirs /build/linux-source-7.2/drivers/iommu/iommufd/iommufd_test.h \
+	--hdr "$ROOT_REPO/include/uapi" --hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
+host_result "test ABI header is ABI-identical to Linux 7.2's iommufd_test.h" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
 
 # Formatting, with the kernel's rustfmt settings for module code.
 rc=0; out=$(in_root rustfmt --check --edition 2021 --config-path /build/linux-source-7.2/.rustfmt.toml \
-	"$ROOT_REPO/iommufd/iommufd_rs.rs" 2>&1) || rc=$?
+	"$ROOT_REPO/iommufd/iommufd_rs_main.rs" 2>&1) || rc=$?
 host_result "rustfmt: module code" $rc "$out"
 rc=0; out=$(in_root /bin/sh -c "cd $ROOT_REPO/selftests && rustfmt --check --edition 2021 src/lib.rs src/bin/*.rs" 2>&1) || rc=$?
 host_result "rustfmt: selftests" $rc "$out"

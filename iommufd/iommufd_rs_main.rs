@@ -12,9 +12,10 @@
 //! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //! - [`pages`]: the user memory behind areas;
-//! - [`misc`], [`param`], [`interval_tree`], [`sys`]: thin FFI wrappers (misc
-//!   device, string parameter, the kernel's interval tree, capabilities and
-//!   files).
+//! - `selftest`: `IOMMU_TEST_CMD` for the upstream selftests (test builds);
+//! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`]: thin FFI
+//!   wrappers (misc device, string parameter, the kernel's interval tree,
+//!   capabilities and files, page pins; `helpers.c` has the C shims).
 //!
 //! # Lock order
 //!
@@ -42,6 +43,9 @@ mod misc;
 mod object;
 mod pages;
 mod param;
+mod pin;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+mod selftest;
 mod sys;
 mod uapi;
 

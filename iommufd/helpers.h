@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* C shims for static inline kernel functions, called from Rust (pin.rs). */
+#ifndef IOMMUFD_RS_HELPERS_H
+#define IOMMUFD_RS_HELPERS_H
+
+#include <linux/types.h>
+
+struct page;
+
+unsigned int iommufd_rs_page_ref_count(struct page *page);
+bool iommufd_rs_page_compound(struct page *page);
+void iommufd_rs_put_page(struct page *page);
+
+#endif

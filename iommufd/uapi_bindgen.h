@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * bindgen input: the ABI headers the module reads. The include path puts
+ * include/uapi first, so <linux/iommufd.h> is the project's header.
+ */
+#include <linux/iommufd.h>
+#include "iommufd_test.h"
