@@ -32,5 +32,8 @@ check:
 conformance:
 	bash scripts/conformance.sh
 
-.PHONY: modules clean setup run check conformance
+bench:
+	bash scripts/bench.sh
+
+.PHONY: modules clean setup run check conformance bench
 endif

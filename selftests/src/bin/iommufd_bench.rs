@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Workloads for `make bench`. Runs against whichever iommufd module is
+//! loaded and prints one `raw` line per workload:
+//! `raw impl=IMPL name=NAME us=MICROSECONDS_PER_OP`.
+//! The harness alternates C iommufd and iommufd_rs in one boot and turns
+//! the medians into ratios.
+
+use iommufd_rs_selftests::dev::{Iommufd, FIXED, RW};
+use std::time::Instant;
+
+const PAGE: u64 = 4096;
+/// User address of the benchmark's mappings; nothing is pinned without a
+/// domain, so it need not be backed.
+const VA: u64 = 0x7f00_0000_0000;
+
+/// Microseconds per map+unmap pair of one 4 KiB page at a fixed IOVA, with
+/// `areas` other areas in the IOAS.
+fn map_unmap_pair(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String> {
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    for i in 0..areas {
+        fd.map(ioas, VA, PAGE, RW | FIXED, (i + 1) * 2 * PAGE)
+            .map_err(|e| format!("setup map {i}: {e}"))?;
+    }
+    let iova = (areas + 1) * 2 * PAGE + (1 << 30);
+    let start = Instant::now();
+    for _ in 0..pairs {
+        fd.map(ioas, VA, PAGE, RW | FIXED, iova)
+            .map_err(|e| format!("map: {e}"))?;
+        fd.unmap(ioas, iova, PAGE)
+            .map_err(|e| format!("unmap: {e}"))?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
+    if fd.destroy(ioas) != 0 {
+        return Err("destroy failed".into());
+    }
+    Ok(us)
+}
+
+/// Microseconds per call of `op`, repeated `calls` times.
+fn per_call(calls: u64, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let start = Instant::now();
+    for _ in 0..calls {
+        op()?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / calls as f64)
+}
+
+/// Small calls that isolate the fixed costs of an ioctl.
+fn fixed_costs(fd: &Iommufd, imp: &str) -> Result<(), String> {
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let us = per_call(20_000, || match fd.map(ioas, VA, PAGE, 0, 0) {
+        Err(_) => Ok(()),
+        Ok(_) => Err("map without flags succeeded".into()),
+    })?;
+    println!("raw impl={imp} name=ioctl_rejected_early us={us:.3}");
+    let us = per_call(20_000, || match fd.destroy(ioas + 1000) {
+        0 => Err("destroy of a missing id succeeded".into()),
+        _ => Ok(()),
+    })?;
+    println!("raw impl={imp} name=destroy_missing_id us={us:.3}");
+    let us = per_call(20_000, || {
+        fd.iova_ranges(ioas, 1)
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    })?;
+    println!("raw impl={imp} name=iova_ranges us={us:.3}");
+    let us = per_call(20_000, || match fd.map(ioas, VA, 0, RW | FIXED, 0) {
+        Err(_) => Ok(()),
+        Ok(_) => Err("zero-length map succeeded".into()),
+    })?;
+    println!("raw impl={imp} name=map_rejected_after_lookup us={us:.3}");
+    if fd.destroy(ioas) != 0 {
+        return Err("destroy failed".into());
+    }
+    Ok(())
+}
+
+fn main() {
+    let imp = std::env::args().nth(1).unwrap_or_else(|| "unknown".into());
+    let fd = match Iommufd::open() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let workloads: [(&str, u64, u64); 3] = [
+        ("map_unmap_4k_fixed_1_area", 1, 4000),
+        ("map_unmap_4k_fixed_1000_areas", 1000, 4000),
+        ("map_unmap_4k_fixed_100000_areas", 100_000, 4000),
+    ];
+    let mut failed = false;
+    if let Err(e) = fixed_costs(&fd, &imp) {
+        println!("raw impl={imp} name=fixed_costs error={e}");
+        failed = true;
+    }
+    for (name, areas, pairs) in workloads {
+        match map_unmap_pair(&fd, areas, pairs) {
+            Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+            Err(e) => {
+                println!("raw impl={imp} name={name} error={e}");
+                failed = true;
+            }
+        }
+    }
+    std::process::exit(i32::from(failed));
+}
