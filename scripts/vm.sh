@@ -9,6 +9,8 @@
 #   VM_TIMEOUT  seconds before the guest is killed (default 1200)
 #   VM_MEM      guest memory (default 6G: 2 GiB of it is reserved hugetlb)
 #   IOMMUFD_RS_KVM=1  use KVM instead of TCG (KVM hung at boot here)
+#   VM_ICOUNT=1 guest time counts executed instructions (1 ns each), so
+#               timings are deterministic instruction counts
 . "$(dirname "$0")/lib.sh"
 
 script=${1:?usage: vm.sh GUEST_SCRIPT}
@@ -48,6 +50,7 @@ chmod +x "$stage/init" "$stage/test.sh"
 
 accel="-accel tcg -cpu max"
 [ "${IOMMUFD_RS_KVM:-0}" = 1 ] && accel="-enable-kvm -cpu host"
+[ "${VM_ICOUNT:-0}" = 1 ] && accel="$accel -icount shift=0,align=off,sleep=off"
 set +e
 in_root /bin/bash -c "
 	cd /build/initramfs && find . | cpio -o -H newc --quiet | gzip -1 >/build/initramfs.cpio.gz
