@@ -63,6 +63,30 @@ impl<T> NewNode<T> {
         )?;
         Ok(Self { node })
     }
+
+    /// The node's range.
+    pub(crate) fn range(&self) -> (u64, u64) {
+        // SAFETY: The node is owned here and not in any tree; reading its
+        // C fields races with nothing.
+        let raw = unsafe { &*self.node.itree.get() };
+        (from_c(raw.start), from_c(raw.last))
+    }
+
+    /// Moves the node to `[start, last]` before it is inserted.
+    pub(crate) fn set_range(&mut self, start: u64, last: u64) {
+        let raw = self.node.itree.get();
+        // SAFETY: The node is owned here and not in any tree, so nothing
+        // else reads or writes its C fields.
+        unsafe {
+            (*raw).start = to_c(start);
+            (*raw).last = to_c(last);
+        }
+    }
+
+    /// The node's value.
+    pub(crate) fn value(&self) -> &T {
+        &self.node.value
+    }
 }
 
 /// An interval tree owning its nodes.
@@ -183,6 +207,31 @@ impl<T> IntervalTree<T> {
         }
     }
 
+    /// Finds the first node overlapping `[start, last]` and removes it if
+    /// `take` says so, with one search. Returns its range and, if removed,
+    /// its value; `None` if no node overlaps.
+    pub(crate) fn take_first_if(
+        &mut self,
+        start: u64,
+        last: u64,
+        take: impl FnOnce(u64, u64, &T) -> bool,
+    ) -> Option<(u64, u64, Option<T>)> {
+        let raw = NonNull::new(self.first_raw(start, last))?;
+        // SAFETY: `raw` is a node of this tree; if removed, the tree no
+        // longer points to it and the box leaked by `insert` is rebuilt
+        // and consumed once.
+        unsafe {
+            let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
+            if !take(s, l, &(*Self::node_of(raw.as_ptr())).value) {
+                return Some((s, l, None));
+            }
+            bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
+            self.len -= 1;
+            let node = KBox::from_raw(Self::node_of(raw.as_ptr()));
+            Some((s, l, Some(KBox::into_inner(node).value)))
+        }
+    }
+
     /// Removes the nodes overlapping `[start, last]` for which `remove`
     /// returns true, in order, passing each removed value to `done`.
     pub(crate) fn remove_if(
@@ -232,7 +281,7 @@ impl<T> IntervalTree<T> {
 
 impl<T> Drop for IntervalTree<T> {
     fn drop(&mut self) {
-        while self.remove_first(0, u64::MAX).is_some() {}
+        self.remove_if(0, u64::MAX, |_, _, _| true, |_, _, value| drop(value));
     }
 }
 

@@ -47,14 +47,14 @@ pub(crate) struct Prot {
     pub(crate) write: bool,
 }
 
-/// A mapped IOVA range: bytes `start_byte..` of `pages`.
+/// A mapped IOVA range: bytes `start_byte..` of `pages`. Its IOVA range is
+/// its node's range in the areas tree.
 pub(crate) struct Area {
     /// The memory.
     pub(crate) pages: Arc<Pages>,
     /// Offset of the area's first IOVA inside `pages`.
     pub(crate) start_byte: u64,
     /// Protection.
-    #[expect(dead_code, reason = "read when areas are mapped into domains")]
     pub(crate) prot: Prot,
 }
 
@@ -65,14 +65,33 @@ impl Area {
     }
 }
 
-/// A piece of memory to map: `length` bytes from `start_byte` of `pages`.
-pub(crate) struct PagesPiece {
-    /// The memory.
-    pub(crate) pages: Arc<Pages>,
-    /// First byte inside `pages`.
-    pub(crate) start_byte: u64,
-    /// Length in bytes.
-    pub(crate) length: u64,
+/// A new area not yet in the table; its node's range is a placeholder
+/// `[0, length - 1]` until [`IoPagetable::map_areas`] places it.
+pub(crate) type NewArea = NewNode<Area>;
+
+/// Allocates an area of `length` (nonzero) bytes from `start_byte` of
+/// `pages`.
+pub(crate) fn new_area(
+    pages: Arc<Pages>,
+    start_byte: u64,
+    length: u64,
+    prot: Prot,
+) -> Result<NewArea> {
+    NewNode::new(
+        0,
+        length - 1,
+        Area {
+            pages,
+            start_byte,
+            prot,
+        },
+        GFP_KERNEL,
+    )
+}
+
+/// The length of a new area.
+fn new_area_len(area: &NewArea) -> u64 {
+    area.range().1 + 1
 }
 
 /// The IOVA bookkeeping of one IOAS.
@@ -248,27 +267,17 @@ impl IoPagetable {
         Ok(())
     }
 
-    /// Maps `pieces` back to back, at `placement`, with `prot`. Returns the
-    /// first IOVA. Either every piece is mapped or nothing changes.
-    pub(crate) fn map_pieces(
+    /// Maps `areas` back to back at `placement` and returns the first
+    /// IOVA. Either every area is inserted (each slot is emptied) or
+    /// nothing changes.
+    pub(crate) fn map_areas(
         &mut self,
-        pieces: KVec<PagesPiece>,
+        areas: &mut [Option<NewArea>],
         placement: Placement,
-        prot: Prot,
     ) -> Result<u64> {
-        let length = pieces
-            .iter()
-            .try_fold(0u64, |sum, p| sum.checked_add(p.length))
-            .ok_or(EOVERFLOW)?;
-        // Allocate every node first, so that inserting cannot fail.
-        let mut nodes = KVec::with_capacity(pieces.len(), GFP_KERNEL)?;
-        for piece in pieces {
-            let area = Area {
-                pages: piece.pages,
-                start_byte: piece.start_byte,
-                prot,
-            };
-            nodes.push((piece.length, area), GFP_KERNEL)?;
+        let mut length = 0u64;
+        for area in areas.iter().flatten() {
+            length = length.checked_add(new_area_len(area)).ok_or(EOVERFLOW)?;
         }
         if length & (self.iova_alignment - 1) != 0 || length == 0 {
             return Err(EINVAL);
@@ -279,15 +288,16 @@ impl IoPagetable {
                 iova
             }
             Placement::Allocate => {
-                let first = nodes.first().ok_or(EINVAL)?;
-                self.alloc_iova(first.1.pages.address_of(first.1.start_byte), length)?
+                let first = areas.iter().flatten().next().ok_or(EINVAL)?.value();
+                self.alloc_iova(first.pages.address_of(first.start_byte), length)?
             }
         };
-        // Check every piece before inserting any.
+        // Check and place every area before inserting any.
         let mut at = iova;
-        let mut checked = KVec::with_capacity(nodes.len(), GFP_KERNEL)?;
-        for (len, area) in nodes {
-            if prot.write && !area.pages.writable {
+        for node in areas.iter_mut().flatten() {
+            let len = new_area_len(node);
+            let area = node.value();
+            if area.prot.write && !area.pages.writable {
                 return Err(EPERM);
             }
             if area.page_offset() & (self.iova_alignment - 1) != 0 {
@@ -295,11 +305,13 @@ impl IoPagetable {
             }
             let last = last_of(at, len)?;
             last_of(area.start_byte, len)?;
-            checked.push(NewNode::new(at, last, area, GFP_KERNEL)?, GFP_KERNEL)?;
+            node.set_range(at, last);
             at = last.wrapping_add(1);
         }
-        for node in checked {
-            self.areas.insert(node);
+        for node in areas.iter_mut() {
+            if let Some(node) = node.take() {
+                self.areas.insert(node);
+            }
         }
         Ok(iova)
     }
@@ -311,14 +323,15 @@ impl IoPagetable {
         let mut unmapped = 0u64;
         let mut from = start;
         loop {
-            let Some(area) = self.areas.first(from, last) else {
-                return (Ok(()), unmapped);
+            let inside = |s: u64, l: u64, _: &Area| s >= start && l <= last;
+            let (a_start, a_last) = match self.areas.take_first_if(from, last, inside) {
+                None => return (Ok(()), unmapped),
+                Some((_, _, None)) => return (Err(ENOENT), unmapped),
+                Some((s, l, Some(area))) => {
+                    drop(area);
+                    (s, l)
+                }
             };
-            let (a_start, a_last) = (area.start, area.last);
-            if a_start < start || a_last > last {
-                return (Err(ENOENT), unmapped);
-            }
-            drop(self.areas.remove_first(a_start, a_start));
             unmapped = unmapped.wrapping_add(a_last - a_start + 1);
             if a_last >= last {
                 return (Ok(()), unmapped);
@@ -327,30 +340,36 @@ impl IoPagetable {
         }
     }
 
-    /// The memory behind `[iova, iova + length)`, which contiguous areas
-    /// must cover, as pieces sharing the areas' pages objects.
-    pub(crate) fn get_pieces(&self, iova: u64, length: u64) -> Result<KVec<PagesPiece>> {
+    /// New areas for the memory behind `[iova, iova + length)`, which
+    /// contiguous areas must cover, sharing their pages objects, with
+    /// protection `prot`.
+    pub(crate) fn copy_areas(
+        &self,
+        iova: u64,
+        length: u64,
+        prot: Prot,
+    ) -> Result<KVec<Option<NewArea>>> {
         if length == 0 {
             return Err(EINVAL);
         }
         let last = last_of(iova, length)?;
-        let mut pieces = KVec::new();
+        let mut out = KVec::new();
         let mut cur = iova;
         for area in self.areas.iter(iova, last) {
             if area.start > cur {
                 break;
             }
             let piece_last = last.min(area.last);
-            pieces.push(
-                PagesPiece {
-                    pages: area.value.pages.clone(),
-                    start_byte: cur - area.start + area.value.start_byte,
-                    length: piece_last - cur + 1,
-                },
-                GFP_KERNEL,
+            let start_byte = cur - area.start + area.value.start_byte;
+            let node = new_area(
+                area.value.pages.clone(),
+                start_byte,
+                piece_last - cur + 1,
+                prot,
             )?;
+            out.push(Some(node), GFP_KERNEL)?;
             if piece_last == last {
-                return Ok(pieces);
+                return Ok(out);
             }
             cur = piece_last + 1;
         }

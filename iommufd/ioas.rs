@@ -9,7 +9,7 @@
 use crate::{
     context::Context,
     errno::eopnotsupp,
-    io_pagetable::{IoPagetable, IovaRange, PagesPiece, Placement, Prot},
+    io_pagetable::{new_area, IoPagetable, IovaRange, Placement, Prot},
     ioctl::Ucmd,
     object::{ObjectKind, ObjectRef},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
@@ -86,16 +86,9 @@ fn map_new_pages(
     iova: u64,
 ) -> Result<u64> {
     let (prot, placement) = map_flags(flags, iova)?;
-    let mut pieces = KVec::with_capacity(1, GFP_KERNEL)?;
-    pieces.push(
-        PagesPiece {
-            pages,
-            start_byte,
-            length,
-        },
-        GFP_KERNEL,
-    )?;
-    ioas.iopt.lock().map_pieces(pieces, placement, prot)
+    let mut areas = [Some(new_area(pages, start_byte, length, prot)?)];
+    let result = ioas.iopt.lock().map_areas(&mut areas, placement);
+    result
 }
 
 /// `IOMMU_IOAS_ALLOC`: creates an empty IOAS.
@@ -249,13 +242,13 @@ pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) 
         return Err(EOVERFLOW);
     }
     let (prot, placement) = map_flags(cmd.flags, cmd.dst_iova)?;
-    let pieces = {
+    let mut areas = {
         let (_src_obj, src) = get_ioas(ctx, cmd.src_ioas_id)?;
-        let pieces = src.iopt.lock().get_pieces(cmd.src_iova, cmd.length)?;
-        pieces
+        let areas = src.iopt.lock().copy_areas(cmd.src_iova, cmd.length, prot)?;
+        areas
     };
     let (_dst_obj, dst) = get_ioas(ctx, cmd.dst_ioas_id)?;
-    ucmd.cmd.dst_iova = dst.iopt.lock().map_pieces(pieces, placement, prot)?;
+    ucmd.cmd.dst_iova = dst.iopt.lock().map_areas(&mut areas, placement)?;
     ucmd.respond()
 }
 
