@@ -35,5 +35,9 @@ conformance:
 bench:
 	bash scripts/bench.sh
 
-.PHONY: modules clean setup run check conformance bench
+# Differential fuzzing against C iommufd: make fuzz SEED=7 STEPS=100000
+fuzz:
+	bash scripts/fuzz.sh $(SEED) $(STEPS)
+
+.PHONY: modules clean setup run check conformance bench fuzz
 endif

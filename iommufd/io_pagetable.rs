@@ -426,6 +426,15 @@ impl IoPagetable {
         Ok(())
     }
 
+    /// First IOVA of the `nth` area in IOVA order (from 0).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn nth_area_start(&self, nth: u64) -> Option<u64> {
+        self.areas
+            .iter(0, u64::MAX)
+            .nth(usize::try_from(nth).ok()?)
+            .map(|a| a.start)
+    }
+
     /// Calls `f` on the pages object of every area, by IOVA.
     pub(crate) fn for_each_area_pages(&self, mut f: impl FnMut(&Arc<Pages>) -> Result) -> Result {
         for area in self.areas.iter(0, u64::MAX) {

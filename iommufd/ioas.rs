@@ -234,6 +234,11 @@ pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map
 /// `IOMMU_IOAS_COPY`: maps memory already mapped in one IOAS into another
 /// (or the same), sharing its pages objects.
 pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) -> Result {
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    {
+        let cmd = &mut ucmd.cmd;
+        crate::selftest::syz_conv_iova_id(ctx, cmd.src_ioas_id, &mut cmd.src_iova, &mut cmd.flags);
+    }
     let cmd = &ucmd.cmd;
     if cmd.flags & !MAP_FLAGS != 0 {
         return Err(eopnotsupp());

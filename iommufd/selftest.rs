@@ -29,6 +29,31 @@ pub(crate) fn temp_memory_limit() -> u64 {
     TEMP_MEMORY_LIMIT.load(Relaxed)
 }
 
+/// `MOCK_FLAGS_ACCESS_SYZ`: in a map flag word, asks for the syzkaller IOVA
+/// encoding below.
+const FLAG_SYZ: u32 = uapi::MOCK_FLAGS_ACCESS_SYZ;
+
+/// The test kernel's syzkaller hook on `IOAS_COPY`: with `FLAG_SYZ` set in
+/// `flags`, the flag is cleared and `iova` is read as a (low 32 bits: nth
+/// area, high 32 bits: offset) pair in IOAS `ioas_id`, turned into that
+/// area's first IOVA plus offset, or 0 if there is no such area. Fuzzers
+/// cannot guess live IOVAs; they can guess small area numbers.
+pub(crate) fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flags: &mut u32) {
+    if *flags & FLAG_SYZ == 0 {
+        return;
+    }
+    *flags &= !FLAG_SYZ;
+    let Ok((_obj, ioas)) = get_ioas(ctx, ioas_id) else {
+        return;
+    };
+    let (nth, offset) = (*iova & 0xffff_ffff, *iova >> 32);
+    *iova = ioas
+        .iopt
+        .lock()
+        .nth_area_start(nth)
+        .map_or(0, |start| start.wrapping_add(offset));
+}
+
 /// `IOMMU_TEST_CMD`.
 pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
     let cmd = &ucmd.cmd;

@@ -15,16 +15,16 @@ out=/build/guest-bin
 mkdir -p $out /build/selftests-target /build/upstream-selftests
 
 # Our Rust selftests.
-bindgen /repo/include/uapi/linux/iommufd.h --with-derive-default \
+bindgen /repo/iommufd/uapi_bindgen.h --with-derive-default \
 	--no-layout-tests --no-doc-comments --default-enum-style consts --no-prepend-enum-name \
-	--allowlist-file '.*/iommufd\.h' -o /build/selftests-target/uapi.rs \
-	-- -I"$kdir/usr-headers/include" 2>&1
+	--allowlist-file '.*/iommufd(_test)?\.h' -o /build/selftests-target/uapi.rs \
+	-- -I/repo/include/uapi -I/repo/iommufd -I"$kdir/usr-headers/include" 2>&1
 cd /repo/selftests
 IOMMUFD_RS_UAPI_RS=/build/selftests-target/uapi.rs \
 CARGO_TARGET_DIR=/build/selftests-target CARGO_HOME=/build/cargo-home \
 RUSTFLAGS="-C target-feature=+crt-static -A linker_messages" \
 	cargo build --release --offline --quiet
-for b in iommufd_rs_test iommufd_demo iommufd_bench; do
+for b in iommufd_rs_test iommufd_demo iommufd_bench iommufd_fuzz; do
 	cp /build/selftests-target/release/$b $out/
 done
 

@@ -108,6 +108,7 @@ def check(log_path, must_pass_path, host_paths):
     if count("selftests against C iommufd", results(secs.get("selftests-c", []), nested=False)) == 0:
         print("  FAILED selftests against C iommufd: no results in the guest log")
         failed += 1
+    count("differential fuzz vs C iommufd", results(secs.get("fuzz", []), nested=False))
     count("guest checks", results(secs.get("guest", []), nested=False))
 
     upstream = dict(results(secs.get("upstream-rust", []), nested=False))

@@ -3,6 +3,12 @@
 # upstream suite as a ratchet, and clean unloads.
 section guest pass_fail "insmod iommufd (C)" load_c
 section selftests-c env IOMMUFD_TEST_MODULE=iommufd /bin/iommufd_rs_test
+# A bounded differential fuzz run, both modules side by side.
+section guest pass_fail "insmod iommufd_rs devname=iommu_rs beside C" load_rust devname=iommu_rs
+for seed in 1 2 3 4; do
+	section fuzz /bin/iommufd_fuzz $seed 5000
+done
+section guest pass_fail "rmmod iommufd_rs (fuzz)" unload_rust
 section guest pass_fail "rmmod iommufd (C)" unload_c
 new_dmesg >/dev/null
 section guest pass_fail "insmod iommufd_rs" load_rust

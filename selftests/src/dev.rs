@@ -23,8 +23,26 @@ pub fn size_of_u32<T>() -> u32 {
 impl Iommufd {
     /// Opens /dev/iommu.
     pub fn open() -> Result<Self, String> {
-        let file = sys::open_dev(IOMMU_DEV).map_err(|e| format!("open {IOMMU_DEV}: {e}"))?;
+        Self::open_path(IOMMU_DEV)
+    }
+
+    /// Opens an iommufd node by path.
+    pub fn open_path(path: &str) -> Result<Self, String> {
+        let file = sys::open_dev(path).map_err(|e| format!("open {path}: {e}"))?;
         Ok(Self { file })
+    }
+
+    /// IOMMU_TEST_CMD(ADD_RESERVED): 0 or the errno.
+    pub fn add_reserved(&self, ioas: u32, start: u64, length: u64) -> Errno {
+        let mut cmd = uapi::iommu_test_cmd {
+            size: size_of_u32::<uapi::iommu_test_cmd>(),
+            op: uapi::IOMMU_TEST_OP_ADD_RESERVED,
+            id: ioas,
+            ..Default::default()
+        };
+        cmd.__bindgen_anon_1.add_reserved.start = start;
+        cmd.__bindgen_anon_1.add_reserved.length = length;
+        sys::ioctl_struct(&self.file, uapi::IOMMU_TEST_CMD, &mut cmd)
     }
 
     /// IOMMU_IOAS_ALLOC: the new ID or the errno.

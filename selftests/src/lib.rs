@@ -24,6 +24,7 @@ pub mod uapi {
         ((IOMMUFD_TYPE as u32) << 8) | cmd
     }
 
+    pub const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
     pub const IOMMU_DESTROY: u32 = iommufd_ioctl(IOMMUFD_CMD_DESTROY);
     pub const IOMMU_IOAS_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOC);
     pub const IOMMU_IOAS_ALLOW_IOVAS: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOW_IOVAS);

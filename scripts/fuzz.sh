@@ -1,0 +1,14 @@
+#!/bin/bash
+# make fuzz SEED=.. STEPS=..: the differential fuzzer, C iommufd vs iommufd_rs.
+. "$(dirname "$0")/lib.sh"
+
+seed=${1:-1} steps=${2:-20000}
+bash "$REPO/scripts/setup-root.sh"
+CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
+bash "$REPO/scripts/build-userspace.sh" >/dev/null
+guest=$(mktemp)
+trap 'rm -f "$guest"' EXIT
+{ echo "FUZZ_SEED=$seed FUZZ_STEPS=$steps"; cat "$REPO/scripts/guest/fuzz.sh"; } >"$guest"
+VM_LOG=$CACHE/fuzz-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || true
+sed -n '/##BEGIN fuzz/,/##END fuzz/p' "$CACHE/fuzz-vm.log" | grep -v '^##'
+grep -q '^ok 1 fuzz' "$CACHE/fuzz-vm.log"

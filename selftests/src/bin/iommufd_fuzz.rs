@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Differential fuzzer: the same seeded sequence of valid and invalid
+//! ioctls against C iommufd and iommufd_rs, loaded side by side (ours under
+//! another node name), comparing every result.
+//!
+//! Usage: `iommufd_fuzz SEED STEPS [C_NODE RUST_NODE]`. On the first
+//! divergence it prints the seed, the step and both answers, and exits 1;
+//! replaying the same seed with STEPS set to that step reproduces it.
+//! Prints one KTAP result line.
+
+use iommufd_rs_selftests::dev::{Iommufd, FIXED, READ, RW, WRITE};
+use iommufd_rs_selftests::sys;
+use iommufd_rs_selftests::uapi;
+use std::os::fd::AsRawFd;
+
+/// xorshift64*: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const PAGE: u64 = 4096;
+
+/// Memory the maps point at: anonymous, THP-aligned, hugetlb and memfd.
+/// Nothing is pinned without a domain, but real memory keeps the sequences
+/// valid once domains are attached.
+struct Backing {
+    user: Vec<(u64, u64)>,
+    memfd: std::fs::File,
+    memfd_len: u64,
+}
+
+fn mmap(len: u64, huge: bool) -> Option<u64> {
+    extern "C" {
+        fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+    }
+    const PROT_RW: i32 = 3;
+    const MAP_PRIVATE_ANON: i32 = 0x02 | 0x20;
+    const MAP_HUGETLB: i32 = 0x40000;
+    let flags = MAP_PRIVATE_ANON | if huge { MAP_HUGETLB } else { 0 };
+    // SAFETY: A fresh anonymous mapping; nothing else refers to it.
+    let p = unsafe { mmap(std::ptr::null_mut(), len as usize, PROT_RW, flags, -1, 0) };
+    (p as isize != -1).then_some(p as u64)
+}
+
+impl Backing {
+    fn new() -> Result<Self, String> {
+        let mut user = Vec::new();
+        let anon = mmap(1 << 20, false).ok_or("mmap anon")?;
+        user.push((anon, 1 << 20));
+        // A 2 MiB aligned window inside 4 MiB, as THP wants.
+        let thp = mmap(4 << 20, false).ok_or("mmap thp")?;
+        user.push(((thp + (2 << 20) - 1) & !((2 << 20) - 1), 2 << 20));
+        if let Some(huge) = mmap(2 << 20, true) {
+            user.push((huge, 2 << 20));
+        }
+        let memfd_len = 1 << 20;
+        let memfd = sys::memfd(memfd_len).map_err(|e| format!("memfd: {e}"))?;
+        Ok(Self {
+            user,
+            memfd,
+            memfd_len,
+        })
+    }
+}
+
+/// Both files, and what the fuzzer has seen, to aim at live objects.
+struct Fuzz {
+    c: Iommufd,
+    rust: Iommufd,
+    rng: Rng,
+    mem: Backing,
+    /// IDs handed out (equal on both sides, else we already stopped).
+    ids: Vec<u32>,
+    /// IOVA ranges mapped: (ioas, iova, length).
+    mapped: Vec<(u32, u64, u64)>,
+}
+
+/// One step's outcome on one side, printed on divergence.
+type Outcome = String;
+
+impl Fuzz {
+    fn ioas(&mut self) -> u32 {
+        if self.ids.is_empty() || self.rng.chance(5) {
+            return self.rng.pick(&[0, 1, 2, 3, 100, u32::MAX]);
+        }
+        self.rng.pick(&self.ids)
+    }
+
+    fn length(&mut self) -> u64 {
+        match self.rng.below(10) {
+            0 => self
+                .rng
+                .pick(&[0, 1, 7, u64::MAX, u64::MAX - PAGE + 1, 1 << 63]),
+            1 => self.rng.below(3 * PAGE) + 1,
+            2..=4 => PAGE,
+            5 => 2 << 20,
+            _ => (self.rng.below(16) + 1) * PAGE,
+        }
+    }
+
+    fn iova(&mut self) -> u64 {
+        if !self.mapped.is_empty() && self.rng.chance(40) {
+            let (_, iova, len) = self.rng.pick(&self.mapped);
+            return match self.rng.below(4) {
+                0 => iova,
+                1 => iova + len,
+                2 => iova.saturating_sub(PAGE),
+                _ => iova + self.rng.below(len.max(1)),
+            };
+        }
+        match self.rng.below(8) {
+            0 => self
+                .rng
+                .pick(&[0, 1, PAGE - 1, u64::MAX, u64::MAX - PAGE, 1 << 63]),
+            1 => self.rng.below(1 << 40),
+            _ => self.rng.below(1024) * PAGE,
+        }
+    }
+
+    fn flags(&mut self) -> u32 {
+        let mut f = self.rng.pick(&[
+            RW,
+            RW,
+            READ,
+            WRITE,
+            RW | FIXED,
+            READ | FIXED,
+            RW | FIXED,
+            0,
+            FIXED,
+        ]);
+        if self.rng.chance(3) {
+            f |= 1 << self.rng.below(32);
+        }
+        f
+    }
+
+    fn user_va(&mut self) -> u64 {
+        let (base, len) = self.rng.pick(&self.mem.user);
+        match self.rng.below(10) {
+            0 => self.rng.pick(&[0, 1, u64::MAX - PAGE, base + 3]),
+            1 => base + self.rng.below(len),
+            _ => base + self.rng.below(len / PAGE) * PAGE,
+        }
+    }
+
+    /// Runs `op` on both sides and returns both outcomes.
+    fn both(&mut self, op: impl Fn(&Iommufd) -> Outcome) -> (Outcome, Outcome) {
+        (op(&self.c), op(&self.rust))
+    }
+
+    /// One random step: its description and both outcomes.
+    fn step(&mut self) -> (String, Outcome, Outcome) {
+        // Keep a handful of IOAS objects so that operations meet each other.
+        let roll = match self.rng.below(100) {
+            r @ 0..=7 if self.ids.len() >= 6 => r + 8,
+            r => r,
+        };
+        match roll {
+            0..=7 => {
+                let (c, r) = self.both(|f| format!("{:?}", f.ioas_alloc()));
+                if let Some(id) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(id) = id.parse() {
+                        self.ids.push(id);
+                    }
+                }
+                ("ioas_alloc".into(), c, r)
+            }
+            8..=10 => {
+                let id = self.ioas();
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.ids.retain(|&i| i != id);
+                    self.mapped.retain(|m| m.0 != id);
+                }
+                (format!("destroy {id}"), c, r)
+            }
+            11..=40 => {
+                let (ioas, va, len, flags, iova) = (
+                    self.ioas(),
+                    self.user_va(),
+                    self.length(),
+                    self.flags(),
+                    self.iova(),
+                );
+                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+                if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(got) = got.parse() {
+                        self.mapped.push((ioas, got, len));
+                    }
+                }
+                (
+                    format!(
+                        "map ioas={ioas} va={va:#x} len={len:#x} flags={flags:#x} iova={iova:#x}"
+                    ),
+                    c,
+                    r,
+                )
+            }
+            41..=45 => {
+                let (ioas, len, flags, iova) =
+                    (self.ioas(), self.length(), self.flags(), self.iova());
+                let start = self.rng.below(self.mem.memfd_len / PAGE) * PAGE
+                    + if self.rng.chance(10) { 5 } else { 0 };
+                let fd = if self.rng.chance(5) {
+                    -1
+                } else {
+                    self.mem.memfd.as_raw_fd()
+                };
+                let (c, r) =
+                    self.both(|f| format!("{:?}", f.map_file(ioas, fd, start, len, flags, iova)));
+                if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(got) = got.parse() {
+                        self.mapped.push((ioas, got, len));
+                    }
+                }
+                (format!("map_file ioas={ioas} start={start:#x} len={len:#x} flags={flags:#x} iova={iova:#x}"), c, r)
+            }
+            46..=55 => {
+                let (src, dst) = (self.ioas(), self.ioas());
+                let (src_iova, len) = match self.mapped.is_empty() || self.rng.chance(20) {
+                    true => (self.iova(), self.length()),
+                    false => {
+                        let (_, iova, len) = self.rng.pick(&self.mapped);
+                        (
+                            iova,
+                            if self.rng.chance(70) {
+                                len
+                            } else {
+                                self.length()
+                            },
+                        )
+                    }
+                };
+                let (flags, dst_iova) = (self.flags(), self.iova());
+                let (c, r) = self
+                    .both(|f| format!("{:?}", f.copy(dst, src, src_iova, len, flags, dst_iova)));
+                if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(got) = got.parse() {
+                        self.mapped.push((dst, got, len));
+                    }
+                }
+                (format!("copy dst={dst} src={src} src_iova={src_iova:#x} len={len:#x} flags={flags:#x} dst_iova={dst_iova:#x}"), c, r)
+            }
+            56..=75 => {
+                let ioas = self.ioas();
+                let (iova, len) = match self.rng.below(10) {
+                    0 => (0, u64::MAX),
+                    1..=5 if !self.mapped.is_empty() => {
+                        let (_, iova, len) = self.rng.pick(&self.mapped);
+                        (iova, len)
+                    }
+                    _ => (self.iova(), self.length()),
+                };
+                let (c, r) = self.both(|f| format!("{:?}", f.unmap(ioas, iova, len)));
+                (
+                    format!("unmap ioas={ioas} iova={iova:#x} len={len:#x}"),
+                    c,
+                    r,
+                )
+            }
+            76..=80 => {
+                let ioas = self.ioas();
+                let n = self.rng.below(4);
+                let mut ranges = Vec::new();
+                for _ in 0..n {
+                    let start = self.iova();
+                    let last = start.saturating_add(self.length());
+                    ranges.push((start, last));
+                }
+                let (c, r) = self.both(|f| format!("{}", f.allow_iovas(ioas, &ranges)));
+                (format!("allow_iovas ioas={ioas} {ranges:x?}"), c, r)
+            }
+            81..=85 => {
+                let (ioas, room) = (self.ioas(), self.rng.below(4) as u32);
+                let (c, r) = self.both(|f| {
+                    format!(
+                        "{:?}",
+                        f.iova_ranges(ioas, room).map(|(v, a)| (
+                            v.iter().map(|r| (r.start, r.last)).collect::<Vec<_>>(),
+                            a
+                        ))
+                    )
+                });
+                (format!("iova_ranges ioas={ioas} room={room}"), c, r)
+            }
+            86..=90 => {
+                let option = self.rng.pick(&[
+                    uapi::IOMMU_OPTION_HUGE_PAGES,
+                    uapi::IOMMU_OPTION_HUGE_PAGES,
+                    uapi::IOMMU_OPTION_RLIMIT_MODE,
+                    9,
+                ]);
+                let op = self.rng.pick(&[0u32, 1, 1, 3]);
+                let object = if option == uapi::IOMMU_OPTION_RLIMIT_MODE && self.rng.chance(80) {
+                    0
+                } else {
+                    self.ioas()
+                };
+                let val = self.rng.pick(&[0u64, 1, 1, 2]);
+                let (c, r) = self.both(|f| format!("{:?}", f.option(option, op, object, val)));
+                (
+                    format!("option id={option} op={op} object={object} val={val}"),
+                    c,
+                    r,
+                )
+            }
+            91..=92 => {
+                let (c, r) = self.both(|f| format!("{}", f.change_process()));
+                ("change_process".into(), c, r)
+            }
+            _ => {
+                let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
+                let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
+                (
+                    format!("add_reserved ioas={ioas} start={start:#x} len={len:#x}"),
+                    c,
+                    r,
+                )
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let c_node = args.get(3).map_or("/dev/iommu", String::as_str);
+    let rust_node = args.get(4).map_or("/dev/iommu_rs", String::as_str);
+    println!("KTAP version 1");
+    println!("1..1");
+    let setup = || -> Result<Fuzz, String> {
+        Ok(Fuzz {
+            c: Iommufd::open_path(c_node)?,
+            rust: Iommufd::open_path(rust_node)?,
+            rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+            mem: Backing::new()?,
+            ids: Vec::new(),
+            mapped: Vec::new(),
+        })
+    };
+    let mut fuzz = match setup() {
+        Ok(f) => f,
+        Err(e) => {
+            println!("# setup: {e}");
+            println!("not ok 1 fuzz seed={seed} steps={steps}");
+            std::process::exit(1);
+        }
+    };
+    // Per operation: (calls, successes), to show the mix reaches real work.
+    let mut stats: Vec<(String, u64, u64)> = Vec::new();
+    for step in 1..=steps {
+        let (what, c, r) = fuzz.step();
+        let op = what.split(' ').next().unwrap_or("").to_string();
+        let ok = u64::from(c.starts_with("Ok(") || c == "0");
+        match stats.iter_mut().find(|s| s.0 == op) {
+            Some(s) => {
+                s.1 += 1;
+                s.2 += ok;
+            }
+            None => stats.push((op, 1, ok)),
+        }
+        if c != r {
+            println!("# divergence at seed={seed} step={step}: {what}");
+            println!("#   C iommufd:  {c}");
+            println!("#   iommufd_rs: {r}");
+            println!("# reproduce: iommufd_fuzz {seed} {step}");
+            println!("not ok 1 fuzz seed={seed} steps={steps}");
+            std::process::exit(1);
+        }
+    }
+    stats.sort();
+    let mix: Vec<String> = stats
+        .iter()
+        .map(|(op, n, ok)| format!("{op} {ok}/{n}"))
+        .collect();
+    println!("# succeeded/called: {}", mix.join(", "));
+    println!(
+        "# fuzz: {steps} steps, 0 divergences, {} live IOAS, {} maps seen",
+        fuzz.ids.len(),
+        fuzz.mapped.len()
+    );
+    println!("ok 1 fuzz seed={seed} steps={steps}");
+}
