@@ -16,6 +16,7 @@
 
 use crate::{
     errno::eaddrinuse,
+    free_space::{FreeSpace, SpareNode},
     interval_tree::{IntervalTree, NewNode},
     pages::{Pages, PAGE_SIZE_U64},
 };
@@ -103,6 +104,11 @@ pub(crate) struct IoPagetable {
     iova_alignment: u64,
     /// `IOMMU_OPTION_HUGE_PAGES` set to 0.
     disable_large_pages: bool,
+    /// Index of the free holes, for O(log n) allocation. Built the first
+    /// time the allocator runs, so that IOASes mapped only at fixed IOVAs
+    /// never pay for it; dropped after an allocation failure on a path that
+    /// may not fail (unmap), when the allocator walks the trees instead.
+    free: Option<FreeSpace>,
 }
 
 /// Where a map goes.
@@ -140,7 +146,35 @@ impl IoPagetable {
             reserved: IntervalTree::new(),
             iova_alignment: 1,
             disable_large_pages: false,
+            free: None,
         }
+    }
+
+    /// Builds the free-space index from the trees, if it is missing. On
+    /// allocation failure it stays missing and the allocator walks.
+    fn build_free_space(&mut self) {
+        if self.free.is_some() {
+            return;
+        }
+        let Ok(mut free) = FreeSpace::new() else {
+            return;
+        };
+        let used = Iterator::chain(
+            self.areas.spans(0, u64::MAX),
+            self.reserved.spans(0, u64::MAX),
+        );
+        for span in used.filter(|s| !s.is_hole) {
+            let Ok(spare) = SpareNode::new() else {
+                return;
+            };
+            free.occupy_any(span.start, span.last, spare);
+        }
+        self.free = Some(free);
+    }
+
+    /// A spare node for the free-space index, if it is in use.
+    fn spare_node(&self) -> Result<Option<SpareNode>> {
+        self.free.as_ref().map(|_| SpareNode::new()).transpose()
     }
 
     /// The alignment every mapping must respect.
@@ -157,8 +191,12 @@ impl IoPagetable {
         {
             return Err(eaddrinuse());
         }
-        self.reserved
-            .insert(NewNode::new(range.start, range.last, (), GFP_KERNEL)?);
+        let node = NewNode::new(range.start, range.last, (), GFP_KERNEL)?;
+        let spare = self.spare_node()?;
+        self.reserved.insert(node);
+        if let (Some(free), Some(spare)) = (self.free.as_mut(), spare) {
+            free.occupy_any(range.start, range.last, spare);
+        }
         Ok(())
     }
 
@@ -182,7 +220,7 @@ impl IoPagetable {
     /// `addr`'s offset in the page. It stays inside the allowed ranges, if
     /// any, and out of reserved ranges and areas; IOVA 0 and the last page
     /// are never used.
-    fn alloc_iova(&self, addr: u64, length: u64) -> Result<u64> {
+    fn alloc_iova(&mut self, addr: u64, length: u64) -> Result<u64> {
         let page_offset = addr % PAGE_SIZE_U64;
         if length == 0 || length >= u64::MAX / 2 {
             return Err(EOVERFLOW);
@@ -195,6 +233,7 @@ impl IoPagetable {
         if align < self.iova_alignment {
             return Err(EINVAL);
         }
+        self.build_free_space();
         let (lo, hi) = (PAGE_SIZE_U64, u64::MAX - PAGE_SIZE_U64);
         let found = if self.allowed.len() == 0 {
             self.alloc_in(
@@ -235,6 +274,13 @@ impl IoPagetable {
             let Some(start) = fit_in(span.start, span.last, length, align, page_offset) else {
                 continue;
             };
+            if let Some(free) = &self.free {
+                let fit = |s, l| fit_in(s, l, length, align, page_offset);
+                match free.first_fit(start, span.last, length, fit) {
+                    Some(iova) => return Some(iova),
+                    None => continue,
+                }
+            }
             // The holes of areas and reserved ranges together, in order:
             // each area hole split by the reserved ranges inside it.
             for area_hole in self.areas.spans(start, span.last).filter(|s| s.is_hole) {
@@ -250,6 +296,27 @@ impl IoPagetable {
             }
         }
         None
+    }
+
+    /// The allocator's answer from walking the trees, without the index.
+    #[cfg(CONFIG_KUNIT)]
+    fn alloc_iova_walk(&mut self, addr: u64, length: u64) -> Result<u64> {
+        let index = self.free.take();
+        // An allocation failure while building leaves no index: force one.
+        self.free = None;
+        let page_offset = addr % PAGE_SIZE_U64;
+        let mut align = length.next_power_of_two();
+        if addr != 0 {
+            align = align.min(1 << addr.trailing_zeros());
+        }
+        align = align.min(MAX_ALLOC_ALIGNMENT);
+        let whole = [IovaRange {
+            start: PAGE_SIZE_U64,
+            last: u64::MAX - PAGE_SIZE_U64,
+        }];
+        let found = self.alloc_in(whole.into_iter(), length, align, page_offset);
+        self.free = index;
+        found.ok_or(ENOSPC)
     }
 
     /// Checks that `[iova, iova + length)` may be mapped exactly there.
@@ -292,6 +359,8 @@ impl IoPagetable {
                 self.alloc_iova(first.pages.address_of(first.start_byte), length)?
             }
         };
+        // Allocated after placement: the allocator may have built the index.
+        let spare = self.spare_node()?;
         // Check and place every area before inserting any.
         let mut at = iova;
         for node in areas.iter_mut().flatten() {
@@ -313,6 +382,9 @@ impl IoPagetable {
                 self.areas.insert(node);
             }
         }
+        if let (Some(free), Some(spare)) = (self.free.as_mut(), spare) {
+            free.occupy(iova, at.wrapping_sub(1), spare);
+        }
         Ok(iova)
     }
 
@@ -329,6 +401,11 @@ impl IoPagetable {
                 Some((_, _, None)) => return (Err(ENOENT), unmapped),
                 Some((s, l, Some(area))) => {
                     drop(area);
+                    if let Some(free) = self.free.as_mut() {
+                        if free.release(s, l).is_err() {
+                            self.free = None;
+                        }
+                    }
                     (s, l)
                 }
             };
@@ -460,10 +537,8 @@ mod tests {
 
     /// Occupies `[start, last]` as an area would, without a pages object.
     fn occupy(t: &mut IoPagetable, start: u64, last: u64) -> Result {
-        // The reserved tree blocks the allocator the same way areas do.
-        t.reserved
-            .insert(NewNode::new(start, last, (), GFP_KERNEL)?);
-        Ok(())
+        // Reserved ranges block the allocator the same way areas do.
+        t.reserve(IovaRange { start, last })
     }
 
     #[test]
@@ -493,7 +568,7 @@ mod tests {
 
     #[test]
     fn alloc_alignment_follows_address_and_length() -> Result {
-        let t = IoPagetable::new();
+        let mut t = IoPagetable::new();
         // Page-aligned address, one page: the first page after 0.
         assert_eq!(t.alloc_iova(0x7f00_0000_1000, 0x1000), Ok(0x1000));
         // 2 MiB aligned address and length: 2 MiB aligned IOVA.
@@ -515,6 +590,38 @@ mod tests {
         assert_eq!(t.alloc_iova(0x10_0000, 0x1000), Ok(0x3000));
         // Two pages do not: the next room is after 0x4fff.
         assert_eq!(t.alloc_iova(0x10_0000, 0x2000), Ok(0x6000));
+        Ok(())
+    }
+
+    #[test]
+    fn index_agrees_with_walk() -> Result {
+        // A layout of reserved ranges with holes of many sizes; every
+        // request must get the same IOVA from the index and from the walk.
+        let mut t = IoPagetable::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut at = 0x1000u64;
+        for _ in 0..300 {
+            let hole = (next() % 8) * 0x800;
+            let used = (next() % 4 + 1) * 0x1000;
+            at += hole;
+            occupy(&mut t, at, at + used - 1)?;
+            at += used;
+        }
+        for _ in 0..500 {
+            let length = (next() % 6 + 1) * 0x800 - (next() % 2) * 0x7ff;
+            let addr = (next() % 0x1000) * 0x200 + 0x7f00_0000_0000;
+            let indexed = t.alloc_iova(addr, length);
+            let index = t.free.take();
+            let walked = t.alloc_iova_walk(addr, length);
+            t.free = index;
+            assert_eq!(indexed, walked);
+        }
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! - [`context`]: the open file; [`object`]: the object table;
 //! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
+//!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas;
 //! - `selftest`: `IOMMU_TEST_CMD` for the upstream selftests (test builds);
 //! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`]: thin FFI
@@ -35,6 +36,7 @@ use kernel::prelude::*;
 
 mod context;
 mod errno;
+mod free_space;
 mod interval_tree;
 mod io_pagetable;
 mod ioas;

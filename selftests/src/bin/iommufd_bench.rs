@@ -37,6 +37,30 @@ fn map_unmap_pair(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String> {
     Ok(us)
 }
 
+/// Microseconds per allocated (not fixed) map of 8 KiB plus its unmap, in
+/// an IOAS holding `areas` one-page areas separated by one-page holes: the
+/// allocator must get past every hole too small for the request.
+fn alloc_past_holes(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String> {
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    for i in 0..areas {
+        fd.map(ioas, VA, PAGE, RW | FIXED, (2 * i + 2) * PAGE)
+            .map_err(|e| format!("setup map {i}: {e}"))?;
+    }
+    let start = Instant::now();
+    for _ in 0..pairs {
+        let iova = fd
+            .map(ioas, VA, 2 * PAGE, RW, 0)
+            .map_err(|e| format!("map: {e}"))?;
+        fd.unmap(ioas, iova, 2 * PAGE)
+            .map_err(|e| format!("unmap: {e}"))?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
+    if fd.destroy(ioas) != 0 {
+        return Err("destroy failed".into());
+    }
+    Ok(us)
+}
+
 /// Microseconds per call of `op`, repeated `calls` times.
 fn per_call(calls: u64, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let start = Instant::now();
@@ -94,6 +118,18 @@ fn main() {
     if let Err(e) = fixed_costs(&fd, &imp) {
         println!("raw impl={imp} name=fixed_costs error={e}");
         failed = true;
+    }
+    for (name, areas, pairs) in [
+        ("map_alloc_8k_past_10_holes", 10, 2000),
+        ("map_alloc_8k_past_10000_holes", 10_000, 200),
+    ] {
+        match alloc_past_holes(&fd, areas, pairs) {
+            Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+            Err(e) => {
+                println!("raw impl={imp} name={name} error={e}");
+                failed = true;
+            }
+        }
     }
     for (name, areas, pairs) in workloads {
         match map_unmap_pair(&fd, areas, pairs) {
