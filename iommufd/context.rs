@@ -49,7 +49,6 @@ impl FileOps for Context {
     }
 
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl::dispatch(&this, cmd, arg)?;
-        Ok(0)
+        ioctl::dispatch(&this, cmd, arg)
     }
 }

@@ -473,6 +473,41 @@ impl IoPagetable {
         Ok(())
     }
 
+    /// Splits the area containing `p` into `[start, p]` and `[p + 1, last]`,
+    /// both sharing its pages, so that VFIO type1 (v1) clients can unmap
+    /// part of a mapping. Nothing to do if `p` is in no area or is already
+    /// an area's first or last IOVA. `EINVAL` if the second half would not
+    /// start aligned, in IOVA or in its pages.
+    pub(crate) fn split_at(&mut self, p: u64) -> Result {
+        let (start, last, pages, start_byte, prot) = match self.areas.first(p, p) {
+            None => return Ok(()),
+            Some(a) => (
+                a.start,
+                a.last,
+                a.value.pages.clone(),
+                a.value.start_byte,
+                a.value.prot,
+            ),
+        };
+        if p == start || p == last {
+            return Ok(());
+        }
+        let align = self.iova_alignment;
+        let next = p + 1;
+        let next_byte = start_byte + (next - start);
+        if next % align != 0 || next_byte % align != 0 {
+            return Err(EINVAL);
+        }
+        let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
+        let mut high = new_area(pages, next_byte, last - p, prot)?;
+        drop(self.areas.take_first_if(p, p, |_, _, _| true));
+        low.set_range(start, p);
+        high.set_range(next, last);
+        self.areas.insert(low);
+        self.areas.insert(high);
+        Ok(())
+    }
+
     /// `IOMMU_OPTION_HUGE_PAGES`: whether large IO pages may be used.
     pub(crate) fn huge_pages(&self) -> bool {
         !self.disable_large_pages

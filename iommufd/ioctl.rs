@@ -161,7 +161,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_VFIO_IOAS,
         uapi::iommu_vfio_ioas,
         __reserved,
-        not_implemented
+        crate::vfio_compat::vfio_ioas_ioctl
     ));
     ops[index(uapi::IOMMU_HWPT_ALLOC)] = Some(op!(
         uapi::IOMMU_HWPT_ALLOC,
@@ -293,8 +293,15 @@ fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -
     Ok(cmd)
 }
 
-/// Runs one ioctl on a context.
-pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result {
+/// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO
+/// container ioctls.
+pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
+    let in_table = _IOC_NR(cmd)
+        .checked_sub(uapi::IOMMUFD_CMD_BASE)
+        .is_some_and(|i| (i as usize) < TABLE_LEN);
+    if !in_table {
+        return crate::vfio_compat::ioctl(ctx, cmd, arg);
+    }
     let op = lookup(cmd).ok_or(ENOTTY)?;
     let user = UserPtr::from_addr(arg);
     let user_size = UserSlice::new(user, size_of::<u32>())
@@ -303,7 +310,7 @@ pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result {
     if user_size < op.min_size {
         return Err(EINVAL);
     }
-    (op.execute)(ctx, user, user_size)
+    (op.execute)(ctx, user, user_size).map(|()| 0)
 }
 
 #[kunit_tests(iommufd_rs_ioctl)]

@@ -14,6 +14,7 @@
 //!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas;
 //! - `selftest`: `IOMMU_TEST_CMD` for the upstream selftests (test builds);
+//! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
 //! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`]: thin FFI
 //!   wrappers (misc device, string parameter, the kernel's interval tree,
 //!   capabilities and files, page pins; `helpers.c` has the C shims).
@@ -50,6 +51,7 @@ mod pin;
 mod selftest;
 mod sys;
 mod uapi;
+mod vfio_compat;
 
 module! {
     type: IommufdModule,

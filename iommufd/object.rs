@@ -47,6 +47,9 @@ struct TableInner {
     ids: RBTree<u32, Slot>,
     /// No ID below this one is free.
     free_hint: u32,
+    /// The IOAS the VFIO container ioctls work on (`IOMMU_VFIO_IOAS`). Not
+    /// a reference: destroying that IOAS clears it, under this lock.
+    compat_ioas: Option<u32>,
 }
 
 /// The object table of one open file.
@@ -60,7 +63,7 @@ impl ObjectTable {
     /// Creates an empty table.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            inner <- new_mutex!(TableInner { ids: RBTree::new(), free_hint: 1 }),
+            inner <- new_mutex!(TableInner { ids: RBTree::new(), free_hint: 1, compat_ioas: None }),
         })
     }
 
@@ -108,11 +111,24 @@ impl ObjectTable {
                 return Err(EBUSY);
             }
             inner.free_hint = inner.free_hint.min(id);
+            if inner.compat_ioas == Some(id) {
+                inner.compat_ioas = None;
+            }
             inner.ids.remove(&id)
         };
         // Freed outside the lock.
         drop(removed);
         Ok(())
+    }
+
+    /// The compat IOAS's ID, if one is set.
+    pub(crate) fn compat_ioas(&self) -> Option<u32> {
+        self.inner.lock().compat_ioas
+    }
+
+    /// Sets or clears the compat IOAS.
+    pub(crate) fn set_compat_ioas(&self, id: Option<u32>) {
+        self.inner.lock().compat_ioas = id;
     }
 
     /// Runs `f` with the table locked, if it holds no object at all (built

@@ -45,6 +45,13 @@ macro_rules! uapi_pod {
 }
 
 uapi_pod!(
+    vfio_info_cap_header,
+    vfio_iommu_type1_dma_map,
+    vfio_iommu_type1_dma_unmap,
+    vfio_iommu_type1_info,
+    vfio_iommu_type1_info_cap_iova_range,
+    vfio_iommu_type1_info_dma_avail,
+    vfio_iova_range,
     iommu_destroy,
     iommu_fault_alloc,
     iommu_hw_info,

@@ -5,3 +5,5 @@
  */
 #include <linux/iommufd.h>
 #include "iommufd_test.h"
+/* The VFIO container ABI, served by vfio_compat.rs; the kernel's header. */
+#include <linux/vfio.h>
