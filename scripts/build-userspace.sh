@@ -17,7 +17,7 @@ mkdir -p $out /build/selftests-target /build/upstream-selftests
 # Our Rust selftests.
 bindgen /repo/iommufd/uapi_bindgen.h --with-derive-default \
 	--no-layout-tests --no-doc-comments --default-enum-style consts --no-prepend-enum-name \
-	--allowlist-file '.*/iommufd(_test)?\.h' -o /build/selftests-target/uapi.rs \
+	--allowlist-file '.*/(iommufd(_test)?|vfio)\.h' --wrap-unsafe-ops -o /build/selftests-target/uapi.rs \
 	-- -I/repo/include/uapi -I/repo/iommufd -I"$kdir/usr-headers/include" 2>&1
 cd /repo/selftests
 IOMMUFD_RS_UAPI_RS=/build/selftests-target/uapi.rs \

@@ -234,6 +234,64 @@ impl Iommufd {
     }
 }
 
+/// The VFIO container ioctls, as a legacy client issues them.
+impl Iommufd {
+    /// IOMMU_VFIO_IOAS: the ID reported (GET) or 0, or the errno.
+    pub fn vfio_ioas(&self, op: u32, ioas: u32) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_vfio_ioas {
+            size: size_of_u32::<uapi::iommu_vfio_ioas>(),
+            ioas_id: ioas,
+            op: op as u16,
+            __reserved: 0,
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_VFIO_IOAS, &mut cmd) {
+            0 => Ok(cmd.ioas_id),
+            e => Err(e),
+        }
+    }
+
+    /// An ioctl taking an integer (API version, extensions, SET_IOMMU).
+    pub fn vfio_value(&self, request: u32, value: u64) -> Result<i32, Errno> {
+        sys::ioctl_value(&self.file, request, value)
+    }
+
+    /// VFIO_IOMMU_GET_INFO with a `buf_len`-byte buffer pre-filled with
+    /// 0xaa and `argsz` as given: the errno (0 on success) and the buffer.
+    pub fn vfio_get_info(&self, argsz: u32, buf_len: usize) -> (Errno, Vec<u8>) {
+        let mut buf = vec![0xaau8; buf_len.max(8) + 8];
+        buf[..4].copy_from_slice(&argsz.to_ne_bytes());
+        let rc = sys::ioctl_ptr(&self.file, uapi::VFIO_IOMMU_GET_INFO, buf.as_mut_ptr());
+        buf.truncate(buf_len.max(8));
+        (rc, buf)
+    }
+
+    /// VFIO_IOMMU_MAP_DMA: 0 or the errno.
+    pub fn vfio_map(&self, flags: u32, vaddr: u64, iova: u64, size: u64) -> Errno {
+        let mut cmd = uapi::vfio_iommu_type1_dma_map {
+            argsz: std::mem::size_of::<uapi::vfio_iommu_type1_dma_map>() as u32,
+            flags,
+            vaddr,
+            iova,
+            size,
+        };
+        sys::ioctl_struct(&self.file, uapi::VFIO_IOMMU_MAP_DMA, &mut cmd)
+    }
+
+    /// VFIO_IOMMU_UNMAP_DMA: the errno (0 on success) and the size field
+    /// as the kernel left it.
+    pub fn vfio_unmap(&self, flags: u32, iova: u64, size: u64) -> (Errno, u64) {
+        let mut cmd = uapi::vfio_iommu_type1_dma_unmap {
+            argsz: std::mem::size_of::<uapi::vfio_iommu_type1_dma_unmap>() as u32,
+            flags,
+            iova,
+            size,
+            ..Default::default()
+        };
+        let rc = sys::ioctl_struct(&self.file, uapi::VFIO_IOMMU_UNMAP_DMA, &mut cmd);
+        (rc, cmd.size)
+    }
+}
+
 /// Reads one number from a /proc or /sys file, or a `key: value kB` line.
 pub fn read_number(path: &str, key: Option<&str>) -> Result<u64, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;

@@ -3,6 +3,7 @@
 //! Userspace helpers for driving /dev/iommu: the uAPI types, raw ioctl
 //! calls, and a small KTAP test runner.
 
+pub mod compat_tests;
 pub mod dev;
 pub mod ioas_tests;
 pub mod ktap;
@@ -23,6 +24,19 @@ pub mod uapi {
     pub const fn iommufd_ioctl(cmd: u32) -> u32 {
         ((IOMMUFD_TYPE as u32) << 8) | cmd
     }
+
+    /// Builds a VFIO container ioctl number from its index (`_IO`).
+    pub const fn vfio_ioctl(index: u32) -> u32 {
+        ((VFIO_TYPE as u32) << 8) | (VFIO_BASE + index)
+    }
+
+    pub const VFIO_GET_API_VERSION: u32 = vfio_ioctl(0);
+    pub const VFIO_CHECK_EXTENSION: u32 = vfio_ioctl(1);
+    pub const VFIO_SET_IOMMU: u32 = vfio_ioctl(2);
+    pub const VFIO_IOMMU_GET_INFO: u32 = vfio_ioctl(12);
+    pub const VFIO_IOMMU_MAP_DMA: u32 = vfio_ioctl(13);
+    pub const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_ioctl(14);
+    pub const VFIO_IOMMU_ENABLE: u32 = vfio_ioctl(15);
 
     pub const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
     pub const IOMMU_DESTROY: u32 = iommufd_ioctl(IOMMUFD_CMD_DESTROY);

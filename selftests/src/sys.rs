@@ -37,6 +37,18 @@ pub fn ioctl_ptr(file: &File, request: u32, arg: *mut u8) -> Errno {
     }
 }
 
+/// `ioctl(fd, request, value)` with a plain integer argument: the return
+/// value, or the errno as `Err`.
+pub fn ioctl_value(file: &File, request: u32, value: u64) -> Result<i32, Errno> {
+    // SAFETY: The kernel reads `value` as a number, not as a pointer.
+    let rc = unsafe { ioctl(file.as_raw_fd(), request as u64, value) };
+    if rc < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1))
+    } else {
+        Ok(rc)
+    }
+}
+
 /// `ioctl` with a typed struct; 0 or the errno.
 pub fn ioctl_struct<T>(file: &File, request: u32, arg: &mut T) -> Errno {
     ioctl_ptr(file, request, (arg as *mut T).cast())
@@ -92,4 +104,5 @@ pub mod errno {
     pub const ENOSPC: i32 = 28;
     pub const EOVERFLOW: i32 = 75;
     pub const EADDRINUSE: i32 = 98;
+    pub const ENODEV: i32 = 19;
 }

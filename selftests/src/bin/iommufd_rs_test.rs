@@ -470,6 +470,7 @@ fn main() {
     ];
     let mut tests = tests.to_vec();
     tests.extend(iommufd_rs_selftests::ioas_tests::tests());
+    tests.extend(iommufd_rs_selftests::compat_tests::tests());
     let failed = run("iommufd_rs_selftests", &tests);
     std::process::exit(if failed == 0 { 0 } else { 1 });
 }

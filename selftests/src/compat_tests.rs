@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO container ioctls, replayed the way a legacy client (QEMU's
+//! container backend) issues them, with no domain attached. Both C iommufd
+//! and iommufd_rs must answer exactly as written.
+
+use crate::dev::Iommufd;
+use crate::ktap::{Test, TestResult};
+use crate::sys::errno::*;
+use crate::uapi;
+use crate::{check, check_eq};
+
+const PAGE: u64 = 4096;
+const VA: u64 = 0x7f00_0001_0000;
+const RW: u32 = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
+const GET: u32 = uapi::IOMMU_VFIO_IOAS_GET;
+const SET: u32 = uapi::IOMMU_VFIO_IOAS_SET;
+const CLEAR: u32 = uapi::IOMMU_VFIO_IOAS_CLEAR;
+
+/// An open fd with an IOAS set as the compat IOAS and `SET_IOMMU(kind)`.
+fn container(kind: u32) -> Result<(Iommufd, u32), String> {
+    let fd = Iommufd::open()?;
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    check_eq!(fd.vfio_ioas(SET, ioas), Ok(ioas));
+    check_eq!(fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(kind)), Ok(0));
+    Ok((fd, ioas))
+}
+
+fn u32_at(buf: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]])
+}
+
+fn u64_at(buf: &[u8], off: usize) -> u64 {
+    u64::from(u32_at(buf, off)) | (u64::from(u32_at(buf, off + 4)) << 32)
+}
+
+fn probe_and_set_iommu() -> TestResult {
+    let fd = Iommufd::open()?;
+    check_eq!(fd.vfio_value(uapi::VFIO_GET_API_VERSION, 0), Ok(0));
+    for ext in [
+        uapi::VFIO_TYPE1_IOMMU,
+        uapi::VFIO_TYPE1v2_IOMMU,
+        uapi::VFIO_UNMAP_ALL,
+    ] {
+        check_eq!(
+            fd.vfio_value(uapi::VFIO_CHECK_EXTENSION, u64::from(ext)),
+            Ok(1)
+        );
+    }
+    for ext in [0, 2, 5, 6, 7, 10, 11, 1 << 32] {
+        check_eq!(fd.vfio_value(uapi::VFIO_CHECK_EXTENSION, ext), Ok(0));
+    }
+    // No compat IOAS yet.
+    check_eq!(
+        fd.vfio_value(
+            uapi::VFIO_CHECK_EXTENSION,
+            u64::from(uapi::VFIO_DMA_CC_IOMMU)
+        ),
+        Err(ENODEV)
+    );
+    check_eq!(
+        fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU)),
+        Err(ENODEV)
+    );
+    check_eq!(fd.vfio_ioas(GET, 0), Err(ENODEV));
+    check_eq!(fd.vfio_ioas(SET, 1), Err(ENOENT));
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    check_eq!(fd.vfio_ioas(SET, ioas), Ok(ioas));
+    check_eq!(fd.vfio_ioas(GET, 0), Ok(ioas));
+    check_eq!(fd.vfio_ioas(7, 0), Err(EOPNOTSUPP));
+    check_eq!(
+        fd.vfio_value(
+            uapi::VFIO_CHECK_EXTENSION,
+            u64::from(uapi::VFIO_DMA_CC_IOMMU)
+        ),
+        Ok(1)
+    );
+    check_eq!(fd.vfio_value(uapi::VFIO_SET_IOMMU, 2), Err(EINVAL));
+    check_eq!(
+        fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU)),
+        Ok(0)
+    );
+    // Container ioctls this layer does not serve.
+    check_eq!(fd.vfio_value(uapi::VFIO_IOMMU_ENABLE, 0), Err(ENOTTY));
+    // Destroying the compat IOAS clears it; CLEAR clears it too.
+    check_eq!(fd.destroy(ioas), 0);
+    check_eq!(fd.vfio_ioas(GET, 0), Err(ENODEV));
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    check_eq!(fd.vfio_ioas(SET, ioas), Ok(ioas));
+    check_eq!(fd.vfio_ioas(CLEAR, 0), Ok(0));
+    check_eq!(fd.vfio_ioas(GET, 0), Err(ENODEV));
+    Ok(())
+}
+
+fn get_info_twice_and_walk_caps() -> TestResult {
+    let (fd, _) = container(uapi::VFIO_TYPE1v2_IOMMU)?;
+    // First call with only the fixed part: learn the size needed.
+    let (rc, buf) = fd.vfio_get_info(16, 16);
+    check_eq!(rc, 0);
+    let need = u32_at(&buf, 0) as usize;
+    check_eq!(
+        u32_at(&buf, 4),
+        uapi::VFIO_IOMMU_INFO_PGSIZES | uapi::VFIO_IOMMU_INFO_CAPS
+    );
+    check_eq!(u64_at(&buf, 8), !(PAGE - 1));
+    check_eq!(need, 72);
+    // Too small for the chain: no cap_offset, nothing written past argsz.
+    let (rc, buf) = fd.vfio_get_info(40, 56);
+    check_eq!(rc, 0);
+    check_eq!(u32_at(&buf, 16), 0);
+    check!(buf[40..].iter().all(|&b| b == 0xaa));
+    // Second call with what it asked for: walk the chain.
+    let (rc, buf) = fd.vfio_get_info(need as u32, need);
+    check_eq!(rc, 0);
+    let mut off = u32_at(&buf, 16) as usize;
+    check_eq!(off, 24);
+    let mut seen = Vec::new();
+    while off != 0 {
+        check!(off % 8 == 0 && off + 8 <= need);
+        let id = u32_at(&buf, off) & 0xffff;
+        seen.push(id);
+        if id == uapi::VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL {
+            check_eq!(u32_at(&buf, off + 8), u32::MAX);
+        }
+        if id == uapi::VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE {
+            check_eq!(u32_at(&buf, off + 8), 1);
+            check_eq!(
+                (u64_at(&buf, off + 16), u64_at(&buf, off + 24)),
+                (0, u64::MAX)
+            );
+        }
+        off = u32_at(&buf, off + 4) as usize;
+    }
+    check_eq!(
+        seen,
+        vec![
+            uapi::VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+            uapi::VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
+        ]
+    );
+    check_eq!(fd.vfio_get_info(15, 16).0, EINVAL);
+    Ok(())
+}
+
+fn map_many_then_overlap() -> TestResult {
+    let (fd, _) = container(uapi::VFIO_TYPE1v2_IOMMU)?;
+    for i in 0..64 {
+        check_eq!(
+            fd.vfio_map(RW, VA + i * PAGE, 0x10_0000 + i * PAGE, PAGE),
+            0
+        );
+    }
+    check_eq!(fd.vfio_map(RW, VA, 0x10_0000 + 10 * PAGE, PAGE), EEXIST);
+    check_eq!(fd.vfio_map(RW, VA, 0x10_0000 - PAGE, 2 * PAGE), EEXIST);
+    check_eq!(fd.vfio_map(RW | 4, VA, 0x20_0000, PAGE), EINVAL);
+    check_eq!(fd.vfio_map(RW, VA, 0x20_0000, 0), EINVAL);
+    check_eq!(
+        fd.vfio_map(RW, u64::MAX - PAGE, 0x20_0000, 2 * PAGE),
+        EOVERFLOW
+    );
+    // Flags 0 is accepted, as in C.
+    check_eq!(fd.vfio_map(0, VA, 0x30_0000, PAGE), 0);
+    check_eq!(
+        fd.vfio_unmap(uapi::VFIO_DMA_UNMAP_FLAG_ALL, 0, 0),
+        (0, 65 * PAGE)
+    );
+    Ok(())
+}
+
+fn type1v2_partial_unmap_fails() -> TestResult {
+    let (fd, _) = container(uapi::VFIO_TYPE1v2_IOMMU)?;
+    check_eq!(fd.vfio_map(RW, VA, 0x10_0000, 4 * PAGE), 0);
+    check_eq!(fd.vfio_unmap(0, 0x10_1000, PAGE), (ENOENT, 0));
+    check_eq!(fd.vfio_unmap(0, 0x10_0000, 2 * PAGE), (ENOENT, 0));
+    // Empty is success; the whole mapping goes at once.
+    check_eq!(fd.vfio_unmap(0, 0x40_0000, PAGE), (0, 0));
+    check_eq!(fd.vfio_unmap(0, 0x10_0000, 4 * PAGE), (0, 4 * PAGE));
+    // Bad flags and UNMAP_ALL with a range.
+    check_eq!(fd.vfio_unmap(1, 0, PAGE), (EINVAL, PAGE));
+    check_eq!(
+        fd.vfio_unmap(uapi::VFIO_DMA_UNMAP_FLAG_ALL, 0x1000, 0),
+        (EINVAL, 0)
+    );
+    Ok(())
+}
+
+fn type1_partial_unmap_splits() -> TestResult {
+    let (fd, ioas) = container(uapi::VFIO_TYPE1_IOMMU)?;
+    let huge = uapi::IOMMU_OPTION_HUGE_PAGES;
+    check_eq!(fd.option(huge, uapi::IOMMU_OPTION_OP_GET, ioas, 0), Ok(0));
+    check_eq!(fd.vfio_map(RW, VA, 0x10_0000, 8 * PAGE), 0);
+    // Any page-aligned piece can go, in any order.
+    check_eq!(fd.vfio_unmap(0, 0x10_3000, PAGE), (0, PAGE));
+    check_eq!(fd.vfio_unmap(0, 0x10_0000, PAGE), (0, PAGE));
+    check_eq!(fd.vfio_unmap(0, 0x10_6000, 2 * PAGE), (0, 2 * PAGE));
+    // Unaligned cuts are refused before anything is unmapped, and `size`
+    // is left as the caller wrote it.
+    check_eq!(fd.vfio_unmap(0, 0x10_1800, PAGE), (EINVAL, PAGE));
+    // A range over a hole counts only mapped bytes.
+    check_eq!(fd.vfio_unmap(0, 0x10_0000, 8 * PAGE), (0, 4 * PAGE));
+    check_eq!(fd.vfio_unmap(uapi::VFIO_DMA_UNMAP_FLAG_ALL, 0, 0), (0, 0));
+    Ok(())
+}
+
+/// The VFIO container tests.
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "compat_probe_and_set_iommu",
+            run: probe_and_set_iommu,
+        },
+        Test {
+            name: "compat_get_info_twice_and_walk_caps",
+            run: get_info_twice_and_walk_caps,
+        },
+        Test {
+            name: "compat_map_many_then_overlap",
+            run: map_many_then_overlap,
+        },
+        Test {
+            name: "compat_type1v2_partial_unmap_fails",
+            run: type1v2_partial_unmap_fails,
+        },
+        Test {
+            name: "compat_type1_partial_unmap_splits",
+            run: type1_partial_unmap_splits,
+        },
+    ]
+}
