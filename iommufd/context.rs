@@ -6,7 +6,12 @@ use crate::{ioctl, misc::FileOps, object::ObjectTable, pages::AccountMode};
 use kernel::{new_mutex, prelude::*, sync::Mutex};
 
 /// Which node a file was opened through.
-pub(crate) struct Node;
+pub(crate) enum Node {
+    /// `/dev/iommu`.
+    Iommu,
+    /// `/dev/vfio/vfio`: pins are charged to the process, as VFIO does.
+    VfioContainer,
+}
 
 /// The state of one open file: its object table.
 #[pin_data]
@@ -38,11 +43,15 @@ impl Context {
 impl FileOps for Context {
     type NodeData = Node;
 
-    fn open(_node: &Node) -> Result<Pin<KBox<Self>>> {
+    fn open(node: &Node) -> Result<Pin<KBox<Self>>> {
+        let mode = match node {
+            Node::Iommu => AccountMode::None,
+            Node::VfioContainer => AccountMode::Mm,
+        };
         KBox::pin_init(
             pin_init!(Context {
                 objects <- ObjectTable::new(),
-                account_mode <- new_mutex!(AccountMode::None),
+                account_mode <- new_mutex!(mode),
             }),
             GFP_KERNEL,
         )

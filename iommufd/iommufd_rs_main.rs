@@ -59,13 +59,50 @@ module! {
     authors: ["iommufd-rs developers"],
     description: "IOMMU userspace API (/dev/iommu) in Rust",
     license: "GPL",
+    params: {
+        vfio_container: u32 {
+            default: 0,
+            description: "1: also serve /dev/vfio/vfio (minor 196, mode 0666), unless a VFIO container driver has it",
+        },
+    },
 }
 
-/// The loaded module: the registered misc device.
+/// The loaded module: the registered misc devices.
 #[pin_data]
 struct IommufdModule {
     #[pin]
     iommu: misc::Registration<context::Context>,
+    /// `/dev/vfio/vfio`, with `vfio_container=1` and a free minor.
+    vfio: Option<Pin<KBox<misc::Registration<context::Context>>>>,
+}
+
+/// Registers `/dev/vfio/vfio` if asked to and if nobody else has it.
+fn register_vfio_node(
+    module: &'static ThisModule,
+) -> Option<Pin<KBox<misc::Registration<context::Context>>>> {
+    if *module_parameters::vfio_container.value() == 0 {
+        return None;
+    }
+    let opts = misc::MiscOptions {
+        name: c"vfio",
+        minor: Some(kernel::bindings::VFIO_MINOR as i32),
+        nodename: Some(c"vfio/vfio"),
+        mode: 0o666,
+    };
+    match KBox::pin_init(
+        misc::Registration::register(opts, module, context::Node::VfioContainer),
+        GFP_KERNEL,
+    ) {
+        Ok(reg) => Some(reg),
+        Err(e) => {
+            pr_info!(
+                "not serving /dev/vfio/vfio: minor {} unavailable ({:?})\n",
+                kernel::bindings::VFIO_MINOR,
+                e
+            );
+            None
+        }
+    }
 }
 
 impl kernel::InPlaceModule for IommufdModule {
@@ -77,7 +114,8 @@ impl kernel::InPlaceModule for IommufdModule {
             mode: 0o660,
         };
         try_pin_init!(Self {
-            iommu <- misc::Registration::register(opts, module, context::Node),
+            iommu <- misc::Registration::register(opts, module, context::Node::Iommu),
+            vfio: register_vfio_node(module),
         })
     }
 }

@@ -47,7 +47,10 @@ host_result "module builds with CLIPPY=1" $rc
 host_result "module build has no warnings ($warnings)" "$warnings" "$(grep -A5 'warning:' "$build_log" | head -40)"
 [ "$rc" = 0 ] || { echo "0 passed, 1 failed"; exit 1; }
 
-bash "$REPO/scripts/build-userspace.sh" >/dev/null || die "userspace build failed"
+us_log=$CACHE/userspace-build.log
+bash "$REPO/scripts/build-userspace.sh" >/dev/null 2>"$us_log" || { cat "$us_log" >&2; die "userspace build failed"; }
+us_warnings=$(grep -c 'warning:' "$us_log" || true)
+host_result "test programs build with no warnings ($us_warnings)" "$us_warnings" "$(grep -A5 'warning:' "$us_log" | head -40)"
 
 log "booting the test VM (TCG)"
 vm_rc=0; VM_LOG=$CACHE/check-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/check.sh" >/dev/null || vm_rc=$?

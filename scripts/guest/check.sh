@@ -18,6 +18,19 @@ section upstream-rust upstream iommufd
 section failnth-rust upstream iommufd_fail_nth
 section guest pass_fail "rmmod iommufd_rs after the tests" unload_rust
 section guest pass_fail "/dev/iommu gone after unload" test ! -e /dev/iommu
+# Legacy clients: through a /dev/vfio/vfio symlink to /dev/iommu, then
+# through the module's own /dev/vfio/vfio node (vfio_container=1).
+section guest pass_fail "insmod iommufd_rs" load_rust
+mkdir -p /dev/vfio && ln -s /dev/iommu /dev/vfio/vfio
+section selftests env IOMMUFD_COMPAT_NODE=/dev/vfio/vfio /bin/iommufd_rs_test compat_
+rm /dev/vfio/vfio
+section guest pass_fail "rmmod iommufd_rs" unload_rust
+section guest pass_fail "insmod iommufd_rs vfio_container=1" load_rust vfio_container=1
+section guest pass_fail "/dev/vfio/vfio is char 10:196 mode 0666" \
+	sh -c '[ "$(stat -c "%F %t:%T %a" /dev/vfio/vfio)" = "character special file a:c4 666" ]'
+section selftests env IOMMUFD_COMPAT_NODE=/dev/vfio/vfio IOMMUFD_COMPAT_EXPECT_MM=1 /bin/iommufd_rs_test compat_
+section guest pass_fail "rmmod iommufd_rs (vfio_container=1)" unload_rust
+section guest pass_fail "/dev/vfio/vfio gone after unload" test ! -e /dev/vfio/vfio
 section guest pass_fail "devname= names the node" load_rust devname=iommu_rs_alt
 section guest pass_fail "node /dev/iommu_rs_alt exists" test -c /dev/iommu_rs_alt
 section guest pass_fail "rmmod after devname=" unload_rust

@@ -17,9 +17,17 @@ const GET: u32 = uapi::IOMMU_VFIO_IOAS_GET;
 const SET: u32 = uapi::IOMMU_VFIO_IOAS_SET;
 const CLEAR: u32 = uapi::IOMMU_VFIO_IOAS_CLEAR;
 
+/// The node a legacy client opens: `IOMMUFD_COMPAT_NODE`, else /dev/iommu.
+fn open_container() -> Result<Iommufd, String> {
+    match std::env::var("IOMMUFD_COMPAT_NODE") {
+        Ok(path) => Iommufd::open_path(&path),
+        Err(_) => Iommufd::open(),
+    }
+}
+
 /// An open fd with an IOAS set as the compat IOAS and `SET_IOMMU(kind)`.
 fn container(kind: u32) -> Result<(Iommufd, u32), String> {
-    let fd = Iommufd::open()?;
+    let fd = open_container()?;
     let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
     check_eq!(fd.vfio_ioas(SET, ioas), Ok(ioas));
     check_eq!(fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(kind)), Ok(0));
@@ -35,7 +43,7 @@ fn u64_at(buf: &[u8], off: usize) -> u64 {
 }
 
 fn probe_and_set_iommu() -> TestResult {
-    let fd = Iommufd::open()?;
+    let fd = open_container()?;
     check_eq!(fd.vfio_value(uapi::VFIO_GET_API_VERSION, 0), Ok(0));
     for ext in [
         uapi::VFIO_TYPE1_IOMMU,
@@ -202,6 +210,16 @@ fn type1_partial_unmap_splits() -> TestResult {
     Ok(())
 }
 
+fn node_account_mode() -> TestResult {
+    // Opened through /dev/vfio/vfio, pins are charged to the process
+    // (RLIMIT_MODE 1), as VFIO type1 does; through /dev/iommu, to the user.
+    let fd = open_container()?;
+    let want = u64::from(std::env::var("IOMMUFD_COMPAT_EXPECT_MM").is_ok_and(|v| v == "1"));
+    let mode = uapi::IOMMU_OPTION_RLIMIT_MODE;
+    check_eq!(fd.option(mode, uapi::IOMMU_OPTION_OP_GET, 0, 0), Ok(want));
+    Ok(())
+}
+
 /// The VFIO container tests.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -224,6 +242,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "compat_type1_partial_unmap_splits",
             run: type1_partial_unmap_splits,
+        },
+        Test {
+            name: "compat_node_account_mode",
+            run: node_account_mode,
         },
     ]
 }
