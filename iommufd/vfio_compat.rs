@@ -57,6 +57,24 @@ fn compat_ioas(ctx: &Context) -> Result<(ObjectRef, Arc<Ioas>)> {
     get_ioas(ctx, id).map_err(|_| ENODEV)
 }
 
+/// Returns the compat IOAS's ID, creating an IOAS for it if there is none.
+/// This is what VFIO's group attach (`VFIO_GROUP_SET_CONTAINER`) calls; no
+/// ioctl on our files creates the compat IOAS.
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(dead_code, reason = "called by VFIO group attach, not wired yet")
+)]
+pub(crate) fn compat_ioas_create(ctx: &Context) -> Result<u32> {
+    if let Ok((obj, _ioas)) = compat_ioas(ctx) {
+        return Ok(obj.object().id);
+    }
+    let reservation = ctx
+        .objects
+        .reserve(crate::object::ObjectKind::Ioas(Ioas::new()?))?;
+    ctx.objects.set_compat_ioas(Some(reservation.id));
+    Ok(reservation.finalize())
+}
+
 /// `VFIO_CHECK_EXTENSION`: 1 for what is supported, else 0.
 fn check_extension(ctx: &Context, ext: usize) -> Result<isize> {
     let ext = u32::try_from(ext).unwrap_or(u32::MAX);
@@ -291,5 +309,45 @@ pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_vfio_io
             Ok(())
         }
         _ => Err(eopnotsupp()),
+    }
+}
+
+#[kunit_tests(iommufd_rs_vfio_compat)]
+mod tests {
+    use super::*;
+    use crate::{context::Node, misc::FileOps};
+
+    #[test]
+    fn compat_ioas_created_once() -> Result {
+        let ctx = Context::open(&Node::Iommu)?;
+        assert_eq!(compat_ioas(&ctx).err(), Some(ENODEV));
+        let id = compat_ioas_create(&ctx)?;
+        assert_eq!(id, 1);
+        // A second call keeps it and creates nothing.
+        assert_eq!(compat_ioas_create(&ctx)?, 1);
+        assert_eq!(
+            ctx.objects
+                .reserve(crate::object::ObjectKind::Ioas(Ioas::new()?))?
+                .id,
+            2
+        );
+        // Destroying it clears the choice; the next call makes a new one.
+        ctx.objects.destroy(1)?;
+        assert_eq!(compat_ioas(&ctx).err(), Some(ENODEV));
+        assert_eq!(compat_ioas_create(&ctx)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn capability_slots_are_8_byte_aligned() {
+        assert_eq!(
+            cap_slot(size_of::<uapi::vfio_iommu_type1_info_dma_avail>()),
+            16
+        );
+        assert_eq!(
+            cap_slot(size_of::<uapi::vfio_iommu_type1_info_cap_iova_range>() + 16),
+            32
+        );
+        assert_eq!(size_of::<uapi::vfio_iommu_type1_info>(), 24);
     }
 }

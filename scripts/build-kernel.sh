@@ -10,11 +10,13 @@ if [ -f "$ROOT$kdir/.iommufd-rs-built" ]; then
 	exit 0
 fi
 
-log "building the test kernel in $CACHE/root$kdir (about 5 minutes on 2 cores)"
+log "building the $KERNEL_VARIANT kernel in $CACHE/root$kdir (about 5 minutes on 2 cores)"
 start=$SECONDS
-in_root /bin/bash -s "$kdir" "$(nproc)" >"$CACHE/kernel-build.log" 2>&1 <<'EOF' ||
+in_root /bin/bash -s "$kdir" "$(nproc)" $(kernel_fragments) >"$CACHE/kernel-build-$KERNEL_VARIANT.log" 2>&1 <<'EOF' ||
 set -euo pipefail
 kdir=$1 jobs=$2
+shift 2
+fragments=("$@")
 src=/build/linux-source-7.2
 if [ ! -f $src/Makefile ]; then
 	mkdir -p /build
@@ -37,7 +39,7 @@ while IFS= read -r line; do
 	n) args+=(--disable "$name") ;;
 	*) args+=(--set-val "$name" "$val") ;;
 	esac
-done </repo/kernel/config.fragment
+done < <(cd /repo && cat "${fragments[@]}")
 $src/scripts/config --file "$kdir/.config" "${args[@]}"
 make -C $src O="$kdir" LLVM=1 olddefconfig >/dev/null
 # Every option in the fragment must have survived olddefconfig.
@@ -51,7 +53,7 @@ while IFS= read -r line; do
 	else
 		grep -qx "CONFIG_$name=$val" "$kdir/.config" || { echo "CONFIG_$name=$val did not stick"; bad=1; }
 	fi
-done </repo/kernel/config.fragment
+done < <(cd /repo && cat "${fragments[@]}")
 [ $bad = 0 ] || exit 1
 touch "$kdir/.iommufd-rs-configured"
 fi
@@ -59,6 +61,6 @@ make -C $src O="$kdir" LLVM=1 -j"$jobs" bzImage modules
 make -C $src O="$kdir" LLVM=1 headers_install INSTALL_HDR_PATH="$kdir/usr-headers" >/dev/null
 touch "$kdir/.iommufd-rs-built"
 EOF
-	{ tail -30 "$CACHE/kernel-build.log" >&2; die "kernel build failed (log: $CACHE/kernel-build.log)"; }
+	{ tail -30 "$CACHE/kernel-build-$KERNEL_VARIANT.log" >&2; die "kernel build failed (log: $CACHE/kernel-build-$KERNEL_VARIANT.log)"; }
 log "kernel built in $((SECONDS - start)) s"
 echo "$kdir"

@@ -40,5 +40,17 @@ in_root() {
 # recipe's version: bump KERNEL_RECIPE when build-kernel.sh changes what it
 # produces.
 KERNEL_RECIPE=1
-kernel_key() { { cat "$REPO/kernel/config.fragment"; echo "recipe $KERNEL_RECIPE"; } | sha256sum | cut -c1-16; }
-kernel_dir_in_root() { echo "/build/linux-$(kernel_key)"; }
+# KERNEL_VARIANT=debug adds kernel/debug.fragment (KASAN, lockdep, ...).
+KERNEL_VARIANT=${KERNEL_VARIANT:-test}
+kernel_fragments() {
+	echo kernel/config.fragment
+	[ "$KERNEL_VARIANT" != debug ] || echo kernel/debug.fragment
+}
+kernel_key() {
+	{ for f in $(kernel_fragments); do cat "$REPO/$f"; done; echo "recipe $KERNEL_RECIPE"; } |
+		sha256sum | cut -c1-16
+}
+kernel_dir_in_root() {
+	if [ "$KERNEL_VARIANT" = debug ]; then echo "/build/linux-debug-$(kernel_key)"
+	else echo "/build/linux-$(kernel_key)"; fi
+}
