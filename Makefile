@@ -32,6 +32,9 @@ check:
 conformance:
 	bash scripts/conformance.sh
 
+check-debug:
+	bash scripts/check-debug.sh
+
 bench:
 	bash scripts/bench.sh
 
@@ -39,5 +42,5 @@ bench:
 fuzz:
 	bash scripts/fuzz.sh $(SEED) $(STEPS)
 
-.PHONY: modules clean setup run check conformance bench fuzz
+.PHONY: modules clean setup run check check-debug conformance bench fuzz
 endif

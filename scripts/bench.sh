@@ -3,9 +3,7 @@
 # the same workload binary, and print median ratios (Rust time / C time).
 . "$(dirname "$0")/lib.sh"
 
-bash "$REPO/scripts/setup-root.sh"
-CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
-bash "$REPO/scripts/build-userspace.sh" >/dev/null
+build_all
 # Two clocks: TCG wall time (noisy), and -icount, where guest time is the
 # number of instructions executed (deterministic).
 log "booting the test VM (TCG, wall clock) for benchmarks"

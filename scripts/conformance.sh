@@ -3,9 +3,7 @@
 # unmodified, against C iommufd and against iommufd_rs in one boot.
 . "$(dirname "$0")/lib.sh"
 
-bash "$REPO/scripts/setup-root.sh"
-CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
-bash "$REPO/scripts/build-userspace.sh" >/dev/null
+build_all
 log "booting the test VM (TCG); the upstream suite runs twice"
 VM_LOG=$CACHE/conformance-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/conformance.sh" >/dev/null || true
 python3 "$REPO/scripts/results.py" conformance "$CACHE/conformance-vm.log"

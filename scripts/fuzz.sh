@@ -3,9 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 
 seed=${1:-1} steps=${2:-20000}
-bash "$REPO/scripts/setup-root.sh"
-CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
-bash "$REPO/scripts/build-userspace.sh" >/dev/null
+build_all
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
 { echo "FUZZ_SEED=$seed FUZZ_STEPS=$steps"; cat "$REPO/scripts/guest/fuzz.sh"; } >"$guest"

@@ -54,3 +54,10 @@ kernel_dir_in_root() {
 	if [ "$KERNEL_VARIANT" = debug ]; then echo "/build/linux-debug-$(kernel_key)"
 	else echo "/build/linux-$(kernel_key)"; fi
 }
+
+# Provision the root and build the module and the guest programs, quietly.
+build_all() {
+	bash "$REPO/scripts/setup-root.sh"
+	CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
+	bash "$REPO/scripts/build-userspace.sh" >/dev/null
+}

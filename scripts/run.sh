@@ -3,7 +3,5 @@
 # the demo (allocate, list and destroy IOAS objects).
 . "$(dirname "$0")/lib.sh"
 
-bash "$REPO/scripts/setup-root.sh"
-CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null
-bash "$REPO/scripts/build-userspace.sh" >/dev/null
+build_all
 VM_LOG=$CACHE/run-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/demo.sh"

@@ -55,10 +55,10 @@ set +e
 in_root /bin/bash -c "
 	cd /build/initramfs && find . | cpio -o -H newc --quiet | gzip -1 >/build/initramfs.cpio.gz
 	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
-		-m ${VM_MEM:-6G} -smp 2 -nographic -no-reboot -monitor none -nic none \
+		-m ${VM_MEM:-6G} -smp 2 -nodefaults -nographic -no-reboot -monitor none -serial stdio \
 		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/initramfs.cpio.gz \
 		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024'
-" </dev/null | tr -d '\r' | tee "$log_file"
+" </dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$log_file"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 

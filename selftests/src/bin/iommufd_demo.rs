@@ -2,7 +2,7 @@
 
 //! `make run` demo: allocate, list and destroy IOAS objects on /dev/iommu.
 
-use iommufd_rs_selftests::dev::Iommufd;
+use iommufd_rs_selftests::dev::{Iommufd, RW};
 
 fn main() {
     if let Err(e) = demo() {
@@ -32,6 +32,30 @@ fn demo() -> Result<(), String> {
                 r.start, r.last
             );
         }
+    }
+    // Map 64 KiB of this process's memory into the first IOAS, share it
+    // with the second through IOAS_COPY, then unmap everything.
+    let buf = vec![0u8; 128 << 10];
+    let va = (buf.as_ptr() as u64 + 0xffff) & !0xffff;
+    let iova = fd
+        .map(ids[0], va, 64 << 10, RW, 0)
+        .map_err(|e| format!("IOMMU_IOAS_MAP: errno {e}"))?;
+    println!(
+        "IOMMU_IOAS_MAP 64 KiB at user VA {va:#x} -> ioas {} iova {iova:#x}",
+        ids[0]
+    );
+    let copy = fd
+        .copy(ids[1], ids[0], iova, 64 << 10, RW, 0)
+        .map_err(|e| format!("IOMMU_IOAS_COPY: errno {e}"))?;
+    println!(
+        "IOMMU_IOAS_COPY ioas {} iova {iova:#x} -> ioas {} iova {copy:#x} (same pages)",
+        ids[0], ids[1]
+    );
+    for &id in &ids[..2] {
+        let bytes = fd
+            .unmap(id, 0, u64::MAX)
+            .map_err(|e| format!("IOMMU_IOAS_UNMAP: errno {e}"))?;
+        println!("IOMMU_IOAS_UNMAP all of ioas {id} -> {bytes} bytes");
     }
     for &id in &ids {
         match fd.destroy(id) {
