@@ -8,7 +8,7 @@ import statistics
 import sys
 from collections import OrderedDict
 
-RAW = re.compile(r"raw impl=(\w+) name=(\S+) (?:us=([\d.]+)|error=(.*))$")
+RAW = re.compile(r"raw impl=(\w+) name=(\S+) (?:(us|bytes)=([\d.]+)|error=(.*))$")
 
 
 def main(path, clock):
@@ -19,8 +19,8 @@ def main(path, clock):
             m = RAW.search(line.strip())
             if not m:
                 continue
-            imp, name, us, err = m.groups()
-            row = runs.setdefault(name, {"c": [], "rust": []})
+            imp, name, unit, us, err = m.groups()
+            row = runs.setdefault(name, {"c": [], "rust": [], "unit": unit or "us"})
             if us is not None:
                 row.setdefault(imp, []).append(float(us))
             else:
@@ -35,7 +35,9 @@ def main(path, clock):
             continue
         c = statistics.median(row["c"])
         r = statistics.median(row["rust"])
-        print(f"bench {name} rust_us={r:.2f} c_us={c:.2f} ratio={r / c:.2f} clock={clock} runs={len(row['rust'])}")
+        unit = row["unit"]
+        tag = f"clock={clock}" if unit == "us" else "slab"
+        print(f"bench {name} rust_{unit}={r:.2f} c_{unit}={c:.2f} ratio={r / c:.2f} {tag} runs={len(row['rust'])}")
     return 0
 
 

@@ -61,6 +61,52 @@ fn alloc_past_holes(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String>
     Ok(us)
 }
 
+/// Unreclaimable slab in bytes, from /proc/meminfo.
+fn slab_bytes() -> Result<u64, String> {
+    iommufd_rs_selftests::dev::read_number("/proc/meminfo", Some("SUnreclaim")).map(|kb| kb * 1024)
+}
+
+/// Kernel memory per area and per IOAS: slab growth while `n` of them
+/// exist, divided by `n`. The caches are warmed by a first round.
+fn memory_costs(imp: &str) -> Result<(), String> {
+    let n: u64 = 20_000;
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
+    let areas = |fd: &Iommufd| -> Result<(), String> {
+        let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+        for i in 0..n {
+            fd.map(ioas, VA + i * PAGE, PAGE, RW | FIXED, (2 * i + 2) * PAGE)
+                .map_err(|e| format!("map: {e}"))?;
+        }
+        Ok(())
+    };
+    let objects = |fd: &Iommufd| -> Result<(), String> {
+        for _ in 0..n {
+            fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+        }
+        Ok(())
+    };
+    for (name, fill) in [
+        (
+            "mem_bytes_per_area",
+            &areas as &dyn Fn(&Iommufd) -> Result<(), String>,
+        ),
+        ("mem_bytes_per_ioas", &objects),
+    ] {
+        fill(&Iommufd::open()?)?;
+        settle();
+        let before = slab_bytes()?;
+        let fd = Iommufd::open()?;
+        fill(&fd)?;
+        let during = slab_bytes()?;
+        drop(fd);
+        println!(
+            "raw impl={imp} name={name} bytes={}",
+            during.saturating_sub(before) / n
+        );
+    }
+    Ok(())
+}
+
 /// Microseconds per call of `op`, repeated `calls` times.
 fn per_call(calls: u64, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let start = Instant::now();
@@ -115,6 +161,10 @@ fn main() {
         ("map_unmap_4k_fixed_100000_areas", 100_000, 4000),
     ];
     let mut failed = false;
+    if let Err(e) = memory_costs(&imp) {
+        println!("raw impl={imp} name=memory error={e}");
+        failed = true;
+    }
     if let Err(e) = fixed_costs(&fd, &imp) {
         println!("raw impl={imp} name=fixed_costs error={e}");
         failed = true;
