@@ -146,8 +146,46 @@ fn fixed_costs(fd: &Iommufd, imp: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Map+unmap pair cost against the number of areas, 1 to 1,000,000 in
+/// decades, in one IOAS that grows between measurements.
+fn scaling(fd: &Iommufd, imp: &str) -> Result<(), String> {
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let probe = 1u64 << 40;
+    let mut have = 0u64;
+    for step in 0..=6 {
+        let want = 10u64.pow(step);
+        while have < want {
+            fd.map(ioas, VA, PAGE, RW | FIXED, (2 * have + 2) * PAGE)
+                .map_err(|e| format!("map: {e}"))?;
+            have += 1;
+        }
+        let pairs = 2000;
+        let start = Instant::now();
+        for _ in 0..pairs {
+            fd.map(ioas, VA, PAGE, RW | FIXED, probe)
+                .map_err(|e| format!("map: {e}"))?;
+            fd.unmap(ioas, probe, PAGE)
+                .map_err(|e| format!("unmap: {e}"))?;
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
+        println!("scale impl={imp} areas={have} us={us:.3}");
+    }
+    if fd.destroy(ioas) != 0 {
+        return Err("destroy failed".into());
+    }
+    Ok(())
+}
+
 fn main() {
     let imp = std::env::args().nth(1).unwrap_or_else(|| "unknown".into());
+    if std::env::args().nth(2).as_deref() == Some("scaling") {
+        let result = Iommufd::open().and_then(|fd| scaling(&fd, &imp));
+        if let Err(e) = result {
+            println!("scale impl={imp} error={e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let fd = match Iommufd::open() {
         Ok(fd) => fd,
         Err(e) => {
