@@ -61,6 +61,35 @@ fn alloc_past_holes(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String>
     Ok(us)
 }
 
+/// Microseconds per VFIO_IOMMU_MAP_DMA + VFIO_IOMMU_UNMAP_DMA pair of
+/// `size` bytes through the compat layer (type1v2), no domain.
+fn compat_map_unmap(fd: &Iommufd, size: u64, pairs: u64) -> Result<f64, String> {
+    use iommufd_rs_selftests::uapi;
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
+        .map_err(|e| format!("vfio_ioas: {e}"))?;
+    fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
+        .map_err(|e| format!("set_iommu: {e}"))?;
+    let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
+    let iova = 1 << 30;
+    let start = Instant::now();
+    for _ in 0..pairs {
+        match fd.vfio_map(rw, VA, iova, size) {
+            0 => {}
+            e => return Err(format!("map_dma: {e}")),
+        }
+        match fd.vfio_unmap(0, iova, size) {
+            (0, n) if n == size => {}
+            other => return Err(format!("unmap_dma: {other:?}")),
+        }
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
+    if fd.destroy(ioas) != 0 {
+        return Err("destroy failed".into());
+    }
+    Ok(us)
+}
+
 /// Unreclaimable slab in bytes, from /proc/meminfo.
 fn slab_bytes() -> Result<u64, String> {
     iommufd_rs_selftests::dev::read_number("/proc/meminfo", Some("SUnreclaim")).map(|kb| kb * 1024)
@@ -212,6 +241,18 @@ fn main() {
         ("map_alloc_8k_past_10000_holes", 10_000, 200),
     ] {
         match alloc_past_holes(&fd, areas, pairs) {
+            Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+            Err(e) => {
+                println!("raw impl={imp} name={name} error={e}");
+                failed = true;
+            }
+        }
+    }
+    for (name, size, pairs) in [
+        ("vfio_map_unmap_dma_4k", PAGE, 4000),
+        ("vfio_map_unmap_dma_1g", 1 << 30, 4000),
+    ] {
+        match compat_map_unmap(&fd, size, pairs) {
             Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
             Err(e) => {
                 println!("raw impl={imp} name={name} error={e}");
