@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+)(?: -)? ([^#]*?)\s*(#.*)?$")
 SPLAT = re.compile(
-    r"(BUG:|WARNING:|Oops|KASAN|UBSAN|kernel BUG|general protection fault|"
+    r"(BUG:|WARNING:|Oops|KASAN:|UBSAN:|kernel BUG|general protection fault|"
     r"possible circular locking|sleeping function called|unreferenced object|"
     r"Kernel panic|RIP:)"
 )

@@ -10,6 +10,7 @@ load_rust && {
 	section upstream-rust upstream iommufd
 	unload_rust
 }
+section guest pass_fail "kmemleak is active" test -w /sys/kernel/debug/kmemleak
 echo clear >/sys/kernel/debug/kmemleak
 echo scan >/sys/kernel/debug/kmemleak
 sleep 1

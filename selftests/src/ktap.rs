@@ -2,7 +2,8 @@
 
 //! A minimal KTAP producer: each test is a function returning `Result`.
 
-/// A test's outcome: `Err` carries the reason it failed.
+/// A test's outcome: `Err` carries the reason it failed, or starts with
+/// `SKIP:` when the test cannot run here.
 pub type TestResult = Result<(), String>;
 
 /// A named test.
@@ -54,6 +55,9 @@ pub fn run(suite: &str, tests: &[Test]) -> usize {
     for (i, t) in tests.iter().enumerate() {
         match (t.run)() {
             Ok(()) => println!("ok {} {}", i + 1, t.name),
+            Err(why) if why.starts_with("SKIP:") => {
+                println!("ok {} {} # SKIP{}", i + 1, t.name, &why[5..]);
+            }
             Err(why) => {
                 failed += 1;
                 println!("# {}: {}", t.name, why);

@@ -386,6 +386,13 @@ fn populate(n: u32) -> Result<Iommufd, String> {
 }
 
 fn close_frees_objects() -> TestResult {
+    if std::env::var("IOMMUFD_TEST_SLAB_CHECK").is_ok_and(|v| v == "0") {
+        // KASAN quarantines freed objects, so slab usage does not drop at
+        // close; the debug run checks for leaks with kmemleak instead.
+        return Err(
+            "SKIP: slab totals lag behind frees on this kernel; kmemleak checks leaks".into(),
+        );
+    }
     // Build many objects and areas, close without destroying them, and
     // check that the kernel's unreclaimable slab returns to where it was.
     const N: u32 = 5_000;
