@@ -42,14 +42,33 @@ impl Ioas {
     }
 }
 
+/// A user reference to an IOAS object, from [`get_ioas`].
+pub(crate) struct IoasRef(ObjectRef);
+
+impl IoasRef {
+    /// The object's ID.
+    pub(crate) fn id(&self) -> u32 {
+        self.0.object().id
+    }
+}
+
+impl core::ops::Deref for IoasRef {
+    type Target = Ioas;
+
+    fn deref(&self) -> &Ioas {
+        // `get_ioas` checked the kind. A new object kind makes this match
+        // fail to compile, so that the check is revisited then.
+        match &self.0.object().kind {
+            ObjectKind::Ioas(ioas) => ioas,
+        }
+    }
+}
+
 /// Looks up an IOAS by ID: `ENOENT` if the ID is not an IOAS.
-pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<(ObjectRef, Arc<Ioas>)> {
+pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
     let obj = ctx.objects.get(id)?;
     match &obj.object().kind {
-        ObjectKind::Ioas(ioas) => {
-            let ioas = ioas.clone();
-            Ok((obj, ioas))
-        }
+        ObjectKind::Ioas(_) => Ok(IoasRef(obj)),
     }
 }
 
@@ -115,7 +134,7 @@ pub(crate) fn iova_ranges_ioctl(
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
     }
-    let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+    let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let iopt = ioas.iopt.lock();
     let max = ucmd.cmd.num_iovas;
     let mut count: u32 = 0;
@@ -152,7 +171,7 @@ pub(crate) fn allow_iovas_ioctl(
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
     }
-    let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+    let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let count = ucmd.cmd.num_iovas as usize;
     let elem = size_of::<uapi::iommu_iova_range>();
     let mut reader = UserSlice::new(
@@ -191,7 +210,7 @@ pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) ->
         return Err(EOVERFLOW);
     }
     map_flags(cmd.flags, cmd.iova)?;
-    let (_obj, ioas) = get_ioas(ctx, cmd.ioas_id)?;
+    let ioas = get_ioas(ctx, cmd.ioas_id)?;
     cmd.user_va.checked_add(cmd.length).ok_or(EOVERFLOW)?;
     let (pages, start_byte) = Pages::new(PagesRequest {
         kind: PagesKind::User,
@@ -214,7 +233,7 @@ pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map
         return Err(EOVERFLOW);
     }
     map_flags(cmd.flags, cmd.iova)?;
-    let (_obj, ioas) = get_ioas(ctx, cmd.ioas_id)?;
+    let ioas = get_ioas(ctx, cmd.ioas_id)?;
     if cmd.length == 0 {
         return Err(EINVAL);
     }
@@ -248,11 +267,11 @@ pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) 
     }
     let (prot, placement) = map_flags(cmd.flags, cmd.dst_iova)?;
     let mut areas = {
-        let (_src_obj, src) = get_ioas(ctx, cmd.src_ioas_id)?;
+        let src = get_ioas(ctx, cmd.src_ioas_id)?;
         let areas = src.iopt.lock().copy_areas(cmd.src_iova, cmd.length, prot)?;
         areas
     };
-    let (_dst_obj, dst) = get_ioas(ctx, cmd.dst_ioas_id)?;
+    let dst = get_ioas(ctx, cmd.dst_ioas_id)?;
     ucmd.cmd.dst_iova = dst.iopt.lock().map_areas(&mut areas, placement)?;
     ucmd.respond()
 }
@@ -260,7 +279,7 @@ pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) 
 /// `IOMMU_IOAS_UNMAP`: unmaps whole areas inside a range, or everything.
 pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>) -> Result {
     let (iova, length) = (ucmd.cmd.iova, ucmd.cmd.length);
-    let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+    let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let unmapped = if iova == 0 && length == u64::MAX {
         let (rc, unmapped) = ioas.iopt.lock().unmap_range(0, u64::MAX);
         rc?;
@@ -314,7 +333,7 @@ pub(crate) fn option_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_option>) -
             }
         }
         uapi::IOMMU_OPTION_HUGE_PAGES => {
-            let (_obj, ioas) = get_ioas(ctx, ucmd.cmd.object_id)?;
+            let ioas = get_ioas(ctx, ucmd.cmd.object_id)?;
             match op {
                 uapi::IOMMU_OPTION_OP_GET => {
                     ucmd.cmd.val64 = u64::from(ioas.iopt.lock().huge_pages());

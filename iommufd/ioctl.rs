@@ -37,9 +37,12 @@ impl<T: AsBytes> Ucmd<T> {
     pub(crate) fn respond(&self) -> Result {
         let bytes = self.cmd.as_bytes();
         let len = bytes.len().min(self.user_size);
-        UserSlice::new(self.user, len)
-            .writer()
-            .write_slice(&bytes[..len])
+        let mut writer = UserSlice::new(self.user, len).writer();
+        if len == bytes.len() {
+            // The usual case: one fixed-size copy.
+            return writer.write(&self.cmd);
+        }
+        writer.write_slice(&bytes[..len])
     }
 }
 
@@ -285,11 +288,13 @@ fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -
     if user_size > size {
         check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
     }
-    let copy = user_size.min(size);
+    let mut reader = UserSlice::new(user, user_size.min(size)).reader();
+    if user_size >= size {
+        // The usual case: one fixed-size copy.
+        return reader.read::<T>();
+    }
     let mut cmd = T::default();
-    UserSlice::new(user, copy)
-        .reader()
-        .read_slice(&mut cmd.as_bytes_mut()[..copy])?;
+    reader.read_slice(&mut cmd.as_bytes_mut()[..user_size])?;
     Ok(cmd)
 }
 

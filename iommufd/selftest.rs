@@ -43,7 +43,7 @@ pub(crate) fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flag
         return;
     }
     *flags &= !FLAG_SYZ;
-    let Ok((_obj, ioas)) = get_ioas(ctx, ioas_id) else {
+    let Ok(ioas) = get_ioas(ctx, ioas_id) else {
         return;
     };
     let (nth, offset) = (*iova & 0xffff_ffff, *iova >> 32);
@@ -64,7 +64,7 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
                 return Err(EINVAL);
             }
             let last = start.checked_add(length - 1).ok_or(EOVERFLOW)?;
-            let (_obj, ioas) = get_ioas(ctx, cmd.id)?;
+            let ioas = get_ioas(ctx, cmd.id)?;
             let result = ioas.iopt.lock().reserve(IovaRange { start, last });
             result
         }

@@ -12,16 +12,14 @@ use crate::{
     context::Context,
     errno::eopnotsupp,
     io_pagetable::{new_area, Placement, Prot},
-    ioas::{get_ioas, Ioas},
+    ioas::{get_ioas, Ioas, IoasRef},
     ioctl::Ucmd,
-    object::ObjectRef,
     pages::{Pages, PagesKind, PagesRequest, PAGE_SIZE_U64},
     uapi,
 };
 use core::mem::{offset_of, size_of};
 use kernel::{
     prelude::*,
-    sync::Arc,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
@@ -52,7 +50,7 @@ pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
 }
 
 /// The compat IOAS: `ENODEV` if none is set (or it was destroyed).
-fn compat_ioas(ctx: &Context) -> Result<(ObjectRef, Arc<Ioas>)> {
+fn compat_ioas(ctx: &Context) -> Result<IoasRef> {
     let id = ctx.objects.compat_ioas().ok_or(ENODEV)?;
     get_ioas(ctx, id).map_err(|_| ENODEV)
 }
@@ -65,8 +63,8 @@ fn compat_ioas(ctx: &Context) -> Result<(ObjectRef, Arc<Ioas>)> {
     expect(dead_code, reason = "called by VFIO group attach, not wired yet")
 )]
 pub(crate) fn compat_ioas_create(ctx: &Context) -> Result<u32> {
-    if let Ok((obj, _ioas)) = compat_ioas(ctx) {
-        return Ok(obj.object().id);
+    if let Ok(ioas) = compat_ioas(ctx) {
+        return Ok(ioas.id());
     }
     let reservation = ctx
         .objects
@@ -95,7 +93,7 @@ fn set_iommu(ctx: &Context, kind: usize) -> Result {
     if kind != uapi::VFIO_TYPE1_IOMMU && kind != uapi::VFIO_TYPE1v2_IOMMU {
         return Err(EINVAL);
     }
-    let (_obj, ioas) = compat_ioas(ctx)?;
+    let ioas = compat_ioas(ctx)?;
     if kind == uapi::VFIO_TYPE1_IOMMU {
         return ioas.iopt.lock().set_huge_pages(false);
     }
@@ -134,7 +132,7 @@ fn get_info(ctx: &Context, user: UserPtr) -> Result {
     if argsz < min {
         return Err(EINVAL);
     }
-    let (_obj, ioas) = compat_ioas(ctx)?;
+    let ioas = compat_ioas(ctx)?;
     let iopt = ioas.iopt.lock();
     info.flags = uapi::VFIO_IOMMU_INFO_PGSIZES;
     // No domain attached: every size from a page up.
@@ -225,7 +223,7 @@ fn map_dma(ctx: &Context, user: UserPtr) -> Result {
     if (map.argsz as usize) < size || map.flags & !rw != 0 {
         return Err(EINVAL);
     }
-    let (_obj, ioas) = compat_ioas(ctx)?;
+    let ioas = compat_ioas(ctx)?;
     map.vaddr.checked_add(map.size).ok_or(EOVERFLOW)?;
     let write = map.flags & uapi::VFIO_DMA_MAP_FLAG_WRITE != 0;
     let prot = Prot {
@@ -257,7 +255,7 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
     if (unmap.argsz as usize) < size || unmap.flags & !all != 0 {
         return Err(EINVAL);
     }
-    let (_obj, ioas) = compat_ioas(ctx)?;
+    let ioas = compat_ioas(ctx)?;
     let mut iopt = ioas.iopt.lock();
     let (rc, unmapped) = if unmap.flags & all != 0 {
         if unmap.iova != 0 || unmap.size != 0 {
@@ -295,13 +293,12 @@ pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_vfio_io
     }
     match u32::from(ucmd.cmd.op) {
         uapi::IOMMU_VFIO_IOAS_GET => {
-            let (obj, _ioas) = compat_ioas(ctx)?;
-            ucmd.cmd.ioas_id = obj.object().id;
+            ucmd.cmd.ioas_id = compat_ioas(ctx)?.id();
             ucmd.respond()
         }
         uapi::IOMMU_VFIO_IOAS_SET => {
-            let (obj, _ioas) = get_ioas(ctx, ucmd.cmd.ioas_id)?;
-            ctx.objects.set_compat_ioas(Some(obj.object().id));
+            let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
+            ctx.objects.set_compat_ioas(Some(ioas.id()));
             Ok(())
         }
         uapi::IOMMU_VFIO_IOAS_CLEAR => {
