@@ -8,6 +8,9 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 extern "C" {
+    fn setresgid(r: u32, e: u32, s: u32) -> i32;
+    fn setresuid(r: u32, e: u32, s: u32) -> i32;
+    fn setgroups(n: usize, list: *const u32) -> i32;
     fn ioctl(fd: i32, request: u64, ...) -> i32;
     fn syscall(num: i64, ...) -> i64;
 }
@@ -83,6 +86,23 @@ pub fn memfd(len: u64) -> io::Result<File> {
     Ok(file)
 }
 
+/// Drops to an unprivileged user and group (and no capabilities).
+pub fn become_user(uid: u32) -> io::Result<()> {
+    // SAFETY: Plain syscalls on this process's credentials; the group list
+    // pointer is unused for an empty list.
+    let rc = unsafe {
+        if setgroups(0, std::ptr::null()) != 0 || setresgid(uid, uid, uid) != 0 {
+            -1
+        } else {
+            setresuid(uid, uid, uid)
+        }
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn libc_einval() -> Errno {
     22
 }
@@ -105,4 +125,5 @@ pub mod errno {
     pub const EOVERFLOW: i32 = 75;
     pub const EADDRINUSE: i32 = 98;
     pub const ENODEV: i32 = 19;
+    pub const EACCES: i32 = 13;
 }

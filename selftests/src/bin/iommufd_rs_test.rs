@@ -417,7 +417,78 @@ fn close_frees_objects() -> TestResult {
     Ok(())
 }
 
+/// The child side of `unprivileged_user`: runs as uid 1000 with no
+/// capabilities and checks what such a user can and cannot do.
+fn unprivileged_child() -> TestResult {
+    sys::become_user(1000).map_err(|e| format!("setresuid: {e}"))?;
+    // The node is root's, 0660.
+    let err = sys::open_dev(IOMMU_DEV)
+        .err()
+        .and_then(|e| e.raw_os_error());
+    check_eq!(err, Some(EACCES));
+    Ok(())
+}
+
+/// Runs the child with the node made accessible, as an admin granting a
+/// user access to /dev/iommu would.
+fn unprivileged_child_with_access() -> TestResult {
+    sys::become_user(1000).map_err(|e| format!("setresuid: {e}"))?;
+    let fd = Iommufd::open()?;
+    let mode = uapi::IOMMU_OPTION_RLIMIT_MODE;
+    // The global accounting mode needs CAP_SYS_RESOURCE.
+    check_eq!(fd.option(mode, uapi::IOMMU_OPTION_OP_SET, 0, 1), Err(EPERM));
+    check_eq!(fd.option(mode, uapi::IOMMU_OPTION_OP_GET, 0, 0), Ok(0));
+    // Its own objects work; nobody else's are reachable (IDs are per file).
+    check_eq!(fd.ioas_alloc(), Ok(1));
+    check_eq!(fd.destroy(2), ENOENT);
+    Ok(())
+}
+
+fn unprivileged_user() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    // The parent holds an object that the child must not see.
+    let parent = Iommufd::open()?;
+    check_eq!(parent.ioas_alloc(), Ok(1));
+    check_eq!(parent.ioas_alloc(), Ok(2));
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let run = |arg: &str| -> TestResult {
+        let out = std::process::Command::new(&exe)
+            .arg(arg)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{arg}: {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ))
+        }
+    };
+    run("--unprivileged-child")?;
+    let set_mode = |m: u32| std::fs::set_permissions(IOMMU_DEV, std::fs::Permissions::from_mode(m));
+    set_mode(0o666).map_err(|e| e.to_string())?;
+    let result = run("--unprivileged-child-with-access");
+    set_mode(0o660).map_err(|e| e.to_string())?;
+    result
+}
+
 fn main() {
+    // Child modes of `unprivileged_user`.
+    let child: Option<fn() -> TestResult> = match std::env::args().nth(1).as_deref() {
+        Some("--unprivileged-child") => Some(unprivileged_child),
+        Some("--unprivileged-child-with-access") => Some(unprivileged_child_with_access),
+        _ => None,
+    };
+    if let Some(child) = child {
+        match child() {
+            Ok(()) => std::process::exit(0),
+            Err(why) => {
+                println!("{why}");
+                std::process::exit(1);
+            }
+        }
+    }
     let tests = [
         Test {
             name: "node_is_root_0660",
@@ -470,6 +541,10 @@ fn main() {
         Test {
             name: "no_unload_while_open",
             run: no_unload_while_open,
+        },
+        Test {
+            name: "unprivileged_user",
+            run: unprivileged_user,
         },
         Test {
             name: "close_frees_objects",
