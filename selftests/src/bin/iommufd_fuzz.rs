@@ -525,7 +525,9 @@ fn main() {
     for step in 1..=steps {
         let (what, c, r) = fuzz.step();
         let op = what.split(' ').next().unwrap_or("").to_string();
-        let ok = u64::from(c.starts_with("Ok(") || c == "0" || c.starts_with("(0,") || c.starts_with("0 "));
+        let ok = u64::from(
+            c.starts_with("Ok(") || c == "0" || c.starts_with("(0,") || c.starts_with("0 "),
+        );
         match stats.iter_mut().find(|s| s.0 == op) {
             Some(s) => {
                 s.1 += 1;
