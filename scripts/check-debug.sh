@@ -19,7 +19,7 @@ bash "$REPO/scripts/build-userspace.sh" >/dev/null 2>&1 || die "userspace build 
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
 {
-	echo "export IOMMUFD_TEST_SLAB_CHECK=0"
+	echo "export IOMMUFD_TEST_SLAB_CHECK=0 STRESS_SECONDS=20"
 	cat "$REPO/scripts/guest/check.sh" "$REPO/scripts/guest/debug-extra.sh"
 } >"$guest"
 log "booting the debug VM (TCG; KASAN makes it slow)"

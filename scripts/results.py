@@ -109,6 +109,7 @@ def check(log_path, must_pass_path, host_paths):
         print("  FAILED selftests against C iommufd: no results in the guest log")
         failed += 1
     count("differential fuzz vs C iommufd", results(secs.get("fuzz", []), nested=False))
+    count("multi-threaded stress", results(secs.get("stress", []), nested=False))
     count("guest checks", results(secs.get("guest", []), nested=False))
 
     upstream = dict(results(secs.get("upstream-rust", []), nested=False))

@@ -14,6 +14,7 @@ new_dmesg >/dev/null
 section guest pass_fail "insmod iommufd_rs" load_rust
 section kunit new_dmesg
 section selftests /bin/iommufd_rs_test
+section stress /bin/iommufd_stress ${STRESS_SECONDS:-3} 4
 section upstream-rust upstream iommufd
 section failnth-rust upstream iommufd_fail_nth
 section guest pass_fail "rmmod iommufd_rs after the tests" unload_rust
