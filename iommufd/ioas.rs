@@ -95,16 +95,24 @@ fn map_flags(flags: u32, iova: u64) -> Result<(Prot, Placement)> {
     Ok((prot, placement))
 }
 
-/// Maps one new pages object into `ioas`.
-fn map_new_pages(
+/// Creates a pages object for `length` bytes of `kind` from `start` (user
+/// VA or file offset) and maps it into `ioas`. Returns the IOVA.
+pub(crate) fn map_memory(
+    ctx: &Context,
     ioas: &Ioas,
-    pages: Arc<Pages>,
-    start_byte: u64,
+    kind: PagesKind,
+    start: u64,
     length: u64,
-    flags: u32,
-    iova: u64,
+    prot: Prot,
+    placement: Placement,
 ) -> Result<u64> {
-    let (prot, placement) = map_flags(flags, iova)?;
+    let (pages, start_byte) = Pages::new(PagesRequest {
+        kind,
+        start,
+        length,
+        writable: prot.write,
+        ctx_mode: ctx.account_mode(),
+    })?;
     let mut areas = [Some(new_area(pages, start_byte, length, prot)?)];
     let result = ioas.iopt.lock().map_areas(&mut areas, placement);
     result
@@ -209,17 +217,11 @@ pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) ->
     if cmd.iova == u64::MAX || cmd.length == u64::MAX {
         return Err(EOVERFLOW);
     }
-    map_flags(cmd.flags, cmd.iova)?;
+    let (prot, placement) = map_flags(cmd.flags, cmd.iova)?;
     let ioas = get_ioas(ctx, cmd.ioas_id)?;
     cmd.user_va.checked_add(cmd.length).ok_or(EOVERFLOW)?;
-    let (pages, start_byte) = Pages::new(PagesRequest {
-        kind: PagesKind::User,
-        start: cmd.user_va,
-        length: cmd.length,
-        writable: cmd.flags & MAP_WRITEABLE != 0,
-        ctx_mode: ctx.account_mode(),
-    })?;
-    ucmd.cmd.iova = map_new_pages(&ioas, pages, start_byte, cmd.length, cmd.flags, cmd.iova)?;
+    let kind = PagesKind::User;
+    ucmd.cmd.iova = map_memory(ctx, &ioas, kind, cmd.user_va, cmd.length, prot, placement)?;
     ucmd.respond()
 }
 
@@ -232,21 +234,14 @@ pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map
     if cmd.iova == u64::MAX || cmd.length == u64::MAX {
         return Err(EOVERFLOW);
     }
-    map_flags(cmd.flags, cmd.iova)?;
+    let (prot, placement) = map_flags(cmd.flags, cmd.iova)?;
     let ioas = get_ioas(ctx, cmd.ioas_id)?;
     if cmd.length == 0 {
         return Err(EINVAL);
     }
     cmd.start.checked_add(cmd.length - 1).ok_or(EOVERFLOW)?;
-    let file = sys::file_from_fd(cmd.fd)?;
-    let (pages, start_byte) = Pages::new(PagesRequest {
-        kind: PagesKind::File(file),
-        start: cmd.start,
-        length: cmd.length,
-        writable: cmd.flags & MAP_WRITEABLE != 0,
-        ctx_mode: ctx.account_mode(),
-    })?;
-    ucmd.cmd.iova = map_new_pages(&ioas, pages, start_byte, cmd.length, cmd.flags, cmd.iova)?;
+    let kind = PagesKind::File(sys::file_from_fd(cmd.fd)?);
+    ucmd.cmd.iova = map_memory(ctx, &ioas, kind, cmd.start, cmd.length, prot, placement)?;
     ucmd.respond()
 }
 

@@ -11,10 +11,10 @@
 use crate::{
     context::Context,
     errno::eopnotsupp,
-    io_pagetable::{new_area, Placement, Prot},
-    ioas::{get_ioas, Ioas, IoasRef},
+    io_pagetable::{Placement, Prot},
+    ioas::{get_ioas, map_memory, Ioas, IoasRef},
     ioctl::Ucmd,
-    pages::{Pages, PagesKind, PagesRequest, PAGE_SIZE_U64},
+    pages::{PagesKind, PAGE_SIZE_U64},
     uapi,
 };
 use core::mem::{offset_of, size_of};
@@ -225,24 +225,21 @@ fn map_dma(ctx: &Context, user: UserPtr) -> Result {
     }
     let ioas = compat_ioas(ctx)?;
     map.vaddr.checked_add(map.size).ok_or(EOVERFLOW)?;
-    let write = map.flags & uapi::VFIO_DMA_MAP_FLAG_WRITE != 0;
     let prot = Prot {
         read: map.flags & uapi::VFIO_DMA_MAP_FLAG_READ != 0,
-        write,
+        write: map.flags & uapi::VFIO_DMA_MAP_FLAG_WRITE != 0,
     };
-    let (pages, start_byte) = Pages::new(PagesRequest {
-        kind: PagesKind::User,
-        start: map.vaddr,
-        length: map.size,
-        writable: write,
-        ctx_mode: ctx.account_mode(),
-    })?;
-    let mut areas = [Some(new_area(pages, start_byte, map.size, prot)?)];
-    let result = ioas
-        .iopt
-        .lock()
-        .map_areas(&mut areas, Placement::Fixed(map.iova));
-    result.map(|_| ())
+    let placement = Placement::Fixed(map.iova);
+    map_memory(
+        ctx,
+        &ioas,
+        PagesKind::User,
+        map.vaddr,
+        map.size,
+        prot,
+        placement,
+    )
+    .map(|_| ())
 }
 
 /// `VFIO_IOMMU_UNMAP_DMA`: unmaps whole areas in a range (after splitting
