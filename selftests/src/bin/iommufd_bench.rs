@@ -90,6 +90,30 @@ fn compat_map_unmap(fd: &Iommufd, size: u64, pairs: u64) -> Result<f64, String> 
     Ok(us)
 }
 
+/// Microseconds per IOAS_COPY of a 1 GiB area into a second IOAS, plus
+/// the unmap of the copy.
+fn copy_1g(fd: &Iommufd, pairs: u64) -> Result<f64, String> {
+    let src = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let dst = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let gib = 1u64 << 30;
+    fd.map(src, VA, gib, RW | FIXED, gib)
+        .map_err(|e| format!("map: {e}"))?;
+    let start = Instant::now();
+    for _ in 0..pairs {
+        fd.copy(dst, src, gib, gib, RW | FIXED, 4 * gib)
+            .map_err(|e| format!("copy: {e}"))?;
+        fd.unmap(dst, 4 * gib, gib)
+            .map_err(|e| format!("unmap: {e}"))?;
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
+    for id in [src, dst] {
+        if fd.destroy(id) != 0 {
+            return Err("destroy failed".into());
+        }
+    }
+    Ok(us)
+}
+
 /// Unreclaimable slab in bytes, from /proc/meminfo.
 fn slab_bytes() -> Result<u64, String> {
     iommufd_rs_selftests::dev::read_number("/proc/meminfo", Some("SUnreclaim")).map(|kb| kb * 1024)
@@ -246,6 +270,13 @@ fn main() {
                 println!("raw impl={imp} name={name} error={e}");
                 failed = true;
             }
+        }
+    }
+    match copy_1g(&fd, 4000) {
+        Ok(us) => println!("raw impl={imp} name=ioas_copy_1g_and_unmap us={us:.3}"),
+        Err(e) => {
+            println!("raw impl={imp} name=ioas_copy_1g_and_unmap error={e}");
+            failed = true;
         }
     }
     for (name, size, pairs) in [
