@@ -30,8 +30,12 @@
 //! 4. `Pages::owner`.
 //!
 //! No lock is held across a copy to or from userspace except `Ioas::iopt`
-//! while `IOAS_IOVA_RANGES` writes its ranges, as mainline holds its
-//! `iova_rwsem` there.
+//! while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write their ranges, as
+//! mainline holds its `iova_rwsem` there. Nothing takes `Ioas::iopt` from a
+//! page fault, so this cannot deadlock against `mmap_lock`.
+//!
+//! Every path that may fail allocates first and changes state last (see
+//! `IoPagetable::map_areas`), so an error leaves nothing behind.
 
 use kernel::prelude::*;
 
