@@ -5,6 +5,7 @@
  * rust/helpers/ for the same pattern in the kernel crate.
  */
 #include <linux/mm.h>
+#include <linux/uaccess.h>
 
 #include "helpers.h"
 
@@ -21,4 +22,9 @@ bool iommufd_rs_page_compound(struct page *page)
 void iommufd_rs_put_page(struct page *page)
 {
 	put_page(page);
+}
+
+int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr)
+{
+	return get_user(*out, uptr);
 }

@@ -309,9 +309,7 @@ pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
     }
     let op = lookup(cmd).ok_or(ENOTTY)?;
     let user = UserPtr::from_addr(arg);
-    let user_size = UserSlice::new(user, size_of::<u32>())
-        .reader()
-        .read::<u32>()? as usize;
+    let user_size = crate::sys::get_user_u32(user)? as usize;
     if user_size < op.min_size {
         return Err(EINVAL);
     }

@@ -1,9 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Thin wrappers over kernel services the kernel crate does not wrap in
-//! 7.2: capability checks and taking a file by descriptor for keeps.
+//! 7.2: capability checks, taking a file by descriptor for keeps, and
+//! reading one user word the cheap way.
 
-use kernel::{bindings, fs::File, fs::LocalFile, prelude::*, sync::aref::ARef};
+use kernel::{bindings, fs::File, fs::LocalFile, prelude::*, sync::aref::ARef, uaccess::UserPtr};
+
+extern "C" {
+    fn iommufd_rs_get_user_u32(out: *mut u32, uptr: *const u32) -> i32;
+}
+
+/// Reads the `u32` at `uptr` with `get_user()` (one inline access, where a
+/// `UserSlice` read is a full `copy_from_user()` call): `EFAULT` if it
+/// cannot be read.
+pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
+    let mut value = 0u32;
+    // SAFETY: `value` is a valid place for the result; `get_user()` checks
+    // `uptr` itself and faults safely.
+    let rc = unsafe { iommufd_rs_get_user_u32(&mut value, uptr.as_const_ptr().cast()) };
+    if rc != 0 {
+        return Err(EFAULT);
+    }
+    Ok(value)
+}
 
 /// Capabilities this module checks.
 #[derive(Clone, Copy)]
