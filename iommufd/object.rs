@@ -83,6 +83,7 @@ impl ObjectTable {
             table: self,
             id,
             obj: None,
+            finalized: false,
         };
         let obj = Object {
             id,
@@ -181,8 +182,10 @@ pub(crate) struct Reservation<'a> {
     table: &'a ObjectTable,
     /// The reserved ID.
     pub(crate) id: u32,
-    /// The object; `None` once finalized.
+    /// The object, once allocated; moved into the table by `finalize`.
     obj: Option<Arc<Object>>,
+    /// Set by `finalize`; until then dropping gives the ID back.
+    finalized: bool,
 }
 
 impl Reservation<'_> {
@@ -194,13 +197,16 @@ impl Reservation<'_> {
         if let Some(slot) = inner.ids.get_mut(&self.id) {
             *slot = obj;
         }
+        self.finalized = true;
         self.id
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if self.obj.is_none() {
+        // Also reached when allocating the object failed after the ID was
+        // taken: the ID must be given back then too.
+        if self.finalized {
             return;
         }
         let removed = {

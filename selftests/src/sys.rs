@@ -126,4 +126,5 @@ pub mod errno {
     pub const EADDRINUSE: i32 = 98;
     pub const ENODEV: i32 = 19;
     pub const EACCES: i32 = 13;
+    pub const ENOMEM: i32 = 12;
 }

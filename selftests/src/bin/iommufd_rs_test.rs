@@ -473,6 +473,162 @@ fn unprivileged_user() -> TestResult {
     result
 }
 
+/// This thread's `fail-nth` file, opened before arming it: opening it
+/// allocates, reading and writing through an open file does not.
+struct FailNth(std::fs::File);
+
+impl FailNth {
+    fn open() -> Result<Self, String> {
+        let path = "/proc/thread-self/fail-nth";
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path);
+        Ok(Self(file.map_err(|e| format!("{path}: {e}"))?))
+    }
+
+    /// Makes the `n`-th fault-injection point of this thread fail (0: none).
+    fn set(&self, n: u32) -> Result<(), String> {
+        use std::os::unix::fs::FileExt;
+        self.0
+            .write_at(format!("{n}").as_bytes(), 0)
+            .map(|_| ())
+            .map_err(|e| format!("fail-nth: {e}"))
+    }
+
+    /// Injection points still to go before the armed failure.
+    fn pending(&self) -> Result<u64, String> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 24];
+        let n = self
+            .0
+            .read_at(&mut buf, 0)
+            .map_err(|e| format!("fail-nth: {e}"))?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        text.trim()
+            .parse()
+            .map_err(|e| format!("fail-nth {text:?}: {e}"))
+    }
+}
+
+/// A sequence touching every allocation of the IOAS paths. Each step must
+/// succeed or fail with ENOMEM. C iommufd's test builds also fail object
+/// lookups (ENOENT) and a few other points (EINVAL, EFAULT) on purpose
+/// (`iommufd_should_fail()`), so those count too when testing C.
+fn alloc_sequence(fd: &Iommufd) -> Result<u32, String> {
+    use iommufd_rs_selftests::dev::{FIXED, RW};
+    let mut failures = 0;
+    let c_hooks = module() == "iommufd";
+    let mut step = |what: &str, errno: i32| -> Result<(), String> {
+        match errno {
+            0 => Ok(()),
+            ENOMEM => {
+                failures += 1;
+                Ok(())
+            }
+            ENOENT | EINVAL | EFAULT if c_hooks => {
+                failures += 1;
+                Ok(())
+            }
+            e => Err(format!(
+                "{what}: errno {e} under an injected allocation failure"
+            )),
+        }
+    };
+    let a = fd.ioas_alloc();
+    step("IOAS_ALLOC", a.err().unwrap_or(0))?;
+    let b = fd.ioas_alloc();
+    step("IOAS_ALLOC", b.err().unwrap_or(0))?;
+    if let (Ok(a), Ok(b)) = (a, b) {
+        let ids = format!("ioas {a} and {b}");
+        let mut step = |what: &str, errno: i32| step(&format!("{what} ({ids})"), errno);
+        step(
+            "IOAS_MAP fixed",
+            fd.map(a, 0x7f00_0000_0000, 0x4000, RW | FIXED, 0x10_0000)
+                .err()
+                .unwrap_or(0),
+        )?;
+        step(
+            "IOAS_MAP",
+            fd.map(a, 0x7f00_0001_0000, 0x4000, RW, 0)
+                .err()
+                .unwrap_or(0),
+        )?;
+        step(
+            "ALLOW_IOVAS",
+            fd.allow_iovas(b, &[(0x100_0000, 0x1ff_ffff), (0x400_0000, 0x4ff_ffff)]),
+        )?;
+        // The copy may also find nothing to copy if the map failed.
+        match fd.copy(b, a, 0x10_0000, 0x4000, RW, 0) {
+            Err(ENOENT) | Ok(_) => {}
+            Err(e) => step("IOAS_COPY", e)?,
+        }
+        step("ADD_RESERVED", fd.add_reserved(a, 0x1000_0000, 0x1000))?;
+        step(
+            "IOVA_RANGES",
+            fd.iova_ranges(a, 4).err().map_or(0, |(e, _)| e),
+        )?;
+        step("IOAS_UNMAP", fd.unmap(a, 0, u64::MAX).err().unwrap_or(0))?;
+        let _ = fd.destroy(b);
+        let _ = fd.destroy(a);
+    }
+    Ok(failures)
+}
+
+fn allocation_failures_unwind() -> TestResult {
+    // The N-th allocation fails, for N = 1, 2, ...: every ioctl answers
+    // ENOMEM or succeeds, the file keeps working, and closing it frees
+    // everything (the module refcount comes back).
+    let debugfs = "/sys/kernel/debug";
+    let knob = |name: &str, v: &str| std::fs::write(format!("{debugfs}/{name}"), v);
+    if knob("failslab/ignore-gfp-wait", "N").is_err() {
+        return Err("SKIP: no failslab in debugfs".into());
+    }
+    let _ = knob("fail_page_alloc/ignore-gfp-wait", "N");
+    // No stack dump per injected failure.
+    let _ = knob("failslab/verbose", "0");
+    let _ = knob("fail_page_alloc/verbose", "0");
+    let refcnt = format!("/sys/module/{}/refcnt", module());
+    let before = read_number(&refcnt, None)?;
+    let fail_nth = FailNth::open()?;
+    let mut n = 1;
+    let result = loop {
+        let fd = Iommufd::open()?;
+        fail_nth.set(n)?;
+        let failures = alloc_sequence(&fd);
+        // Still pending: the sequence has fewer than `n` injection points.
+        let pending = fail_nth.pending()?;
+        fail_nth.set(0)?;
+        let failures = match failures {
+            Ok(f) => f,
+            Err(e) => break Err(format!("fail-nth {n}: {e}")),
+        };
+        // The file still works after the failure.
+        if let Err(e) = fd.ioas_alloc() {
+            break Err(format!("fail-nth {n}: IOAS_ALLOC afterwards: errno {e}"));
+        }
+        drop(fd);
+        if pending != 0 {
+            println!(
+                "# allocation_failures_unwind: {} injection points, all survived ({failures} ENOMEM on the last run)",
+                n - 1
+            );
+            break Ok(());
+        }
+        if n > 400 {
+            break Err("the sequence never completed without a failure".into());
+        }
+        n += 1;
+    };
+    let _ = knob("failslab/ignore-gfp-wait", "Y");
+    let _ = knob("fail_page_alloc/ignore-gfp-wait", "Y");
+    let _ = knob("failslab/verbose", "2");
+    let _ = knob("fail_page_alloc/verbose", "2");
+    result?;
+    check_eq!(read_number(&refcnt, None)?, before);
+    Ok(())
+}
+
 fn main() {
     // Child modes of `unprivileged_user`.
     let child: Option<fn() -> TestResult> = match std::env::args().nth(1).as_deref() {
@@ -541,6 +697,10 @@ fn main() {
         Test {
             name: "no_unload_while_open",
             run: no_unload_while_open,
+        },
+        Test {
+            name: "allocation_failures_unwind",
+            run: allocation_failures_unwind,
         },
         Test {
             name: "unprivileged_user",
