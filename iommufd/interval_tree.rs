@@ -192,21 +192,6 @@ impl<T> IntervalTree<T> {
         self.iter(start, last).next()
     }
 
-    /// Removes and returns the first node overlapping `[start, last]`.
-    pub(crate) fn remove_first(&mut self, start: u64, last: u64) -> Option<(u64, u64, T)> {
-        let raw = NonNull::new(self.first_raw(start, last))?;
-        // SAFETY: `raw` is a node of this tree. After removal the tree no
-        // longer points to it, so the box can be rebuilt and dropped; it was
-        // leaked from a `KBox` by `insert`.
-        unsafe {
-            bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
-            let node = KBox::from_raw(Self::node_of(raw.as_ptr()));
-            let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
-            self.len -= 1;
-            Some((s, l, KBox::into_inner(node).value))
-        }
-    }
-
     /// Finds the first node overlapping `[start, last]` and removes it if
     /// `take` says so, with one search. Returns its range and, if removed,
     /// its value; `None` if no node overlaps.
@@ -457,8 +442,16 @@ mod tests {
         assert_eq!(&removed[..], &[(0, 0), (20, 2), (40, 4)]);
         assert_eq!(t.len(), 2);
         assert_eq!(&found(&t, 0, u64::MAX)?[..], &[1, 3]);
-        assert_eq!(t.remove_first(0, u64::MAX), Some((10, 19, 1)));
-        assert_eq!(t.remove_first(0, 29), None);
+        assert_eq!(
+            t.take_first_if(0, u64::MAX, |_, _, _| true),
+            Some((10, 19, Some(1)))
+        );
+        // Found but kept, then nothing left below 30.
+        assert_eq!(
+            t.take_first_if(0, u64::MAX, |_, _, _| false),
+            Some((30, 39, None))
+        );
+        assert_eq!(t.take_first_if(0, 29, |_, _, _| true), None);
         assert_eq!(t.len(), 1);
         Ok(())
     }

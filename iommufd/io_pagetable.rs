@@ -95,6 +95,28 @@ fn new_area_len(area: &NewArea) -> u64 {
     area.range().1 + 1
 }
 
+/// A new set of allowed ranges, checked as it is built, before it replaces
+/// the old one (`IOAS_ALLOW_IOVAS`).
+pub(crate) struct AllowedRanges(IntervalTree<()>);
+
+impl AllowedRanges {
+    /// An empty set: the allocator may use the whole space.
+    pub(crate) const fn new() -> Self {
+        Self(IntervalTree::new())
+    }
+
+    /// Adds a range: `EINVAL` if it is empty or a single IOVA
+    /// (`start >= last`) or overlaps one already added.
+    pub(crate) fn add(&mut self, r: IovaRange) -> Result {
+        if r.start >= r.last || self.0.first(r.start, r.last).is_some() {
+            return Err(EINVAL);
+        }
+        self.0
+            .insert(NewNode::new(r.start, r.last, (), GFP_KERNEL)?);
+        Ok(())
+    }
+}
+
 /// The IOVA bookkeeping of one IOAS.
 pub(crate) struct IoPagetable {
     areas: IntervalTree<Area>,
@@ -221,7 +243,14 @@ impl IoPagetable {
     /// any, and out of reserved ranges and areas; IOVA 0 and the last page
     /// are never used.
     fn alloc_iova(&mut self, addr: u64, length: u64) -> Result<u64> {
-        let page_offset = addr % PAGE_SIZE_U64;
+        let (align, page_offset) = self.alloc_alignment(addr, length)?;
+        self.build_free_space();
+        self.search(length, align, page_offset).ok_or(ENOSPC)
+    }
+
+    /// The alignment and page offset an allocation for `length` bytes at
+    /// source address `addr` asks for.
+    fn alloc_alignment(&self, addr: u64, length: u64) -> Result<(u64, u64)> {
         if length == 0 || length >= u64::MAX / 2 {
             return Err(EOVERFLOW);
         }
@@ -233,32 +262,26 @@ impl IoPagetable {
         if align < self.iova_alignment {
             return Err(EINVAL);
         }
-        self.build_free_space();
+        Ok((align, addr % PAGE_SIZE_U64))
+    }
+
+    /// First fit inside the allowed ranges, or anywhere if there are none,
+    /// never at IOVA 0 or in the last page.
+    fn search(&self, length: u64, align: u64, page_offset: u64) -> Option<u64> {
         let (lo, hi) = (PAGE_SIZE_U64, u64::MAX - PAGE_SIZE_U64);
-        let found = if self.allowed.len() == 0 {
-            self.alloc_in(
-                [IovaRange {
-                    start: lo,
-                    last: hi,
-                }]
-                .into_iter(),
-                length,
-                align,
-                page_offset,
-            )
-        } else {
-            let spans = self.allowed.spans(lo, hi).filter(|s| !s.is_hole);
-            self.alloc_in(
-                spans.map(|s| IovaRange {
-                    start: s.start,
-                    last: s.last,
-                }),
-                length,
-                align,
-                page_offset,
-            )
-        };
-        found.ok_or(ENOSPC)
+        if self.allowed.len() == 0 {
+            let whole = [IovaRange {
+                start: lo,
+                last: hi,
+            }];
+            return self.alloc_in(whole.into_iter(), length, align, page_offset);
+        }
+        let spans = self.allowed.spans(lo, hi).filter(|s| !s.is_hole);
+        let spans = spans.map(|s| IovaRange {
+            start: s.start,
+            last: s.last,
+        });
+        self.alloc_in(spans, length, align, page_offset)
     }
 
     /// First fit over `spans`, in order, among the holes left by reserved
@@ -301,20 +324,9 @@ impl IoPagetable {
     /// The allocator's answer from walking the trees, without the index.
     #[cfg(CONFIG_KUNIT)]
     fn alloc_iova_walk(&mut self, addr: u64, length: u64) -> Result<u64> {
+        let (align, page_offset) = self.alloc_alignment(addr, length)?;
         let index = self.free.take();
-        // An allocation failure while building leaves no index: force one.
-        self.free = None;
-        let page_offset = addr % PAGE_SIZE_U64;
-        let mut align = length.next_power_of_two();
-        if addr != 0 {
-            align = align.min(1 << addr.trailing_zeros());
-        }
-        align = align.min(MAX_ALLOC_ALIGNMENT);
-        let whole = [IovaRange {
-            start: PAGE_SIZE_U64,
-            last: u64::MAX - PAGE_SIZE_U64,
-        }];
-        let found = self.alloc_in(whole.into_iter(), length, align, page_offset);
+        let found = self.search(length, align, page_offset);
         self.free = index;
         found.ok_or(ENOSPC)
     }
@@ -453,23 +465,17 @@ impl IoPagetable {
         Err(ENOENT)
     }
 
-    /// Replaces the allowed ranges. `EINVAL` if a range is empty-or-single
-    /// (`start >= last`) or two overlap; `EADDRINUSE` if one meets a
-    /// reserved range. On error nothing changes.
-    pub(crate) fn set_allowed(&mut self, ranges: &[IovaRange]) -> Result {
-        let mut new = IntervalTree::new();
-        for r in ranges {
-            if r.start >= r.last || new.first(r.start, r.last).is_some() {
-                return Err(EINVAL);
-            }
-            new.insert(NewNode::new(r.start, r.last, (), GFP_KERNEL)?);
+    /// Replaces the allowed ranges: `EADDRINUSE` if one meets a reserved
+    /// range, and then nothing changes.
+    pub(crate) fn set_allowed(&mut self, new: AllowedRanges) -> Result {
+        if new
+            .0
+            .iter(0, u64::MAX)
+            .any(|r| self.reserved.first(r.start, r.last).is_some())
+        {
+            return Err(eaddrinuse());
         }
-        for r in ranges {
-            if self.reserved.first(r.start, r.last).is_some() {
-                return Err(eaddrinuse());
-            }
-        }
-        self.allowed = new;
+        self.allowed = new.0;
         Ok(())
     }
 
@@ -570,6 +576,14 @@ mod tests {
         IovaRange { start, last }
     }
 
+    fn allowed(ranges: &[IovaRange]) -> Result<AllowedRanges> {
+        let mut set = AllowedRanges::new();
+        for &r in ranges {
+            set.add(r)?;
+        }
+        Ok(set)
+    }
+
     /// Occupies `[start, last]` as an area would, without a pages object.
     fn occupy(t: &mut IoPagetable, start: u64, last: u64) -> Result {
         // Reserved ranges block the allocator the same way areas do.
@@ -663,7 +677,8 @@ mod tests {
     #[test]
     fn alloc_stays_in_allowed() -> Result {
         let mut t = IoPagetable::new();
-        t.set_allowed(&[range(0x10_0000, 0x10_ffff), range(0x40_0000, 0x7f_ffff)])?;
+        allowed(&[range(0x10_0000, 0x10_ffff), range(0x40_0000, 0x7f_ffff)])
+            .and_then(|a| t.set_allowed(a))?;
         assert_eq!(t.alloc_iova(0x1000, 0x1000), Ok(0x10_0000));
         // Too big for the first allowed range.
         assert_eq!(t.alloc_iova(0x1000, 0x2_0000), Ok(0x40_0000));
@@ -674,11 +689,20 @@ mod tests {
     #[test]
     fn allowed_ranges_rules() -> Result {
         let mut t = IoPagetable::new();
-        assert_eq!(t.set_allowed(&[range(5, 5)]), Err(EINVAL));
-        assert_eq!(t.set_allowed(&[range(0, 10), range(10, 20)]), Err(EINVAL));
-        t.set_allowed(&[range(0, 10), range(11, 20)])?;
+        assert_eq!(
+            allowed(&[range(5, 5)]).and_then(|a| t.set_allowed(a)),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            allowed(&[range(0, 10), range(10, 20)]).and_then(|a| t.set_allowed(a)),
+            Err(EINVAL)
+        );
+        allowed(&[range(0, 10), range(11, 20)]).and_then(|a| t.set_allowed(a))?;
         t.reserve(range(100, 200))?;
-        assert_eq!(t.set_allowed(&[range(150, 300)]), Err(eaddrinuse()));
+        assert_eq!(
+            allowed(&[range(150, 300)]).and_then(|a| t.set_allowed(a)),
+            Err(eaddrinuse())
+        );
         // The failed call left the old ranges.
         assert_eq!(t.reserve(range(5, 6)), Err(eaddrinuse()));
         Ok(())

@@ -9,7 +9,7 @@
 use crate::{
     context::Context,
     errno::eopnotsupp,
-    io_pagetable::{new_area, IoPagetable, IovaRange, Placement, Prot},
+    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, Prot},
     ioctl::Ucmd,
     object::{ObjectKind, ObjectRef},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
@@ -182,29 +182,18 @@ pub(crate) fn allow_iovas_ioctl(
     let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let count = ucmd.cmd.num_iovas as usize;
     let elem = size_of::<uapi::iommu_iova_range>();
-    let mut reader = UserSlice::new(
-        UserPtr::from_addr(ucmd.cmd.allowed_iovas as usize),
-        count.saturating_mul(elem),
-    )
-    .reader();
-    let mut ranges = KVec::with_capacity(count, GFP_KERNEL)?;
+    let user = UserPtr::from_addr(ucmd.cmd.allowed_iovas as usize);
+    let mut reader = UserSlice::new(user, count.saturating_mul(elem)).reader();
+    // Each range is checked as it is read, so that errnos come in C's order.
+    let mut allowed = AllowedRanges::new();
     for _ in 0..count {
         let r: uapi::iommu_iova_range = reader.read()?;
-        let range = IovaRange {
+        allowed.add(IovaRange {
             start: r.start,
             last: r.last,
-        };
-        // Checked one by one, as they are read, so that errnos come in C's order.
-        if range.start >= range.last
-            || ranges
-                .iter()
-                .any(|o: &IovaRange| o.start <= range.last && range.start <= o.last)
-        {
-            return Err(EINVAL);
-        }
-        ranges.push(range, GFP_KERNEL)?;
+        })?;
     }
-    let result = ioas.iopt.lock().set_allowed(&ranges);
+    let result = ioas.iopt.lock().set_allowed(allowed);
     result
 }
 

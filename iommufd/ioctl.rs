@@ -44,9 +44,7 @@ impl<T: AsBytes> Ucmd<T> {
         }
         writer.write_slice(&bytes[..len])
     }
-}
 
-impl<T: AsBytes> Ucmd<T> {
     /// Copies back only the field at `offset` of `len` bytes, which must lie
     /// within the mandatory part of the struct.
     pub(crate) fn respond_field(&self, offset: usize, len: usize) -> Result {
@@ -263,9 +261,18 @@ const fn index(num: u32) -> usize {
 
 /// Looks up the table entry for `cmd`.
 fn lookup(cmd: u32) -> Option<&'static IoctlOp> {
+    matching(slot(cmd)?, cmd)
+}
+
+/// The table slot for `cmd`'s command index, if it is in the table's range.
+fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
     let nr = _IOC_NR(cmd).checked_sub(uapi::IOMMUFD_CMD_BASE)?;
-    let op = OPS.get(nr as usize)?.as_ref()?;
-    (op.num == cmd).then_some(op)
+    OPS.get(nr as usize)
+}
+
+/// The entry in `slot` if its full number is `cmd`.
+fn matching(slot: &'static Option<IoctlOp>, cmd: u32) -> Option<&'static IoctlOp> {
+    slot.as_ref().filter(|op| op.num == cmd)
 }
 
 /// Fails with `E2BIG` unless the `len` user bytes at `user` are all zero.
@@ -301,15 +308,13 @@ fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -
 /// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO
 /// container ioctls.
 pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
-    let in_table = _IOC_NR(cmd)
-        .checked_sub(uapi::IOMMUFD_CMD_BASE)
-        .is_some_and(|i| (i as usize) < TABLE_LEN);
-    if !in_table {
+    let Some(slot) = slot(cmd) else {
         return crate::vfio_compat::ioctl(ctx, cmd, arg);
-    }
-    let op = lookup(cmd).ok_or(ENOTTY)?;
+    };
+    // As in C: the size word is read (EFAULT) before the number is matched.
     let user = UserPtr::from_addr(arg);
     let user_size = crate::sys::get_user_u32(user)? as usize;
+    let op = matching(slot, cmd).ok_or(ENOTTY)?;
     if user_size < op.min_size {
         return Err(EINVAL);
     }

@@ -17,7 +17,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
-    sync::{atomic::Relaxed, Arc, Mutex, Refcount},
+    sync::{atomic::Relaxed, Arc, Mutex, Refcount, UniqueArc},
 };
 
 /// Largest ID handed out, as mainline's `xa_limit_31b`.
@@ -70,7 +70,10 @@ impl ObjectTable {
     /// Takes the lowest free ID for a new object; the object stays
     /// invisible until [`Reservation::finalize`].
     pub(crate) fn reserve(&self, kind: ObjectKind) -> Result<Reservation<'_>> {
+        // Everything is allocated before the ID is taken, so that nothing
+        // can fail once the table has changed.
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let uninit = UniqueArc::<Object>::new_uninit(GFP_KERNEL)?;
         let id = {
             let mut inner = self.inner.lock();
             let hint = inner.free_hint;
@@ -79,19 +82,16 @@ impl ObjectTable {
             inner.ids.insert(node.into_node(id, None));
             id
         };
-        let mut reservation = Reservation {
-            table: self,
-            id,
-            obj: None,
-            finalized: false,
-        };
-        let obj = Object {
+        let obj = uninit.write(Object {
             id,
             kind,
             users: Refcount::new(1),
-        };
-        reservation.obj = Some(Arc::new(obj, GFP_KERNEL)?);
-        Ok(reservation)
+        });
+        Ok(Reservation {
+            table: self,
+            id,
+            obj: Some(obj.into()),
+        })
     }
 
     /// Looks up a visible object and takes a user reference on it.
@@ -182,10 +182,8 @@ pub(crate) struct Reservation<'a> {
     table: &'a ObjectTable,
     /// The reserved ID.
     pub(crate) id: u32,
-    /// The object, once allocated; moved into the table by `finalize`.
+    /// The object; `None` once `finalize` moved it into the table.
     obj: Option<Arc<Object>>,
-    /// Set by `finalize`; until then dropping gives the ID back.
-    finalized: bool,
 }
 
 impl Reservation<'_> {
@@ -197,16 +195,13 @@ impl Reservation<'_> {
         if let Some(slot) = inner.ids.get_mut(&self.id) {
             *slot = obj;
         }
-        self.finalized = true;
         self.id
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        // Also reached when allocating the object failed after the ID was
-        // taken: the ID must be given back then too.
-        if self.finalized {
+        if self.obj.is_none() {
             return;
         }
         let removed = {

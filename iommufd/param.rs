@@ -65,9 +65,9 @@ modinfo!(
 
 /// The misc device name chosen at load time.
 pub(crate) fn device_name() -> &'static CStr {
-    // SAFETY: By the invariants of `DEVICE_NAME`, nothing writes it once the
-    // module runs, and it points at a NUL-terminated string that outlives
-    // the module's use of it (the misc device is deregistered at unload,
-    // before the parameter is freed).
+    // The misc device using the name is deregistered at unload, before the
+    // parameter's string is freed.
+    // SAFETY: Per `DEVICE_NAME`'s invariants: set before init, never after,
+    // a NUL-terminated string living until unload.
     unsafe { CStr::from_char_ptr(DEVICE_NAME) }
 }

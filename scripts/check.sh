@@ -19,17 +19,15 @@ host_result() { # NAME STATUS(0=ok) [DETAILS]
 	fi
 }
 
-# The uAPI header must be binary-identical to Linux 7.2's.
-rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
-	--ours "$ROOT_REPO/include/uapi/linux/iommufd.h" \
-	--theirs /build/linux-source-7.2/include/uapi/linux/iommufd.h \
-	--hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
-host_result "uapi header is ABI-identical to Linux 7.2" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
-rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
-	--ours "$ROOT_REPO/iommufd/iommufd_test.h" \
-	--theirs /build/linux-source-7.2/drivers/iommu/iommufd/iommufd_test.h \
-	--hdr "$ROOT_REPO/include/uapi" --hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
-host_result "test ABI header is ABI-identical to Linux 7.2's iommufd_test.h" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
+# Our ABI headers must be binary-identical to Linux 7.2's: "ours theirs".
+for pair in "include/uapi/linux/iommufd.h include/uapi/linux/iommufd.h" \
+	"iommufd/iommufd_test.h drivers/iommu/iommufd/iommufd_test.h"; do
+	set -- $pair
+	rc=0; out=$(in_root python3 "$ROOT_REPO/scripts/check-uapi.py" --cc clang \
+		--ours "$ROOT_REPO/$1" --theirs "/build/linux-source-7.2/$2" \
+		--hdr "$ROOT_REPO/include/uapi" --hdr "$kdir/usr-headers/include" 2>&1) || rc=$?
+	host_result "$1 is ABI-identical to Linux 7.2's $2" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
+done
 
 # Formatting, with the kernel's rustfmt settings for module code.
 rc=0; out=$(in_root rustfmt --check --edition 2021 --config-path /build/linux-source-7.2/.rustfmt.toml \

@@ -120,12 +120,11 @@ fn close_races(dur: Duration, threads: usize) -> Result<u64, String> {
             .map(|t| {
                 let stop = stop.clone();
                 std::thread::spawn(move || {
-                    // SAFETY: Only the descriptor number is shared; the
-                    // `File` built here is never closed (forgotten below),
-                    // so the main thread's close is the only one.
-                    let borrowed = std::mem::ManuallyDrop::new(Iommufd {
-                        file: unsafe { std::fs::File::from_raw_fd(raw) },
-                    });
+                    // Only the descriptor number is shared; the `File` built
+                    // here is never closed (ManuallyDrop).
+                    // SAFETY: The main thread's close is the only one.
+                    let file = unsafe { std::fs::File::from_raw_fd(raw) };
+                    let borrowed = std::mem::ManuallyDrop::new(Iommufd { file });
                     let mut x = rounds as u64 * 31 + t as u64 + 7;
                     while !stop.load(Ordering::Relaxed) {
                         random_op(&borrowed, next(&mut x));
