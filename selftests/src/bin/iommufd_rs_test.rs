@@ -225,6 +225,13 @@ fn size_rules_every_ioctl() -> TestResult {
 
 fn bad_pointers() -> TestResult {
     let fd = Iommufd::open()?;
+    // A number in the iommufd range that matches no ioctl: the size word is
+    // read first, so a bad pointer is EFAULT, not ENOTTY (as in C).
+    let wrong = uapi::IOMMU_DESTROY | (8 << 16) | (1 << 30);
+    check_eq!(
+        sys::ioctl_ptr(&fd.file, wrong, std::ptr::null_mut()),
+        EFAULT
+    );
     for req in [
         uapi::IOMMU_DESTROY,
         uapi::IOMMU_IOAS_ALLOC,
