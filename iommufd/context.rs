@@ -3,7 +3,11 @@
 //! The state of one open /dev/iommu file.
 
 use crate::{ioctl, misc::FileOps, object::ObjectTable, pages::AccountMode};
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+};
 
 /// Which node a file was opened through.
 pub(crate) enum Node {
@@ -16,9 +20,9 @@ pub(crate) enum Node {
 /// The state of one open file: its object table.
 #[pin_data]
 pub(crate) struct Context {
-    /// Objects created through this file, by ID.
-    #[pin]
-    pub(crate) objects: ObjectTable,
+    /// Objects created through this file, by ID. In-kernel accesses hold
+    /// it too, so it outlives the file while they exist, as in C.
+    pub(crate) objects: Arc<ObjectTable>,
     /// How new pages objects are charged (`IOMMU_OPTION_RLIMIT_MODE`).
     #[pin]
     account_mode: Mutex<AccountMode>,
@@ -48,9 +52,10 @@ impl FileOps for Context {
             Node::Iommu => AccountMode::None,
             Node::VfioContainer => AccountMode::Mm,
         };
+        let objects = Arc::pin_init(ObjectTable::new(), GFP_KERNEL)?;
         KBox::pin_init(
             pin_init!(Context {
-                objects <- ObjectTable::new(),
+                objects,
                 account_mode <- new_mutex!(mode),
             }),
             GFP_KERNEL,

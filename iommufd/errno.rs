@@ -15,3 +15,18 @@ pub(crate) fn eopnotsupp() -> Error {
 pub(crate) fn eaddrinuse() -> Error {
     Error::from_errno(-(bindings::EADDRINUSE as i32))
 }
+
+/// `EBADFD`: a descriptor that is not the kind of file the call wants.
+pub(crate) fn ebadfd() -> Error {
+    Error::from_errno(-(bindings::EBADFD as i32))
+}
+
+/// `EBADE`: a test check found different pages than expected.
+pub(crate) fn ebade() -> Error {
+    Error::from_errno(-(bindings::EBADE as i32))
+}
+
+/// `EDEADLOCK`: an unmap kept finding new access pins.
+pub(crate) fn edeadlock() -> Error {
+    Error::from_errno(-(bindings::EDEADLOCK as i32))
+}

@@ -20,7 +20,25 @@ use crate::{
     interval_tree::{IntervalTree, NewNode},
     pages::{Pages, PAGE_SIZE_U64},
 };
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    sync::Arc,
+};
+
+/// Most in-kernel accesses one IOAS takes, as C's access list limit.
+const MAX_ACCESSES: usize = 1 << 16;
+
+/// The IOAS side of an in-kernel access: told to drop its pins when an
+/// area under them is unmapped.
+pub(crate) trait AccessNotify: Send + Sync {
+    /// The access's object ID.
+    fn id(&self) -> u32;
+    /// Whether it pins pages (and so needs page-aligned areas).
+    fn needs_pin(&self) -> bool;
+    /// Asks it to unpin whatever it pinned in `[iova, iova + length)`.
+    fn notify_unmap(&self, iova: u64, length: u64);
+}
 
 /// Largest alignment the IOVA allocator asks for: the PMD size, so that
 /// huge pages can be mapped whole.
@@ -57,6 +75,11 @@ pub(crate) struct Area {
     pub(crate) start_byte: u64,
     /// Protection.
     pub(crate) prot: Prot,
+    /// Access pins held on it; unmap asks the accesses to drop them first.
+    num_accesses: Atomic<u32>,
+    /// Set while an unmap waits for accesses to unpin; pins and reads
+    /// through accesses then fail with `EINVAL`.
+    prevent_access: Atomic<bool>,
 }
 
 impl Area {
@@ -64,6 +87,49 @@ impl Area {
     fn page_offset(&self) -> u64 {
         self.start_byte % PAGE_SIZE_U64
     }
+
+    /// Counts one more access pin on the area.
+    pub(crate) fn add_access(&self) {
+        self.num_accesses.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one access pin less.
+    pub(crate) fn remove_access(&self) {
+        self.num_accesses.fetch_add(u32::MAX, Relaxed);
+    }
+
+    /// Whether an unmap is waiting for accesses to leave.
+    pub(crate) fn access_prevented(&self) -> bool {
+        self.prevent_access.load(Relaxed)
+    }
+
+    /// The byte of the pages object at `iova`, inside the area at `start`.
+    fn byte_at(&self, start: u64, iova: u64) -> u64 {
+        iova - start + self.start_byte
+    }
+}
+
+/// A piece of an area that an access works on: `[iova, last]`, starting at
+/// byte `start_byte` of `area.pages`.
+pub(crate) struct AccessPiece<'a> {
+    /// The area.
+    pub(crate) area: &'a Area,
+    /// First IOVA of the piece.
+    pub(crate) iova: u64,
+    /// Last IOVA of the piece.
+    pub(crate) last: u64,
+    /// Byte of the pages object at `iova`.
+    pub(crate) start_byte: u64,
+    /// Whether the piece runs to the end of the requested range.
+    pub(crate) is_final: bool,
+}
+
+/// The page index range `[first, last]` of `bytes` bytes from `start_byte`.
+pub(crate) fn page_span(start_byte: u64, bytes: u64) -> (u64, u64) {
+    (
+        start_byte / PAGE_SIZE_U64,
+        (start_byte + bytes - 1) / PAGE_SIZE_U64,
+    )
 }
 
 /// A new area not yet in the table; its node's range is a placeholder
@@ -85,6 +151,8 @@ pub(crate) fn new_area(
             pages,
             start_byte,
             prot,
+            num_accesses: Atomic::new(0),
+            prevent_access: Atomic::new(false),
         },
         GFP_KERNEL,
     )
@@ -131,6 +199,17 @@ pub(crate) struct IoPagetable {
     /// never pay for it; dropped after an allocation failure on a path that
     /// may not fail (unmap), when the allocator walks the trees instead.
     free: Option<FreeSpace>,
+    /// In-kernel accesses attached to the IOAS.
+    accesses: KVec<Arc<dyn AccessNotify>>,
+}
+
+/// How an unmap stopped before its end.
+pub(crate) enum UnmapStop {
+    /// At an area crossing the range's edge, or busy: this errno.
+    Failed(Error),
+    /// At an area accesses hold pins on: `[iova, iova + length)`. The
+    /// accesses must be told, and the unmap retried from `iova`.
+    Accessed(u64, u64),
 }
 
 /// Where a map goes.
@@ -169,6 +248,7 @@ impl IoPagetable {
             iova_alignment: 1,
             disable_large_pages: false,
             free: None,
+            accesses: KVec::new(),
         }
     }
 
@@ -401,17 +481,27 @@ impl IoPagetable {
     }
 
     /// Unmaps the areas inside `[start, last]`, in order, and returns the
-    /// bytes unmapped. Stops with `ENOENT` at an area that crosses the
-    /// range's edge; the areas before it stay unmapped, as in C.
-    pub(crate) fn unmap_range(&mut self, start: u64, last: u64) -> (Result, u64) {
+    /// bytes unmapped. Stops at an area that crosses the range's edge
+    /// (`ENOENT`) or that accesses hold pins on; the areas before it stay
+    /// unmapped, as in C.
+    pub(crate) fn unmap_range(&mut self, start: u64, last: u64) -> (Result<(), UnmapStop>, u64) {
         let mut unmapped = 0u64;
         let mut from = start;
         loop {
-            let inside = |s: u64, l: u64, _: &Area| s >= start && l <= last;
-            let (a_start, a_last) = match self.areas.take_first_if(from, last, inside) {
+            let Some(area) = self.areas.first(from, last) else {
+                return (Ok(()), unmapped);
+            };
+            if area.start < start || area.last > last {
+                return (Err(UnmapStop::Failed(ENOENT)), unmapped);
+            }
+            if area.value.num_accesses.load(Relaxed) > 0 {
+                area.value.prevent_access.store(true, Relaxed);
+                let stop = UnmapStop::Accessed(area.start, area.last - area.start + 1);
+                return (Err(stop), unmapped);
+            }
+            let (a_start, a_last) = match self.areas.take_first_if(from, last, |_, _, _| true) {
                 None => return (Ok(()), unmapped),
-                Some((_, _, None)) => return (Err(ENOENT), unmapped),
-                Some((s, l, Some(area))) => {
+                Some((s, l, area)) => {
                     drop(area);
                     if let Some(free) = self.free.as_mut() {
                         if free.release(s, l).is_err() {
@@ -427,6 +517,97 @@ impl IoPagetable {
             }
             from = a_last + 1;
         }
+    }
+
+    /// The accesses attached, to tell about an unmap once the lock is
+    /// dropped.
+    pub(crate) fn accesses(&self) -> Result<KVec<Arc<dyn AccessNotify>>> {
+        let mut out = KVec::with_capacity(self.accesses.len(), GFP_KERNEL)?;
+        for a in self.accesses.iter() {
+            out.push(a.clone(), GFP_KERNEL)?;
+        }
+        Ok(out)
+    }
+
+    /// Attaches an access: `EBUSY` past the limit, `EADDRINUSE` if it needs
+    /// page alignment that an area lacks.
+    pub(crate) fn add_access(&mut self, access: Arc<dyn AccessNotify>) -> Result {
+        if self.accesses.len() >= MAX_ACCESSES {
+            return Err(EBUSY);
+        }
+        let needs_pin = access.needs_pin();
+        self.accesses.push(access, GFP_KERNEL)?;
+        if needs_pin {
+            if let Err(e) = self.recalc_alignment() {
+                self.accesses.pop();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches the access with object ID `id`.
+    pub(crate) fn remove_access(&mut self, id: u32) {
+        if let Some(pos) = self.accesses.iter().position(|a| a.id() == id) {
+            let _ = self.accesses.remove(pos);
+        }
+        // Lowering the alignment cannot fail.
+        let _ = self.recalc_alignment();
+    }
+
+    /// Sets the IOVA alignment from what needs it: `PAGE_SIZE` when large
+    /// pages are disabled or a pinning access is attached, else 1. Raising
+    /// it fails with `EADDRINUSE` if an area does not meet it.
+    fn recalc_alignment(&mut self) -> Result {
+        let mut align = 1;
+        if self.disable_large_pages || self.accesses.iter().any(|a| a.needs_pin()) {
+            align = PAGE_SIZE_U64;
+        }
+        if align > self.iova_alignment {
+            let misaligned = self.areas.iter(0, u64::MAX).any(|a| {
+                let len = a.last - a.start + 1;
+                (a.start | len | a.value.page_offset()) & (align - 1) != 0
+            });
+            if misaligned {
+                return Err(eaddrinuse());
+            }
+        }
+        self.iova_alignment = align;
+        Ok(())
+    }
+
+    /// Calls `f` on each piece of the areas covering `[iova, last]` in
+    /// order. `ENOENT` if they do not cover it without a hole; `f`'s error
+    /// stops the walk. Returns the IOVA reached (one past the last piece
+    /// `f` accepted), with the result.
+    pub(crate) fn for_each_access_piece(
+        &self,
+        iova: u64,
+        last: u64,
+        mut f: impl FnMut(&AccessPiece<'_>) -> Result,
+    ) -> (u64, Result) {
+        let mut cur = iova;
+        for area in self.areas.iter(iova, last) {
+            if area.start > cur {
+                break;
+            }
+            let piece_last = last.min(area.last);
+            let piece = AccessPiece {
+                area: area.value,
+                iova: cur,
+                last: piece_last,
+                start_byte: area.value.byte_at(area.start, cur),
+                is_final: piece_last == last,
+            };
+            if let Err(e) = f(&piece) {
+                return (cur, Err(e));
+            }
+            if piece.is_final {
+                return (last.wrapping_add(1), Ok(()));
+            }
+            cur = piece_last + 1;
+        }
+        (cur, Err(ENOENT))
     }
 
     /// New areas for the memory behind `[iova, iova + length)`, which
@@ -487,6 +668,9 @@ impl IoPagetable {
     pub(crate) fn split_at(&mut self, p: u64) -> Result {
         let (start, last, pages, start_byte, prot) = match self.areas.first(p, p) {
             None => return Ok(()),
+            Some(a) if a.value.num_accesses.load(Relaxed) > 0 || a.value.access_prevented() => {
+                return Err(EINVAL)
+            }
             Some(a) => (
                 a.start,
                 a.last,
@@ -523,24 +707,12 @@ impl IoPagetable {
     /// `PAGE_SIZE`, which fails with `EADDRINUSE` if an area is not page
     /// aligned.
     pub(crate) fn set_huge_pages(&mut self, enable: bool) -> Result {
-        if enable {
-            self.disable_large_pages = false;
-            self.iova_alignment = 1;
-            return Ok(());
+        let was = self.disable_large_pages;
+        self.disable_large_pages = !enable;
+        if let Err(e) = self.recalc_alignment() {
+            self.disable_large_pages = was;
+            return Err(e);
         }
-        if self.disable_large_pages {
-            return Ok(());
-        }
-        let align = PAGE_SIZE_U64;
-        let misaligned = self.areas.iter(0, u64::MAX).any(|a| {
-            let len = a.last - a.start + 1;
-            (a.start | len | a.value.page_offset()) & (align - 1) != 0
-        });
-        if misaligned {
-            return Err(eaddrinuse());
-        }
-        self.disable_large_pages = true;
-        self.iova_alignment = align;
         Ok(())
     }
 

@@ -8,10 +8,10 @@
 
 use crate::{
     context::Context,
-    errno::eopnotsupp,
-    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, Prot},
+    errno::{edeadlock, eopnotsupp},
+    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, Prot, UnmapStop},
     ioctl::Ucmd,
-    object::{ObjectKind, ObjectRef},
+    object::{ObjectKind, ObjectRef, ObjectTable},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
     sys::{self, Capability},
     uapi,
@@ -42,13 +42,17 @@ impl Ioas {
     }
 }
 
-/// A user reference to an IOAS object, from [`get_ioas`].
-pub(crate) struct IoasRef(ObjectRef);
+/// A user reference to an IOAS object, from [`get_ioas`]: while it lives,
+/// `IOMMU_DESTROY` of the IOAS fails with `EBUSY`.
+pub(crate) struct IoasRef {
+    obj: ObjectRef,
+    ioas: Arc<Ioas>,
+}
 
 impl IoasRef {
     /// The object's ID.
     pub(crate) fn id(&self) -> u32 {
-        self.0.object().id
+        self.obj.object().id
     }
 }
 
@@ -56,19 +60,24 @@ impl core::ops::Deref for IoasRef {
     type Target = Ioas;
 
     fn deref(&self) -> &Ioas {
-        // `get_ioas` checked the kind. A new object kind makes this match
-        // fail to compile, so that the check is revisited then.
-        match &self.0.object().kind {
-            ObjectKind::Ioas(ioas) => ioas,
-        }
+        &self.ioas
     }
 }
 
 /// Looks up an IOAS by ID: `ENOENT` if the ID is not an IOAS.
 pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
-    let obj = ctx.objects.get(id)?;
+    get_ioas_in(&ctx.objects, id)
+}
+
+/// Looks up an IOAS by ID in `table`: `ENOENT` if the ID is not an IOAS.
+pub(crate) fn get_ioas_in(table: &ObjectTable, id: u32) -> Result<IoasRef> {
+    let obj = table.get(id)?;
     match &obj.object().kind {
-        ObjectKind::Ioas(_) => Ok(IoasRef(obj)),
+        ObjectKind::Ioas(ioas) => {
+            let ioas = ioas.clone();
+            Ok(IoasRef { obj, ioas })
+        }
+        _ => Err(ENOENT),
     }
 }
 
@@ -260,12 +269,53 @@ pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) 
     ucmd.respond()
 }
 
+/// Most times an unmap asks accesses to unpin before giving up with
+/// `EDEADLOCK`, as C.
+const MAX_UNMAP_TRIES: u32 = 100;
+
+/// Unmaps the areas inside `[start, last]` of `ioas`, asking in-kernel
+/// accesses to drop their pins on an area first. Returns the bytes
+/// unmapped, with the result.
+pub(crate) fn unmap_iova_range(ioas: &Ioas, start: u64, last: u64) -> (Result, u64) {
+    let mut unmapped = 0u64;
+    let mut from = start;
+    let mut tries = 0u32;
+    loop {
+        let (result, accesses) = {
+            let mut iopt = ioas.iopt.lock();
+            let (result, n) = iopt.unmap_range(from, last);
+            unmapped = unmapped.wrapping_add(n);
+            match result {
+                Ok(()) => return (Ok(()), unmapped),
+                Err(UnmapStop::Failed(e)) => return (Err(e), unmapped),
+                Err(UnmapStop::Accessed(iova, length)) => ((iova, length), iopt.accesses()),
+            }
+        };
+        let (iova, length) = result;
+        let accesses = match accesses {
+            Ok(a) => a,
+            Err(e) => return (Err(e), unmapped),
+        };
+        if iova != from {
+            tries = 0;
+        }
+        from = iova;
+        for access in accesses.iter() {
+            access.notify_unmap(iova, length);
+        }
+        tries += 1;
+        if tries > MAX_UNMAP_TRIES {
+            return (Err(edeadlock()), unmapped);
+        }
+    }
+}
+
 /// `IOMMU_IOAS_UNMAP`: unmaps whole areas inside a range, or everything.
 pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>) -> Result {
     let (iova, length) = (ucmd.cmd.iova, ucmd.cmd.length);
     let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let unmapped = if iova == 0 && length == u64::MAX {
-        let (rc, unmapped) = ioas.iopt.lock().unmap_range(0, u64::MAX);
+        let (rc, unmapped) = unmap_iova_range(&ioas, 0, u64::MAX);
         rc?;
         unmapped
     } else {
@@ -276,7 +326,7 @@ pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>
             return Err(EINVAL);
         }
         let last = iova.checked_add(length - 1).ok_or(EOVERFLOW)?;
-        let (rc, unmapped) = ioas.iopt.lock().unmap_range(iova, last);
+        let (rc, unmapped) = unmap_iova_range(&ioas, iova, last);
         rc?;
         if unmapped == 0 {
             return Err(ENOENT);
@@ -357,10 +407,9 @@ pub(crate) fn change_process_ioctl(
             .for_each_area_pages(|pages| if pages.is_file() { Ok(()) } else { Err(EINVAL) })?;
     }
     for ioas in all.iter() {
-        ioas.iopt.lock().for_each_area_pages(|pages| {
-            pages.change_owner(&mm);
-            Ok(())
-        })?;
+        ioas.iopt
+            .lock()
+            .for_each_area_pages(|pages| pages.change_owner(&mm))?;
     }
     Ok(())
 }

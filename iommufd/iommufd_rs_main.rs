@@ -39,6 +39,10 @@
 
 use kernel::prelude::*;
 
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+mod access;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+mod anon_file;
 mod context;
 mod errno;
 mod free_space;
@@ -55,6 +59,7 @@ mod pin;
 mod selftest;
 mod sys;
 mod uapi;
+mod value_xarray;
 mod vfio_compat;
 
 module! {

@@ -27,6 +27,9 @@ const MAX_ID: u32 = i32::MAX as u32;
 pub(crate) enum ObjectKind {
     /// An IO address space.
     Ioas(Arc<Ioas>),
+    /// An in-kernel access. Its ID is taken, as in C, but never reported;
+    /// it is destroyed with the access, never by `IOMMU_DESTROY`.
+    Access,
 }
 
 /// An object in the table.
@@ -108,7 +111,9 @@ impl ObjectTable {
         let removed = {
             let mut inner = self.inner.lock();
             let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
-            if obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err() {
+            if matches!(obj.kind, ObjectKind::Access)
+                || obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err()
+            {
                 return Err(EBUSY);
             }
             inner.free_hint = inner.free_hint.min(id);
@@ -120,6 +125,17 @@ impl ObjectTable {
         // Freed outside the lock.
         drop(removed);
         Ok(())
+    }
+
+    /// Removes an object that only its creator destroys (an access),
+    /// whatever its users.
+    pub(crate) fn remove_internal(&self, id: u32) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            inner.free_hint = inner.free_hint.min(id);
+            inner.ids.remove(&id)
+        };
+        drop(removed);
     }
 
     /// The compat IOAS's ID, if one is set.
@@ -147,8 +163,8 @@ impl ObjectTable {
         let inner = self.inner.lock();
         let mut out = KVec::new();
         for obj in inner.ids.values().flatten() {
-            match &obj.kind {
-                ObjectKind::Ioas(ioas) => out.push(ioas.clone(), GFP_KERNEL)?,
+            if let ObjectKind::Ioas(ioas) = &obj.kind {
+                out.push(ioas.clone(), GFP_KERNEL)?;
             }
         }
         Ok(out)

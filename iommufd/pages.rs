@@ -4,12 +4,19 @@
 //!
 //! A [`Pages`] describes one range of user memory: a range of virtual
 //! addresses in one process, or a range of a file (memfd). Areas refer to it
-//! by reference count; `IOAS_COPY` makes new areas that share it. Nothing is
-//! pinned until a domain or an in-kernel access needs the pages, so for now
-//! a pages object records where the memory is, who it is charged to, and
-//! whether it may be written.
+//! by reference count; `IOAS_COPY` makes new areas that share it.
+//!
+//! Nothing is pinned until a domain or an in-kernel access needs the pages.
+//! Each page index then carries a count of its users (domains' areas and
+//! access pins) and, while that is nonzero, exactly one long-term pin,
+//! charged once to RLIMIT_MEMLOCK, however many users share it. The PFNs
+//! live in an XArray next to their counts.
 
-use crate::sys::{self, Capability};
+use crate::{
+    pin::{self, Charge, PinFrom, UserRef},
+    sys::{self, Capability},
+    value_xarray::ValueXArray,
+};
 use kernel::{
     fs::File,
     mm::Mm,
@@ -17,6 +24,7 @@ use kernel::{
     page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex},
+    task::Task,
 };
 
 /// `PAGE_SIZE` as a `u64`.
@@ -32,7 +40,6 @@ pub(crate) enum PagesSource {
     /// A file's pages from offset `base`, page aligned.
     File {
         /// The file, held for as long as the pages object lives.
-        #[expect(dead_code, reason = "read when file pages are pinned")]
         file: ARef<File>,
         /// File offset of the first page.
         base: u64,
@@ -50,14 +57,36 @@ pub(crate) enum AccountMode {
     Mm,
 }
 
-/// The process a pages object belongs to; `IOAS_CHANGE_PROCESS` moves it.
-pub(crate) struct PagesOwner {
+/// The process a pages object belongs to and is charged to, and the count
+/// of pinned pages; `IOAS_CHANGE_PROCESS` moves the charge.
+pub(crate) struct PagesState {
     /// The owner's address space, held with `mmgrab`.
-    pub(crate) mm: ARef<Mm>,
+    mm: ARef<Mm>,
+    /// The owner's user, whose `locked_vm` is charged in user mode.
+    user: UserRef,
+    /// The owner's thread group leader, whose RLIMIT_MEMLOCK applies.
+    task: ARef<Task>,
+    /// Pages pinned (and charged) now.
+    npinned: u64,
 }
 
+impl PagesState {
+    fn charge(&self) -> Charge<'_> {
+        Charge {
+            mm: &self.mm,
+            user: &self.user,
+            task: &self.task,
+        }
+    }
+}
+
+/// Bits of an XArray entry that count the users of a page; the PFN is
+/// above them.
+const USER_BITS: u32 = 20;
+const USER_MASK: u64 = (1 << USER_BITS) - 1;
+
 /// A range of user memory shared by one or more areas.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct Pages {
     /// Where the memory is.
     pub(crate) source: PagesSource,
@@ -67,9 +96,12 @@ pub(crate) struct Pages {
     pub(crate) writable: bool,
     /// How pins are charged.
     pub(crate) account_mode: AccountMode,
-    /// Who is charged.
+    /// Who is charged, and how much.
     #[pin]
-    pub(crate) owner: Mutex<PagesOwner>,
+    state: Mutex<PagesState>,
+    /// Page index -> `pfn << USER_BITS | users`, for pinned pages only.
+    #[pin]
+    pfns: ValueXArray,
 }
 
 /// A byte range to turn into a pages object: `[start, start + length)` of
@@ -122,13 +154,20 @@ impl Pages {
         if req.ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
         }
+        let task = ARef::from(kernel::current!().group_leader());
         let pages = Arc::pin_init(
             pin_init!(Pages {
                 source,
                 len: start_byte + req.length,
                 writable: req.writable,
                 account_mode,
-                owner <- new_mutex!(PagesOwner { mm }),
+                state <- new_mutex!(PagesState {
+                    mm,
+                    user: UserRef::current(),
+                    task,
+                    npinned: 0,
+                }),
+                pfns <- ValueXArray::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -150,8 +189,262 @@ impl Pages {
         matches!(self.source, PagesSource::File { .. })
     }
 
-    /// Makes the current process the owner, as `IOAS_CHANGE_PROCESS` does.
-    pub(crate) fn change_owner(&self, mm: &ARef<Mm>) {
-        self.owner.lock().mm = mm.clone();
+    /// Makes the current process the owner, as `IOAS_CHANGE_PROCESS` does:
+    /// pinned pages are charged to it first (`ENOMEM` past its limit, and
+    /// then nothing changes) and given back by the old owner.
+    pub(crate) fn change_owner(&self, mm: &ARef<Mm>) -> Result {
+        let mut st = self.state.lock();
+        let new = PagesState {
+            mm: mm.clone(),
+            user: UserRef::current(),
+            task: ARef::from(kernel::current!().group_leader()),
+            npinned: st.npinned,
+        };
+        let mode = self.charge_mode();
+        pin::account(&new.charge(), mode, new.npinned, true)?;
+        let old = core::mem::replace(&mut *st, new);
+        let _ = pin::account(&old.charge(), mode, old.npinned, false);
+        Ok(())
     }
+
+    /// The `locked_vm` to charge: none, the user's, or the mm's.
+    fn charge_mode(&self) -> Option<bool> {
+        match self.account_mode {
+            AccountMode::None => None,
+            AccountMode::User => Some(false),
+            AccountMode::Mm => Some(true),
+        }
+    }
+
+    /// Adds one user to each page of `[first, last]` (page indexes), pinning
+    /// and charging the pages that had none. All or nothing: on error
+    /// (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...) nothing changes.
+    pub(crate) fn add_users(&self, first: u64, last: u64) -> Result {
+        let mut st = self.state.lock();
+        let mut batch = KVec::<u64>::new();
+        let mut idx = first;
+        while idx <= last {
+            let result = match self.pfns.load(idx as usize) {
+                Some(entry) if entry & USER_MASK == USER_MASK => Err(ENOMEM),
+                Some(entry) => {
+                    // Replacing an entry cannot fail.
+                    let _ = self.pfns.store(idx as usize, entry + 1);
+                    idx += 1;
+                    Ok(())
+                }
+                None => self.pin_hole(&mut st, &mut batch, &mut idx, last),
+            };
+            if let Err(e) = result {
+                if idx > first {
+                    self.remove_users_locked(&mut st, first, idx - 1);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins, charges and records the unpinned pages from `*idx` up to the
+    /// next pinned page or `last`, at most one batch, and moves `*idx`
+    /// past what it recorded. On error, what is recorded stays and `*idx`
+    /// says where it stopped.
+    fn pin_hole(
+        &self,
+        st: &mut PagesState,
+        batch: &mut KVec<u64>,
+        idx: &mut u64,
+        last: u64,
+    ) -> Result {
+        let max = batch_pages();
+        let mut end = *idx;
+        while end < last && end - *idx + 1 < max && self.pfns.load(end as usize + 1).is_none() {
+            end += 1;
+        }
+        let n = (end - *idx + 1) as usize;
+        batch.clear();
+        batch.resize(n, 0, GFP_KERNEL)?;
+        let at = *idx * PAGE_SIZE_U64;
+        let from = match &self.source {
+            PagesSource::User { base } => PinFrom::User {
+                mm: &st.mm,
+                addr: base + at,
+            },
+            PagesSource::File { file, base } => PinFrom::File {
+                file,
+                offset: base + at,
+            },
+        };
+        pin::pin_pages(&from, self.writable, batch)?;
+        if let Err(e) = pin::account(&st.charge(), self.charge_mode(), n as u64, true) {
+            self.unpin_pfns(batch);
+            return Err(e);
+        }
+        st.npinned += n as u64;
+        for (i, &pfn) in batch.iter().enumerate() {
+            if let Err(e) = self.pfns.store(*idx as usize, pfn << USER_BITS | 1) {
+                let rest = &batch[i..];
+                self.unpin_pfns(rest);
+                st.npinned -= rest.len() as u64;
+                let _ = pin::account(&st.charge(), self.charge_mode(), rest.len() as u64, false);
+                return Err(e);
+            }
+            *idx += 1;
+        }
+        Ok(())
+    }
+
+    /// Unpins a list of PFNs, coalescing consecutive ones.
+    fn unpin_pfns(&self, pfns: &[u64]) {
+        let mut run: Option<(u64, u64)> = None;
+        for &pfn in pfns {
+            run = Some(match run {
+                Some((start, n)) if start + n == pfn => (start, n + 1),
+                Some((start, n)) => {
+                    pin::unpin_run(start, n, self.writable);
+                    (pfn, 1)
+                }
+                None => (pfn, 1),
+            });
+        }
+        if let Some((start, n)) = run {
+            pin::unpin_run(start, n, self.writable);
+        }
+    }
+
+    /// Drops one user from each page of `[first, last]`, which
+    /// [`Pages::add_users`] added; pages left without users are unpinned
+    /// and their charge given back.
+    pub(crate) fn remove_users(&self, first: u64, last: u64) {
+        let mut st = self.state.lock();
+        self.remove_users_locked(&mut st, first, last);
+    }
+
+    fn remove_users_locked(&self, st: &mut PagesState, first: u64, last: u64) {
+        let mut run: Option<(u64, u64)> = None;
+        let mut freed = 0u64;
+        for idx in first..=last {
+            let Some(entry) = self.pfns.load(idx as usize) else {
+                continue;
+            };
+            if entry & USER_MASK > 1 {
+                // Replacing an entry cannot fail.
+                let _ = self.pfns.store(idx as usize, entry - 1);
+                continue;
+            }
+            self.pfns.erase(idx as usize);
+            freed += 1;
+            let pfn = entry >> USER_BITS;
+            run = Some(match run {
+                Some((start, n)) if start + n == pfn => (start, n + 1),
+                Some((start, n)) => {
+                    pin::unpin_run(start, n, self.writable);
+                    (pfn, 1)
+                }
+                None => (pfn, 1),
+            });
+        }
+        if let Some((start, n)) = run {
+            pin::unpin_run(start, n, self.writable);
+        }
+        st.npinned -= freed;
+        let _ = pin::account(&st.charge(), self.charge_mode(), freed, false);
+    }
+
+    /// Calls `f(index, pfn, count)` for each run of consecutive PFNs over
+    /// `[first, last]`, which must all be pinned (have users).
+    pub(crate) fn for_each_run(
+        &self,
+        first: u64,
+        last: u64,
+        mut f: impl FnMut(u64, u64, u64) -> Result,
+    ) -> Result {
+        let mut run: Option<(u64, u64, u64)> = None;
+        for idx in first..=last {
+            let pfn = self.pfns.load(idx as usize).ok_or(EFAULT)? >> USER_BITS;
+            run = Some(match run {
+                Some((i, start, n)) if start + n == pfn => (i, start, n + 1),
+                Some((i, start, n)) => {
+                    f(i, start, n)?;
+                    (idx, pfn, 1)
+                }
+                None => (idx, pfn, 1),
+            });
+        }
+        if let Some((i, start, n)) = run {
+            f(i, start, n)?;
+        }
+        Ok(())
+    }
+
+    /// The PFN of pinned page `idx`.
+    pub(crate) fn pinned_pfn(&self, idx: u64) -> Option<u64> {
+        self.pfns.load(idx as usize).map(|e| e >> USER_BITS)
+    }
+
+    /// Copies between `buf` and the memory from byte `start` of the object
+    /// through the pages themselves: pinned pages are used as they are,
+    /// the others are pinned for the copy only. Charges nothing.
+    pub(crate) fn rw_pages(&self, start: u64, buf: &mut [u8], write: bool) -> Result {
+        let st = self.state.lock();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = start + done as u64;
+            let (idx, offset) = (at / PAGE_SIZE_U64, (at % PAGE_SIZE_U64) as usize);
+            let n = (PAGE_SIZE - offset).min(buf.len() - done);
+            let chunk = &mut buf[done..done + n];
+            match self.pinned_pfn(idx) {
+                Some(pfn) => pin::copy_page(pfn, offset, chunk, write),
+                None => {
+                    let mut pfn = [0u64];
+                    let page = idx * PAGE_SIZE_U64;
+                    let from = match &self.source {
+                        PagesSource::User { base } => PinFrom::User {
+                            mm: &st.mm,
+                            addr: base + page,
+                        },
+                        PagesSource::File { file, base } => PinFrom::File {
+                            file,
+                            offset: base + page,
+                        },
+                    };
+                    pin::pin_pages(&from, self.writable, &mut pfn)?;
+                    pin::copy_page(pfn[0], offset, chunk, write);
+                    pin::unpin_run(pfn[0], 1, write);
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The user address of byte `start`, if the memory is the current
+    /// process's own, so that it can be copied with plain user copies.
+    pub(crate) fn current_user_address(&self, start: u64) -> Option<u64> {
+        let PagesSource::User { base } = self.source else {
+            return None;
+        };
+        let st = self.state.lock();
+        let current = kernel::current!().mm().map(|mm| mm.as_raw());
+        (current == Some(st.mm.as_raw())).then(|| base + start)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Pages {
+    fn drop(self: Pin<&mut Self>) {
+        // Every user gives its pages back before the last area goes.
+        if self.state.lock().npinned != 0 {
+            pr_warn!("iommufd_rs: pages object freed with pins held\n");
+        }
+    }
+}
+
+/// Pages pinned per GUP batch: the test memory limit's worth of 8-byte
+/// entries, at least one.
+fn batch_pages() -> u64 {
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    let limit = crate::selftest::temp_memory_limit();
+    #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+    let limit = 65536;
+    (limit / 8).max(1)
 }

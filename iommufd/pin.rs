@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Page pinning and page reference FFI.
+//! Page pinning, pin accounting and page access: the FFI to GUP, the memfd
+//! folio pinning API, RLIMIT_MEMLOCK accounting and page copies.
 //!
-//! For now this holds what the test interface needs to look at user pages:
-//! how many pins a page carries. All calls into the kernel's GUP and page
-//! refcount code live here.
+//! Pinned pages are handed around as PFNs (`u64`). A PFN returned by
+//! [`pin_pages`] carries one `FOLL_PIN` pin that must go back through
+//! [`unpin_run`] exactly once.
 
-use kernel::{bindings, page::PAGE_SIZE, prelude::*};
+use crate::pages::PAGE_SIZE_U64;
+use kernel::{
+    bindings,
+    fs::File,
+    mm::Mm,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::aref::ARef,
+    sync::atomic::{Atomic, Relaxed},
+    task::Task,
+};
 
 // `struct page` holds an empty arch spinlock type on this config, which the
 // lint flags; only pointers cross the boundary.
@@ -15,6 +26,20 @@ extern "C" {
     fn iommufd_rs_page_ref_count(page: *mut bindings::page) -> u32;
     fn iommufd_rs_page_compound(page: *mut bindings::page) -> bool;
     fn iommufd_rs_put_page(page: *mut bindings::page);
+    fn iommufd_rs_page_to_pfn(page: *mut bindings::page) -> usize;
+    fn iommufd_rs_pfn_to_page(pfn: usize) -> *mut bindings::page;
+    fn iommufd_rs_folio_page(folio: *mut bindings::folio, n: usize) -> *mut bindings::page;
+    fn iommufd_rs_folio_nr_pages(folio: *mut bindings::folio) -> usize;
+    fn iommufd_rs_current_user_get() -> *mut bindings::user_struct;
+    fn iommufd_rs_task_memlock_pages(task: *mut bindings::task_struct) -> usize;
+    fn iommufd_rs_mm_pinned_vm_add(mm: *mut bindings::mm_struct, npages: i64);
+    fn iommufd_rs_account_locked_vm(
+        mm: *mut bindings::mm_struct,
+        npages: usize,
+        inc: bool,
+        task: *mut bindings::task_struct,
+    ) -> i32;
+    fn iommufd_rs_memcpy_page(pfn: usize, offset: usize, buf: *mut u8, len: usize, to_page: bool);
 }
 
 /// The number of long-term pins on the page at user address `uaddr` of the
@@ -41,6 +66,28 @@ pub(crate) fn user_page_pins(uaddr: usize) -> Result<Option<u32>> {
     Ok(pins)
 }
 
+/// The PFN of the page at user address `uaddr` of the current process,
+/// looked up without pinning (`get_user_pages_fast` and put at once).
+pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    // SAFETY: `page` has room for the one page asked for; the reference
+    // GUP takes is dropped below.
+    let got = unsafe { bindings::get_user_pages_fast(uaddr, 1, 0, &mut page) };
+    if got < 0 {
+        return Err(Error::from_errno(got as i32));
+    }
+    if got != 1 || page.is_null() {
+        return Err(EFAULT);
+    }
+    // SAFETY: `page` is valid and referenced by us until the put.
+    let pfn = unsafe {
+        let pfn = iommufd_rs_page_to_pfn(page);
+        iommufd_rs_put_page(page);
+        pfn
+    };
+    Ok(pfn as u64)
+}
+
 /// Checks that every page of `[uptr, uptr + length)` carries `refs` pins:
 /// `EINVAL` for an unaligned range, `EIO` on a mismatch.
 pub(crate) fn check_user_page_pins(uptr: usize, length: usize, refs: u32) -> Result {
@@ -54,5 +101,303 @@ pub(crate) fn check_user_page_pins(uptr: usize, length: usize, refs: u32) -> Res
             }
         }
     }
+    Ok(())
+}
+
+/// Where pages to pin come from.
+pub(crate) enum PinFrom<'a> {
+    /// User memory of `mm` from page-aligned address `addr`.
+    User {
+        /// The address space; pinned through GUP-fast when it is the
+        /// current one, else remotely under its mmap lock.
+        mm: &'a Mm,
+        /// First byte of the first page.
+        addr: u64,
+    },
+    /// A memfd from page-aligned offset `offset`.
+    File {
+        /// The file.
+        file: &'a File,
+        /// First byte of the first page.
+        offset: u64,
+    },
+}
+
+/// Pins `out.len()` pages from `from` and writes their PFNs to `out`, each
+/// with one long-term pin. All or nothing: on error nothing stays pinned.
+/// `EFAULT` when the memory is not there or its process is gone.
+pub(crate) fn pin_pages(from: &PinFrom<'_>, writable: bool, out: &mut [u64]) -> Result {
+    let mut done = 0;
+    while done < out.len() {
+        let step = match from {
+            PinFrom::User { mm, addr } => pin_user(
+                mm,
+                addr + done as u64 * PAGE_SIZE_U64,
+                writable,
+                &mut out[done..],
+            ),
+            PinFrom::File { file, offset } => {
+                pin_file(file, offset + done as u64 * PAGE_SIZE_U64, &mut out[done..])
+            }
+        };
+        match step {
+            Ok(n) if n > 0 => done += n,
+            other => {
+                for &pfn in &out[..done] {
+                    unpin_run(pfn, 1, false);
+                }
+                return Err(match other {
+                    Err(e) => e,
+                    Ok(_) => EFAULT,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One GUP call: pins up to `out.len()` pages at `addr` of `mm` and
+/// returns how many it pinned.
+fn pin_user(mm: &Mm, addr: u64, writable: bool, out: &mut [u64]) -> Result<usize> {
+    let mut flags = bindings::FOLL_LONGTERM;
+    if writable {
+        flags |= bindings::FOLL_WRITE;
+    }
+    // GUP writes page pointers into `out`, which are then turned into PFNs
+    // in place: `u64` and pointers have the same size and alignment here.
+    const _: () = assert!(size_of::<u64>() == size_of::<*mut bindings::page>());
+    let pages = out.as_mut_ptr().cast::<*mut bindings::page>();
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    // SAFETY: `current` is always valid in process context.
+    let current_mm = unsafe { (*bindings::get_current()).mm };
+    let got = if core::ptr::eq(current_mm, mm.as_raw()) {
+        // SAFETY: `pages` has room for `out.len()` entries; the range is
+        // checked by GUP itself.
+        i64::from(unsafe { bindings::pin_user_pages_fast(addr, out.len() as i32, flags, pages) })
+    } else {
+        let Some(user) = mm.mmget_not_zero() else {
+            return Err(EFAULT);
+        };
+        let _lock = user.mmap_read_lock();
+        // SAFETY: `user` holds the mm's users count and we hold its mmap
+        // lock for reading, as GUP requires with a NULL `locked`; `pages`
+        // has room for `out.len()` entries.
+        unsafe {
+            bindings::pin_user_pages_remote(
+                user.as_raw(),
+                addr,
+                out.len(),
+                flags,
+                pages,
+                core::ptr::null_mut(),
+            ) as i64
+        }
+    };
+    if got < 0 {
+        return Err(Error::from_errno(got as i32));
+    }
+    let got = got as usize;
+    for slot in &mut out[..got] {
+        let page = *slot as usize as *mut bindings::page;
+        // SAFETY: GUP returned a valid pinned page in this slot.
+        *slot = unsafe { iommufd_rs_page_to_pfn(page) } as u64;
+    }
+    Ok(got)
+}
+
+/// Most folios asked for in one `memfd_pin_folios` call.
+const MAX_FOLIOS: usize = 64;
+
+/// One `memfd_pin_folios` call: pins the pages of up to `out.len()` pages
+/// at `offset` of `file`, one pin per page, and returns how many.
+fn pin_file(file: &File, offset: u64, out: &mut [u64]) -> Result<usize> {
+    let mut folios = [core::ptr::null_mut::<bindings::folio>(); MAX_FOLIOS];
+    let last = offset
+        .checked_add(out.len() as u64 * PAGE_SIZE_U64 - 1)
+        .and_then(|l| i64::try_from(l).ok())
+        .ok_or(EFAULT)?;
+    let start = i64::try_from(offset).map_err(|_| EFAULT)?;
+    let mut first_offset: kernel::ffi::c_ulong = 0;
+    // SAFETY: `folios` has room for `MAX_FOLIOS` entries; the file is
+    // referenced by the caller for the whole call.
+    let nfolios = unsafe {
+        bindings::memfd_pin_folios(
+            file.as_ptr(),
+            start,
+            last,
+            folios.as_mut_ptr(),
+            MAX_FOLIOS as u32,
+            &mut first_offset,
+        )
+    };
+    if nfolios < 0 {
+        return Err(Error::from_errno(nfolios as i32));
+    }
+    let nfolios = nfolios as usize;
+    let mut page_in_folio = first_offset as usize / PAGE_SIZE;
+    let mut done = 0;
+    let mut result = Ok(());
+    for &folio in &folios[..nfolios] {
+        // SAFETY: `memfd_pin_folios` returned this folio pinned once.
+        let nr = unsafe { iommufd_rs_folio_nr_pages(folio) };
+        let npin = (nr - page_in_folio).min(out.len() - done);
+        if result.is_ok() && npin > 1 {
+            // SAFETY: The folio is pinned, so more pins may be added.
+            let rc = unsafe { bindings::folio_add_pins(folio, (npin - 1) as u32) };
+            if rc != 0 {
+                result = Err(Error::from_errno(rc));
+            }
+        }
+        if result.is_err() {
+            // Give back the folio pin; pages already recorded are unpinned
+            // below.
+            // SAFETY: The folio holds the pin `memfd_pin_folios` took.
+            unsafe { bindings::unpin_folio(folio) };
+            continue;
+        }
+        for i in 0..npin {
+            // SAFETY: `page_in_folio + i` is inside the folio.
+            let page = unsafe { iommufd_rs_folio_page(folio, page_in_folio + i) };
+            // SAFETY: `page` is a valid page.
+            out[done] = unsafe { iommufd_rs_page_to_pfn(page) } as u64;
+            done += 1;
+        }
+        page_in_folio = 0;
+    }
+    if let Err(e) = result {
+        for &pfn in &out[..done] {
+            unpin_run(pfn, 1, false);
+        }
+        return Err(e);
+    }
+    Ok(done)
+}
+
+/// Drops one pin from each of the `npages` pages from `pfn`, marking them
+/// dirty if `dirty`.
+pub(crate) fn unpin_run(pfn: u64, npages: u64, dirty: bool) {
+    // SAFETY: The caller owns one pin on each page of the run, which are
+    // consecutive `struct page`s as their PFNs are consecutive within one
+    // pinned run.
+    unsafe {
+        let page = iommufd_rs_pfn_to_page(pfn as usize);
+        bindings::unpin_user_page_range_dirty_lock(page, npages as usize, dirty);
+    }
+}
+
+/// Copies between `buf` and the page `pfn` at byte `offset`, which must
+/// lie inside the page with `buf`. The caller holds a pin on the page.
+pub(crate) fn copy_page(pfn: u64, offset: usize, buf: &mut [u8], to_page: bool) {
+    if offset + buf.len() > PAGE_SIZE {
+        return;
+    }
+    // SAFETY: The page is pinned by the caller, and the range was checked
+    // to lie inside it; `buf` is valid for `buf.len()` bytes.
+    unsafe { iommufd_rs_memcpy_page(pfn as usize, offset, buf.as_mut_ptr(), buf.len(), to_page) };
+}
+
+/// A user (`struct user_struct`) whose `locked_vm` pins are charged to.
+///
+/// # Invariants
+///
+/// `ptr` is valid and holds a reference taken by `get_uid`.
+pub(crate) struct UserRef {
+    ptr: *mut bindings::user_struct,
+}
+
+// SAFETY: `user_struct` is refcounted and its `locked_vm` is atomic; the
+// reference may be used and dropped from any thread.
+unsafe impl Send for UserRef {}
+// SAFETY: Only atomic fields are touched through a shared reference.
+unsafe impl Sync for UserRef {}
+
+impl UserRef {
+    /// The current task's user.
+    pub(crate) fn current() -> Self {
+        // SAFETY: Always valid in process context; returns a new reference.
+        let ptr = unsafe { iommufd_rs_current_user_get() };
+        Self { ptr }
+    }
+
+    fn locked_vm(&self) -> &Atomic<i64> {
+        // SAFETY: `ptr` is valid by the type invariant, and `locked_vm` is
+        // only accessed atomically, by this module and by the kernel.
+        unsafe { Atomic::from_ptr(&raw mut (*self.ptr).locked_vm.counter) }
+    }
+}
+
+impl Drop for UserRef {
+    fn drop(&mut self) {
+        // SAFETY: Drops the reference taken in `current`.
+        unsafe { bindings::free_uid(self.ptr) };
+    }
+}
+
+/// Who a pages object's pins are charged to.
+pub(crate) struct Charge<'a> {
+    /// The owner's address space.
+    pub(crate) mm: &'a Mm,
+    /// The owner's user.
+    pub(crate) user: &'a UserRef,
+    /// The owner's thread group leader, whose RLIMIT_MEMLOCK applies.
+    pub(crate) task: &'a ARef<Task>,
+}
+
+/// Charges (`inc`) or gives back `npages` pinned pages: to the user's
+/// `locked_vm` (`per_mm` false) or the mm's (`per_mm` true), and, on
+/// success, to the mm's `pinned_vm`. `ENOMEM` past RLIMIT_MEMLOCK.
+pub(crate) fn account(c: &Charge<'_>, mode: Option<bool>, npages: u64, inc: bool) -> Result {
+    if npages == 0 {
+        return Ok(());
+    }
+    let n = i64::try_from(npages).map_err(|_| ENOMEM)?;
+    match mode {
+        None => {}
+        Some(false) => {
+            let locked = c.user.locked_vm();
+            if inc {
+                // SAFETY: The task is referenced by `c.task`.
+                let limit = unsafe { iommufd_rs_task_memlock_pages(c.task.as_ptr()) };
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let mut cur = locked.load(Relaxed);
+                loop {
+                    let new = cur.checked_add(n).ok_or(ENOMEM)?;
+                    if new > limit {
+                        return Err(ENOMEM);
+                    }
+                    match locked.cmpxchg(cur, new, Relaxed) {
+                        Ok(_) => break,
+                        Err(seen) => cur = seen,
+                    }
+                }
+            } else {
+                locked.fetch_add(-n, Relaxed);
+            }
+        }
+        Some(true) => {
+            // A process that is gone has no lock count left to give back to.
+            match c.mm.mmget_not_zero() {
+                None if inc => return Err(EINVAL),
+                None => {}
+                Some(user) => {
+                    // SAFETY: `user` holds the mm's users count for the
+                    // call; the task is referenced by `c.task`.
+                    let rc = unsafe {
+                        iommufd_rs_account_locked_vm(
+                            user.as_raw(),
+                            npages as usize,
+                            inc,
+                            c.task.as_ptr(),
+                        )
+                    };
+                    if rc != 0 {
+                        return Err(Error::from_errno(rc));
+                    }
+                }
+            }
+        }
+    }
+    // SAFETY: `c.mm` is a grabbed mm; `pinned_vm` is an atomic counter.
+    unsafe { iommufd_rs_mm_pinned_vm_add(c.mm.as_raw(), if inc { n } else { -n }) };
     Ok(())
 }

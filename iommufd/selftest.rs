@@ -7,24 +7,210 @@
 //! Built only with `CONFIG_IOMMUFD_RS_TEST`: it lets userspace reserve IOVA
 //! and inspect page pins, which no production system should allow.
 //!
-//! Implemented so far: `ADD_RESERVED`, `MD_CHECK_REFS` and
-//! `SET_TEMP_MEMORY_LIMIT`. Every other op answers `EOPNOTSUPP`.
+//! Implemented: `ADD_RESERVED`, `MD_CHECK_REFS`, `SET_TEMP_MEMORY_LIMIT`,
+//! and the in-kernel access ops (`CREATE_ACCESS`, `ACCESS_PAGES`,
+//! `DESTROY_ACCESS_PAGES`, `ACCESS_RW`, `ACCESS_REPLACE_IOAS`). Every other
+//! op answers `EOPNOTSUPP`.
 
 use crate::{
-    context::Context, errno::eopnotsupp, io_pagetable::IovaRange, ioas::get_ioas, ioctl::Ucmd, pin,
-    uapi,
+    access::{Access, AccessOps, RwFlags},
+    anon_file,
+    context::Context,
+    errno::{ebade, eopnotsupp},
+    io_pagetable::IovaRange,
+    ioas::get_ioas,
+    ioctl::Ucmd,
+    pages::PAGE_SIZE_U64,
+    pin, uapi,
 };
 use kernel::{
+    bindings,
+    fs::file::FileDescriptorReservation,
+    new_mutex,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
+    sync::{Arc, Mutex},
+    uaccess::{UserPtr, UserSlice},
 };
+
+/// Largest range the access ops take, as C's test (16 MiB).
+const MAX_ACCESS_LENGTH: u64 = 16 << 20;
+
+/// Pages pinned through a test access: one `ACCESS_PAGES` call.
+struct AccessItem {
+    iova: u64,
+    length: u64,
+    id: u32,
+}
+
+/// The pins a test access holds, by item.
+struct AccessItems {
+    items: KVec<AccessItem>,
+    /// The next item's ID: from 0, never reused.
+    next_id: u32,
+}
+
+/// A test access's own data: its items.
+#[pin_data]
+pub(crate) struct TestAccess {
+    #[pin]
+    items: Mutex<AccessItems>,
+}
+
+impl AccessOps for TestAccess {
+    fn unmap(&self, access: &Access<Self>, iova: u64, length: u64) {
+        let last = iova.wrapping_add(length).wrapping_sub(1);
+        let mut st = self.items.lock();
+        st.items.retain(|item| {
+            if iova > item.iova + item.length - 1 || last < item.iova {
+                return true;
+            }
+            access.unpin_pages(item.iova, item.length);
+            false
+        });
+    }
+}
+
+/// What an access file owns: the access, destroyed when the file goes.
+pub(crate) struct AccessFileData {
+    access: Arc<Access<TestAccess>>,
+}
+
+impl Drop for AccessFileData {
+    fn drop(&mut self) {
+        self.access.data.unmap(&self.access, 0, u64::MAX);
+        Access::destroy(&self.access);
+    }
+}
+
+/// `CREATE_ACCESS`: an access on IOAS `cmd.id`, handed out as a file.
+fn create_access(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let flags = ucmd.cmd.create_access_flags();
+    if flags & !uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES != 0 {
+        return Err(eopnotsupp());
+    }
+    let fd =
+        FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC).map_err(|_| ENOMEM)?;
+    let needs_pin = flags != 0;
+    let data = pin_init!(TestAccess {
+        items <- new_mutex!(AccessItems { items: KVec::new(), next_id: 0 }),
+    });
+    let access = Access::create(&ctx.objects, ucmd.cmd.id, needs_pin, data)?;
+    let file_data = KBox::new(AccessFileData { access }, GFP_KERNEL)?;
+    ucmd.cmd.__bindgen_anon_1.create_access.out_access_fd = fd.reserved_fd();
+    ucmd.respond()?;
+    anon_file::install(fd, file_data)
+}
+
+/// `ACCESS_PAGES`: pins a range through an access and checks that the
+/// pages are those behind `uptr`.
+fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let mut req = ucmd.cmd.access_pages();
+    if req.length > MAX_ACCESS_LENGTH {
+        return Err(ENOMEM);
+    }
+    if req.flags & !(uapi::MOCK_FLAGS_ACCESS_WRITE | FLAG_SYZ) != 0 {
+        return Err(eopnotsupp());
+    }
+    anon_file::with_access_file(ucmd.cmd.id, |file| {
+        let access = &file.access;
+        if !access.needs_pin() {
+            return Err(eopnotsupp());
+        }
+        if req.flags & FLAG_SYZ != 0 {
+            req.iova = access.syz_iova(req.iova);
+        }
+        let mut st = access.data.items.lock();
+        let write = req.flags & uapi::MOCK_FLAGS_ACCESS_WRITE != 0;
+        let pfns = access.pin_pages(req.iova, req.length, write)?;
+        let result = (|| {
+            if req.uptr != 0 {
+                let base = req.uptr - req.iova % PAGE_SIZE_U64;
+                for (i, &pfn) in pfns.iter().enumerate() {
+                    let addr = base + i as u64 * PAGE_SIZE_U64;
+                    let user = pin::user_page_pfn(usize::try_from(addr).map_err(|_| EFAULT)?)?;
+                    if user != pfn {
+                        return Err(ebade());
+                    }
+                }
+            }
+            let id = st.next_id;
+            st.next_id = st.next_id.wrapping_add(1);
+            let item = AccessItem {
+                iova: req.iova,
+                length: req.length,
+                id,
+            };
+            st.items.push(item, GFP_KERNEL)?;
+            ucmd.cmd.__bindgen_anon_1.access_pages.out_access_pages_id = id;
+            if let Err(e) = ucmd.respond() {
+                st.items.pop();
+                return Err(e);
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            access.unpin_pages(req.iova, req.length);
+        }
+        result
+    })
+}
+
+/// `DESTROY_ACCESS_PAGES`: drops one `ACCESS_PAGES` item.
+fn destroy_access_pages(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let id = ucmd.cmd.access_pages_id();
+    anon_file::with_access_file(ucmd.cmd.id, |file| {
+        let access = &file.access;
+        let mut st = access.data.items.lock();
+        let pos = st.items.iter().position(|i| i.id == id).ok_or(ENOENT)?;
+        let item = st.items.remove(pos).map_err(|_| ENOENT)?;
+        access.unpin_pages(item.iova, item.length);
+        Ok(())
+    })
+}
+
+/// `ACCESS_RW`: reads or writes IOAS memory through an access.
+fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let mut req = ucmd.cmd.access_rw();
+    if req.length > MAX_ACCESS_LENGTH {
+        return Err(ENOMEM);
+    }
+    let known = uapi::MOCK_ACCESS_RW_WRITE | uapi::MOCK_ACCESS_RW_SLOW_PATH | FLAG_SYZ;
+    if req.flags & !known != 0 {
+        return Err(eopnotsupp());
+    }
+    anon_file::with_access_file(ucmd.cmd.id, |file| {
+        let access = &file.access;
+        let len = req.length as usize;
+        let mut tmp = KVVec::<u8>::with_capacity(len, GFP_KERNEL)?;
+        tmp.resize(len, 0, GFP_KERNEL)?;
+        let user = UserSlice::new(UserPtr::from_addr(req.uptr as usize), len);
+        let write = req.flags & uapi::MOCK_ACCESS_RW_WRITE != 0;
+        if write {
+            user.reader().read_slice(&mut tmp)?;
+        }
+        if req.flags & FLAG_SYZ != 0 {
+            req.iova = access.syz_iova(req.iova);
+        }
+        let flags = RwFlags {
+            write,
+            slow_path: req.flags & uapi::MOCK_ACCESS_RW_SLOW_PATH != 0,
+        };
+        access.rw(req.iova, &mut tmp, flags)?;
+        if !write {
+            UserSlice::new(UserPtr::from_addr(req.uptr as usize), len)
+                .writer()
+                .write_slice(&tmp)?;
+        }
+        Ok(())
+    })
+}
 
 /// The page-batch memory limit the tests may lower to force the slow paths,
 /// as C's `iommufd_test_memory_limit`.
 static TEMP_MEMORY_LIMIT: Atomic<u64> = Atomic::new(65536);
 
 /// The current test memory limit, in bytes.
-#[expect(dead_code, reason = "read by page pinning batches")]
 pub(crate) fn temp_memory_limit() -> u64 {
     TEMP_MEMORY_LIMIT.load(Relaxed)
 }
@@ -57,7 +243,7 @@ pub(crate) fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flag
 /// `IOMMU_TEST_CMD`.
 pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
     let cmd = &ucmd.cmd;
-    match cmd.op {
+    match ucmd.cmd.op {
         uapi::IOMMU_TEST_OP_ADD_RESERVED => {
             let (start, length) = cmd.add_reserved();
             if length == 0 {
@@ -84,6 +270,14 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             }
             TEMP_MEMORY_LIMIT.store(u64::from(limit), Relaxed);
             Ok(())
+        }
+        uapi::IOMMU_TEST_OP_CREATE_ACCESS => create_access(ctx, ucmd),
+        uapi::IOMMU_TEST_OP_ACCESS_PAGES => access_pages(ucmd),
+        uapi::IOMMU_TEST_OP_DESTROY_ACCESS_PAGES => destroy_access_pages(ucmd),
+        uapi::IOMMU_TEST_OP_ACCESS_RW => access_rw(ucmd),
+        uapi::IOMMU_TEST_OP_ACCESS_REPLACE_IOAS => {
+            let ioas_id = ucmd.cmd.replace_ioas_id();
+            anon_file::with_access_file(ucmd.cmd.id, |file| Access::replace(&file.access, ioas_id))
         }
         _ => Err(eopnotsupp()),
     }

@@ -107,7 +107,63 @@ impl iommu_test_cmd {
         // SAFETY: As in `add_reserved`.
         unsafe { self.__bindgen_anon_1.memory_limit.limit }
     }
+
+    /// `create_access.flags`.
+    pub(crate) fn create_access_flags(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.create_access.flags }
+    }
+
+    /// `destroy_access_pages.access_pages_id`.
+    pub(crate) fn access_pages_id(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.destroy_access_pages.access_pages_id }
+    }
+
+    /// `access_pages`.
+    pub(crate) fn access_pages(&self) -> TestAccessPages {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.access_pages }
+    }
+
+    /// `access_rw`.
+    pub(crate) fn access_rw(&self) -> TestAccessRw {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.access_rw }
+    }
+
+    /// `access_replace_ioas.ioas_id`.
+    pub(crate) fn replace_ioas_id(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.access_replace_ioas.ioas_id }
+    }
+
+    /// `mock_domain_flags.dev_flags`.
+    pub(crate) fn mock_dev_flags(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.mock_domain_flags.dev_flags }
+    }
+
+    /// `mock_domain_replace.pt_id`.
+    pub(crate) fn replace_pt_id(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.mock_domain_replace.pt_id }
+    }
+
+    /// `check_map`: (iova, length, uptr).
+    pub(crate) fn check_map(&self) -> (u64, u64, u64) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.check_map };
+        (r.iova, r.length, r.uptr)
+    }
 }
+
+/// `iommu_test_cmd.access_pages`.
+pub(crate) type TestAccessPages = iommu_test_cmd__bindgen_ty_1__bindgen_ty_9;
+/// `iommu_test_cmd.access_rw`.
+pub(crate) type TestAccessRw = iommu_test_cmd__bindgen_ty_1__bindgen_ty_10;
+/// `iommu_test_cmd.mock_domain` (and the first fields of `mock_domain_flags`).
+pub(crate) type TestMockDomain = iommu_test_cmd__bindgen_ty_1__bindgen_ty_2;
 
 /// Builds the number of an iommufd ioctl from its command index.
 const fn iommufd_ioctl(cmd: u32) -> u32 {

@@ -12,7 +12,7 @@ use crate::{
     context::Context,
     errno::eopnotsupp,
     io_pagetable::{Placement, Prot},
-    ioas::{get_ioas, map_memory, Ioas, IoasRef},
+    ioas::{get_ioas, map_memory, unmap_iova_range, Ioas, IoasRef},
     ioctl::Ucmd,
     pages::{PagesKind, PAGE_SIZE_U64},
     uapi,
@@ -253,19 +253,21 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
         return Err(EINVAL);
     }
     let ioas = compat_ioas(ctx)?;
-    let mut iopt = ioas.iopt.lock();
     let (rc, unmapped) = if unmap.flags & all != 0 {
         if unmap.iova != 0 || unmap.size != 0 {
             return Err(EINVAL);
         }
-        iopt.unmap_range(0, u64::MAX)
+        unmap_iova_range(&ioas, 0, u64::MAX)
     } else {
-        if !iopt.huge_pages() {
-            // Type1 v1: make the range's edges area edges first.
-            let last = unmap.iova.wrapping_add(unmap.size).wrapping_sub(1);
-            iopt.split_at(last)?;
-            if unmap.iova != 0 {
-                iopt.split_at(unmap.iova - 1)?;
+        {
+            let mut iopt = ioas.iopt.lock();
+            if !iopt.huge_pages() {
+                // Type1 v1: make the range's edges area edges first.
+                let last = unmap.iova.wrapping_add(unmap.size).wrapping_sub(1);
+                iopt.split_at(last)?;
+                if unmap.iova != 0 {
+                    iopt.split_at(unmap.iova - 1)?;
+                }
             }
         }
         if unmap.size == 0 {
@@ -273,11 +275,10 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
         } else {
             match unmap.iova.checked_add(unmap.size - 1) {
                 None => (Err(EOVERFLOW), 0),
-                Some(last) => iopt.unmap_range(unmap.iova, last),
+                Some(last) => unmap_iova_range(&ioas, unmap.iova, last),
             }
         }
     };
-    drop(iopt);
     unmap.size = unmapped;
     write_at(user, 0, &unmap.as_bytes()[..size])?;
     rc
