@@ -26,6 +26,61 @@ use kernel::{
     sync::Arc,
 };
 
+/// An IO page table that areas are mapped into: a hardware domain, or the
+/// test interface's mock. Every area of an IOAS is mapped into every
+/// domain attached to it.
+pub(crate) trait IoDomain: Send + Sync {
+    /// Maps `[iova, iova + length)` to physical `paddr` with `prot`.
+    fn map(&self, iova: u64, paddr: u64, length: u64, prot: Prot) -> Result;
+    /// Unmaps `[iova, iova + length)`; what is not mapped is skipped.
+    fn unmap(&self, iova: u64, length: u64);
+    /// The IO page sizes it supports, as a bitmap.
+    fn pgsize_bitmap(&self) -> u64;
+    /// The IOVAs it can translate, `[start, last]`.
+    fn aperture(&self) -> (u64, u64);
+    /// Whether it forces DMA to be cache coherent.
+    fn enforces_cache_coherency(&self) -> bool;
+    /// The physical address `iova` translates to, or 0 if unmapped.
+    fn iova_to_phys(&self, iova: u64) -> u64;
+}
+
+/// A domain attached to an IOAS, through a HWPT object.
+pub(crate) struct AttachedDomain {
+    /// The domain.
+    pub(crate) domain: Arc<dyn IoDomain>,
+    /// The HWPT object's ID.
+    pub(crate) hwpt_id: u32,
+    /// Made automatically for a device attached to the IOAS.
+    pub(crate) auto: bool,
+}
+
+/// Who reserved an IOVA range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReservedBy {
+    /// The test interface (`ADD_RESERVED`): kept until the IOAS goes.
+    User,
+    /// The aperture of the domain of this HWPT: removed with it.
+    Domain(u32),
+}
+
+/// Maps the memory of `area`, placed at `[iova, iova + length)`, into
+/// `domain`, one call per run of consecutive PFNs. The pages must be
+/// pinned. On error the part mapped is unmapped.
+fn map_area_into(domain: &dyn IoDomain, iova: u64, length: u64, area: &Area) -> Result {
+    let (first, last) = page_span(area.start_byte, length);
+    let end_byte = area.start_byte + length;
+    let result = area.pages.for_each_run(first, last, |idx, pfn, n| {
+        let from = (idx * PAGE_SIZE_U64).max(area.start_byte);
+        let to = ((idx + n) * PAGE_SIZE_U64).min(end_byte);
+        let paddr = pfn * PAGE_SIZE_U64 + (from - idx * PAGE_SIZE_U64);
+        domain.map(iova + (from - area.start_byte), paddr, to - from, area.prot)
+    });
+    if result.is_err() {
+        domain.unmap(iova, length);
+    }
+    result
+}
+
 /// Most in-kernel accesses one IOAS takes, as C's access list limit.
 const MAX_ACCESSES: usize = 1 << 16;
 
@@ -124,6 +179,12 @@ pub(crate) struct AccessPiece<'a> {
     pub(crate) is_final: bool,
 }
 
+/// The smallest page size in a page-size bitmap.
+fn min_page_size(bitmap: u64) -> u64 {
+    1u64.checked_shl(bitmap.trailing_zeros())
+        .unwrap_or(u64::MAX)
+}
+
 /// The page index range `[first, last]` of `bytes` bytes from `start_byte`.
 pub(crate) fn page_span(start_byte: u64, bytes: u64) -> (u64, u64) {
     (
@@ -189,7 +250,7 @@ impl AllowedRanges {
 pub(crate) struct IoPagetable {
     areas: IntervalTree<Area>,
     allowed: IntervalTree<()>,
-    reserved: IntervalTree<()>,
+    reserved: IntervalTree<ReservedBy>,
     /// Every IOVA, length and page offset must be a multiple of this.
     iova_alignment: u64,
     /// `IOMMU_OPTION_HUGE_PAGES` set to 0.
@@ -201,6 +262,9 @@ pub(crate) struct IoPagetable {
     free: Option<FreeSpace>,
     /// In-kernel accesses attached to the IOAS.
     accesses: KVec<Arc<dyn AccessNotify>>,
+    /// Domains attached to the IOAS. While there is one, every area holds
+    /// one user (and so a pin) on each of its pages.
+    domains: KVec<AttachedDomain>,
 }
 
 /// How an unmap stopped before its end.
@@ -249,6 +313,7 @@ impl IoPagetable {
             disable_large_pages: false,
             free: None,
             accesses: KVec::new(),
+            domains: KVec::new(),
         }
     }
 
@@ -288,12 +353,20 @@ impl IoPagetable {
     /// meets it.
     #[cfg_attr(not(CONFIG_KUNIT), allow(dead_code))]
     pub(crate) fn reserve(&mut self, range: IovaRange) -> Result {
-        if self.areas.first(range.start, range.last).is_some()
+        self.reserve_for(range, ReservedBy::User)
+    }
+
+    /// Whether `range` meets an area or an allowed range.
+    fn meets_used(&self, range: IovaRange) -> bool {
+        self.areas.first(range.start, range.last).is_some()
             || self.allowed.first(range.start, range.last).is_some()
-        {
+    }
+
+    fn reserve_for(&mut self, range: IovaRange, by: ReservedBy) -> Result {
+        if self.meets_used(range) {
             return Err(eaddrinuse());
         }
-        let node = NewNode::new(range.start, range.last, (), GFP_KERNEL)?;
+        let node = NewNode::new(range.start, range.last, by, GFP_KERNEL)?;
         let spare = self.spare_node()?;
         self.reserved.insert(node);
         if let (Some(free), Some(spare)) = (self.free.as_mut(), spare) {
@@ -469,6 +542,9 @@ impl IoPagetable {
             node.set_range(at, last);
             at = last.wrapping_add(1);
         }
+        if !self.domains.is_empty() {
+            self.fill_new_areas(areas)?;
+        }
         for node in areas.iter_mut() {
             if let Some(node) = node.take() {
                 self.areas.insert(node);
@@ -502,6 +578,9 @@ impl IoPagetable {
             let (a_start, a_last) = match self.areas.take_first_if(from, last, |_, _, _| true) {
                 None => return (Ok(()), unmapped),
                 Some((s, l, area)) => {
+                    if let Some(area) = &area {
+                        self.unfill_area(s, l - s + 1, area);
+                    }
                     drop(area);
                     if let Some(free) = self.free.as_mut() {
                         if free.release(s, l).is_err() {
@@ -562,6 +641,9 @@ impl IoPagetable {
         let mut align = 1;
         if self.disable_large_pages || self.accesses.iter().any(|a| a.needs_pin()) {
             align = PAGE_SIZE_U64;
+        }
+        for d in self.domains.iter() {
+            align = align.max(min_page_size(d.domain.pgsize_bitmap()));
         }
         if align > self.iova_alignment {
             let misaligned = self.areas.iter(0, u64::MAX).any(|a| {
@@ -707,6 +789,10 @@ impl IoPagetable {
     /// `PAGE_SIZE`, which fails with `EADDRINUSE` if an area is not page
     /// aligned.
     pub(crate) fn set_huge_pages(&mut self, enable: bool) -> Result {
+        // Areas already in a domain may be mapped with large pages.
+        if !enable && !self.domains.is_empty() && self.areas.len() != 0 {
+            return Err(EINVAL);
+        }
         let was = self.disable_large_pages;
         self.disable_large_pages = !enable;
         if let Err(e) = self.recalc_alignment() {
@@ -714,6 +800,203 @@ impl IoPagetable {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Pins the pages of new areas (already placed) and maps them into
+    /// every domain. All or nothing.
+    fn fill_new_areas(&self, areas: &[Option<NewArea>]) -> Result {
+        for (i, node) in areas.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let (start, last) = node.range();
+            if let Err(e) = self.fill_area(start, last - start + 1, node.value()) {
+                for done in areas[..i].iter().flatten() {
+                    let (start, last) = done.range();
+                    self.unfill_area(start, last - start + 1, done.value());
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the domains' user to the pages of `area`, at `[iova, iova +
+    /// length)`, and maps it into every domain. All or nothing.
+    fn fill_area(&self, iova: u64, length: u64, area: &Area) -> Result {
+        let (first, last) = page_span(area.start_byte, length);
+        area.pages.add_users(first, last)?;
+        for (j, d) in self.domains.iter().enumerate() {
+            if let Err(e) = map_area_into(&*d.domain, iova, length, area) {
+                for done in &self.domains[..j] {
+                    done.domain.unmap(iova, length);
+                }
+                area.pages.remove_users(first, last);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`IoPagetable::fill_area`], if there are domains.
+    fn unfill_area(&self, iova: u64, length: u64, area: &Area) {
+        if self.domains.is_empty() {
+            return;
+        }
+        for d in self.domains.iter() {
+            d.domain.unmap(iova, length);
+        }
+        let (first, last) = page_span(area.start_byte, length);
+        area.pages.remove_users(first, last);
+    }
+
+    /// Attaches a domain: its alignment must suit every area (`EINVAL` if
+    /// above `PAGE_SIZE`, `EADDRINUSE`), the IOVAs outside its aperture
+    /// are reserved (`EADDRINUSE` if an area or allowed range is there),
+    /// and every area is mapped into it, pinning the pages if it is the
+    /// first domain. All or nothing.
+    pub(crate) fn add_domain(&mut self, new: AttachedDomain) -> Result {
+        let align = min_page_size(new.domain.pgsize_bitmap()).max(self.iova_alignment);
+        if align > PAGE_SIZE_U64 {
+            return Err(EINVAL);
+        }
+        if align != self.iova_alignment {
+            let misaligned = self.areas.iter(0, u64::MAX).any(|a| {
+                let len = a.last - a.start + 1;
+                (a.start | len | a.value.page_offset()) & (align - 1) != 0
+            });
+            if misaligned {
+                return Err(eaddrinuse());
+            }
+        }
+        let (ap_start, ap_last) = new.domain.aperture();
+        let mut outside = KVec::new();
+        if ap_start != 0 {
+            outside.push(
+                IovaRange {
+                    start: 0,
+                    last: ap_start - 1,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        if ap_last != u64::MAX {
+            outside.push(
+                IovaRange {
+                    start: ap_last + 1,
+                    last: u64::MAX,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        if outside.iter().any(|r| self.meets_used(*r)) {
+            return Err(eaddrinuse());
+        }
+        self.domains.reserve(1, GFP_KERNEL)?;
+        let owner = ReservedBy::Domain(new.hwpt_id);
+        let mut result = Ok(());
+        for r in outside.iter() {
+            result = self.reserve_for(*r, owner);
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = self.fill_domain(&*new.domain);
+        }
+        if let Err(e) = result {
+            self.remove_reserved(owner);
+            return Err(e);
+        }
+        // Cannot fail: room was reserved above.
+        self.domains.push(new, GFP_KERNEL)?;
+        self.iova_alignment = align;
+        Ok(())
+    }
+
+    /// Maps every area into `domain`, pinning first if there is no other
+    /// domain yet. All or nothing.
+    fn fill_domain(&self, domain: &dyn IoDomain) -> Result {
+        let first_domain = self.domains.is_empty();
+        let mut result = Ok(());
+        let mut failed_at = None;
+        for a in self.areas.iter(0, u64::MAX) {
+            let len = a.last - a.start + 1;
+            let (first, last) = page_span(a.value.start_byte, len);
+            if first_domain {
+                if let Err(e) = a.value.pages.add_users(first, last) {
+                    (result, failed_at) = (Err(e), Some(a.start));
+                    break;
+                }
+            }
+            if let Err(e) = map_area_into(domain, a.start, len, a.value) {
+                if first_domain {
+                    a.value.pages.remove_users(first, last);
+                }
+                (result, failed_at) = (Err(e), Some(a.start));
+                break;
+            }
+        }
+        if let Some(stop) = failed_at {
+            for a in self.areas.iter(0, u64::MAX).take_while(|a| a.start < stop) {
+                let len = a.last - a.start + 1;
+                domain.unmap(a.start, len);
+                if first_domain {
+                    let (first, last) = page_span(a.value.start_byte, len);
+                    a.value.pages.remove_users(first, last);
+                }
+            }
+        }
+        result
+    }
+
+    /// Removes the reserved ranges of `owner`.
+    fn remove_reserved(&mut self, owner: ReservedBy) {
+        self.reserved
+            .remove_if(0, u64::MAX, |_, _, by| *by == owner, |_, _, _| {});
+        // The free-space index is rebuilt from the trees when next needed.
+        self.free = None;
+    }
+
+    /// Detaches the domain of HWPT `hwpt_id`: every area is unmapped from
+    /// it, pages are unpinned if it was the last domain, and its aperture
+    /// reservations go.
+    pub(crate) fn remove_domain(&mut self, hwpt_id: u32) {
+        let Some(pos) = self.domains.iter().position(|d| d.hwpt_id == hwpt_id) else {
+            return;
+        };
+        let Ok(gone) = self.domains.remove(pos) else {
+            return;
+        };
+        let last_domain = self.domains.is_empty();
+        for a in self.areas.iter(0, u64::MAX) {
+            let len = a.last - a.start + 1;
+            gone.domain.unmap(a.start, len);
+            if last_domain {
+                let (first, last) = page_span(a.value.start_byte, len);
+                a.value.pages.remove_users(first, last);
+            }
+        }
+        self.remove_reserved(ReservedBy::Domain(hwpt_id));
+        // Lowering the alignment cannot fail.
+        let _ = self.recalc_alignment();
+    }
+
+    /// The HWPT ID of the first automatic domain, if any.
+    pub(crate) fn auto_domain(&self) -> Option<u32> {
+        self.domains.iter().find(|d| d.auto).map(|d| d.hwpt_id)
+    }
+
+    /// The IO page sizes every domain supports (all sizes with none).
+    pub(crate) fn pgsize_bitmap(&self) -> u64 {
+        self.domains
+            .iter()
+            .fold(u64::MAX, |acc, d| acc & d.domain.pgsize_bitmap())
+    }
+
+    /// Whether every domain enforces cache coherency (true with none).
+    pub(crate) fn cache_coherent(&self) -> bool {
+        self.domains
+            .iter()
+            .all(|d| d.domain.enforces_cache_coherency())
     }
 
     /// First IOVA of the `nth` area in IOVA order (from 0).

@@ -50,6 +50,11 @@ pub(crate) struct IoasRef {
 }
 
 impl IoasRef {
+    /// Wraps a user reference to an IOAS object and the IOAS.
+    pub(crate) fn new(obj: ObjectRef, ioas: Arc<Ioas>) -> Self {
+        Self { obj, ioas }
+    }
+
     /// The object's ID.
     pub(crate) fn id(&self) -> u32 {
         self.obj.object().id

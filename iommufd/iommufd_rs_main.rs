@@ -46,11 +46,14 @@ mod anon_file;
 mod context;
 mod errno;
 mod free_space;
+mod hw_pagetable;
 mod interval_tree;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
 mod misc;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+mod mock;
 mod object;
 mod pages;
 mod param;

@@ -12,7 +12,9 @@
 //! take a *user* reference ([`ObjectRef`]); destroy succeeds only when no
 //! user is left, else it fails with `EBUSY`.
 
-use crate::{context::Context, ioas::Ioas, ioctl::Ucmd, uapi};
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::mock::MockDevice;
+use crate::{context::Context, hw_pagetable::HwptPaging, ioas::Ioas, ioctl::Ucmd, uapi};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -30,6 +32,14 @@ pub(crate) enum ObjectKind {
     /// An in-kernel access. Its ID is taken, as in C, but never reported;
     /// it is destroyed with the access, never by `IOMMU_DESTROY`.
     Access,
+    /// A domain attached to an IOAS.
+    HwptPaging(Arc<HwptPaging>),
+    /// A device bound to the file: destroyed with its owner, never by
+    /// `IOMMU_DESTROY`.
+    Device,
+    /// A mock device of the test interface (`stdev`).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    MockDevice(Arc<MockDevice>),
 }
 
 /// An object in the table.
@@ -108,10 +118,15 @@ impl ObjectTable {
     /// Removes an object by ID: `ENOENT` if there is none, `EBUSY` if it has
     /// users. The object is freed when the last reference goes.
     pub(crate) fn destroy(&self, id: u32) -> Result {
+        self.remove(id).map(drop)
+    }
+
+    /// Removes an object by ID, as [`ObjectTable::destroy`], and returns it.
+    fn remove(&self, id: u32) -> Result<Option<Arc<Object>>> {
         let removed = {
             let mut inner = self.inner.lock();
             let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
-            if matches!(obj.kind, ObjectKind::Access)
+            if matches!(obj.kind, ObjectKind::Access | ObjectKind::Device)
                 || obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err()
             {
                 return Err(EBUSY);
@@ -122,9 +137,7 @@ impl ObjectTable {
             }
             inner.ids.remove(&id)
         };
-        // Freed outside the lock.
-        drop(removed);
-        Ok(())
+        Ok(removed.flatten())
     }
 
     /// Removes an object that only its creator destroys (an access),
@@ -213,6 +226,19 @@ impl Reservation<'_> {
         }
         self.id
     }
+
+    /// Makes the object visible, as [`Reservation::finalize`], and returns
+    /// a user reference to it, taken before anyone can destroy it.
+    pub(crate) fn finalize_get(mut self) -> Result<ObjectRef> {
+        // `reserve` always sets `obj`.
+        let obj = self.obj.take().ok_or(EINVAL)?;
+        let mut inner = self.table.inner.lock();
+        obj.users.inc();
+        if let Some(slot) = inner.ids.get_mut(&self.id) {
+            *slot = Some(obj.clone());
+        }
+        Ok(ObjectRef { obj })
+    }
 }
 
 impl Drop for Reservation<'_> {
@@ -248,9 +274,18 @@ impl Drop for ObjectRef {
     }
 }
 
-/// `IOMMU_DESTROY`: destroys any object by ID.
+/// `IOMMU_DESTROY`: destroys any object by ID. Destroying a mock device
+/// also detaches it and removes its device object.
 pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>) -> Result {
-    ctx.objects.destroy(ucmd.cmd.id)
+    let removed = ctx.objects.remove(ucmd.cmd.id)?;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    if let Some(obj) = &removed {
+        if let ObjectKind::MockDevice(dev) = &obj.kind {
+            dev.destroyed(&ctx.objects);
+        }
+    }
+    drop(removed);
+    Ok(())
 }
 
 #[kunit_tests(iommufd_rs_object)]

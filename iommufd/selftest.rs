@@ -20,6 +20,7 @@ use crate::{
     io_pagetable::IovaRange,
     ioas::get_ioas,
     ioctl::Ucmd,
+    mock,
     pages::PAGE_SIZE_U64,
     pin, uapi,
 };
@@ -270,6 +271,17 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             }
             TEMP_MEMORY_LIMIT.store(u64::from(limit), Relaxed);
             Ok(())
+        }
+        uapi::IOMMU_TEST_OP_MOCK_DOMAIN | uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS => {
+            mock::mock_domain(&ctx.objects, ucmd)
+        }
+        uapi::IOMMU_TEST_OP_MD_CHECK_MAP => {
+            let (iova, length, uptr) = ucmd.cmd.check_map();
+            mock::check_map(&ctx.objects, ucmd.cmd.id, iova, length, uptr)
+        }
+        uapi::IOMMU_TEST_OP_DEV_CHECK_CACHE => {
+            let (index, value) = ucmd.cmd.check_dev_cache();
+            mock::check_dev_cache(&ctx.objects, ucmd.cmd.id, index, value)
         }
         uapi::IOMMU_TEST_OP_CREATE_ACCESS => create_access(ctx, ucmd),
         uapi::IOMMU_TEST_OP_ACCESS_PAGES => access_pages(ucmd),

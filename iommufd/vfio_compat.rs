@@ -80,7 +80,9 @@ fn check_extension(ctx: &Context, ext: usize) -> Result<isize> {
         uapi::VFIO_TYPE1_IOMMU | uapi::VFIO_TYPE1v2_IOMMU | uapi::VFIO_UNMAP_ALL => Ok(1),
         // Coherent with no domain attached; domains come with the mock
         // domain work.
-        uapi::VFIO_DMA_CC_IOMMU => compat_ioas(ctx).map(|_| 1),
+        uapi::VFIO_DMA_CC_IOMMU => {
+            compat_ioas(ctx).map(|ioas| isize::from(ioas.iopt.lock().cache_coherent()))
+        }
         _ => Ok(0),
     }
 }
@@ -136,7 +138,12 @@ fn get_info(ctx: &Context, user: UserPtr) -> Result {
     let iopt = ioas.iopt.lock();
     info.flags = uapi::VFIO_IOMMU_INFO_PGSIZES;
     // No domain attached: every size from a page up.
-    info.iova_pgsizes = (!(PAGE_SIZE_U64 - 1)).max(iopt.iova_alignment());
+    // Sizes below a CPU page fold into it.
+    let mut pgsizes = iopt.pgsize_bitmap();
+    if pgsizes & (PAGE_SIZE_U64 - 1) != 0 {
+        pgsizes = (pgsizes & !(PAGE_SIZE_U64 - 1)) | PAGE_SIZE_U64;
+    }
+    info.iova_pgsizes = pgsizes.max(iopt.iova_alignment());
     info.cap_offset = 0;
 
     let header_size = size_of::<uapi::vfio_iommu_type1_info>();

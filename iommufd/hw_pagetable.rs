@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! HWPT_PAGING objects: a domain attached to an IOAS.
+//!
+//! A device attached to an IOAS gets an automatic HWPT: the first existing
+//! automatic one of the IOAS, or a new one. The HWPT holds a user reference
+//! on its IOAS (so the IOAS cannot be destroyed under it), and each attached
+//! device holds one on the HWPT. An automatic HWPT goes when its last device
+//! detaches.
+
+use crate::{
+    io_pagetable::{AttachedDomain, IoDomain},
+    ioas::IoasRef,
+    object::{ObjectKind, ObjectRef, ObjectTable},
+};
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    sync::Arc,
+};
+
+/// A domain attached to an IOAS, as an object.
+pub(crate) struct HwptPaging {
+    /// The IOAS whose areas the domain maps.
+    ioas: IoasRef,
+    /// The domain.
+    pub(crate) domain: Arc<dyn IoDomain>,
+    /// Made for a device attaching to the IOAS (else by `HWPT_ALLOC`).
+    auto: bool,
+    /// Its object ID once the domain is attached to the IOAS; 0 before.
+    id: Atomic<u32>,
+}
+
+impl Drop for HwptPaging {
+    fn drop(&mut self) {
+        let id = self.id.load(Relaxed);
+        if id != 0 {
+            self.ioas.iopt.lock().remove_domain(id);
+        }
+    }
+}
+
+/// Creates an automatic HWPT for `domain` on `ioas` and returns a user
+/// reference to it. The domain is filled from the IOAS's areas first, so
+/// this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`, ...) with nothing changed.
+pub(crate) fn alloc_auto(
+    table: &ObjectTable,
+    ioas: IoasRef,
+    domain: Arc<dyn IoDomain>,
+) -> Result<ObjectRef> {
+    let hwpt = Arc::new(
+        HwptPaging {
+            ioas,
+            domain,
+            auto: true,
+            id: Atomic::new(0),
+        },
+        GFP_KERNEL,
+    )?;
+    let reservation = table.reserve(ObjectKind::HwptPaging(hwpt.clone()))?;
+    hwpt.ioas.iopt.lock().add_domain(AttachedDomain {
+        domain: hwpt.domain.clone(),
+        hwpt_id: reservation.id,
+        auto: true,
+    })?;
+    hwpt.id.store(reservation.id, Relaxed);
+    reservation.finalize_get()
+}
+
+/// Attaches a device to `pt_id`: an existing HWPT, or an IOAS, which gives
+/// its automatic HWPT or a new one with the domain `new_domain` makes.
+/// Returns a user reference on the HWPT. `ENOENT` for a bad ID, `EINVAL`
+/// for an object that is neither.
+pub(crate) fn attach(
+    table: &ObjectTable,
+    pt_id: u32,
+    new_domain: impl FnOnce() -> Result<Arc<dyn IoDomain>>,
+) -> Result<ObjectRef> {
+    let obj = table.get(pt_id)?;
+    let ioas = match &obj.object().kind {
+        ObjectKind::HwptPaging(_) => return Ok(obj),
+        ObjectKind::Ioas(ioas) => ioas.clone(),
+        _ => return Err(EINVAL),
+    };
+    let existing = ioas.iopt.lock().auto_domain();
+    if let Some(hwpt_id) = existing {
+        if let Ok(hwpt) = table.get(hwpt_id) {
+            return Ok(hwpt);
+        }
+    }
+    alloc_auto(table, IoasRef::new(obj, ioas), new_domain()?)
+}
+
+/// Drops a device's reference on a HWPT; an automatic HWPT with no device
+/// left is destroyed.
+pub(crate) fn detach(table: &ObjectTable, hwpt: ObjectRef) {
+    let id = hwpt.object().id;
+    let auto = matches!(&hwpt.object().kind, ObjectKind::HwptPaging(h) if h.auto);
+    drop(hwpt);
+    if auto {
+        // Busy if another device still uses it.
+        let _ = table.destroy(id);
+    }
+}

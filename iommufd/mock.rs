@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The test interface's mock domain and mock device, with the geometry of
+//! Linux 7.2's (`iommufd_test.h`): 2 KiB IO pages, the aperture
+//! `[MOCK_APERTURE_START, MOCK_APERTURE_LAST]`, never cache coherent.
+//!
+//! The mock domain keeps its translations in an XArray indexed by 2 KiB IO
+//! page, so that `MD_CHECK_MAP` can read back where each IOVA points.
+
+use crate::{
+    errno::eaddrinuse,
+    hw_pagetable,
+    io_pagetable::{IoDomain, Prot},
+    ioctl::Ucmd,
+    object::{ObjectKind, ObjectRef, ObjectTable},
+    pages::PAGE_SIZE_U64,
+    pin, uapi,
+    value_xarray::{ValueXArray, MAX_VALUE},
+};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    sync::{Arc, Mutex},
+};
+
+/// log2 of the mock IO page size.
+const MOCK_PAGE_SHIFT: u32 = 11;
+/// The mock IO page size: 2 KiB.
+const MOCK_PAGE_SIZE: u64 = 1 << MOCK_PAGE_SHIFT;
+/// Page sizes of the mock domain: 2 KiB to 64 GiB, as 7.2's mock page
+/// table format.
+const MOCK_PGSIZE_BITMAP: u64 = 0x1f_ffff_f800;
+/// Device flags `MOCK_DOMAIN_FLAGS` accepts.
+const MOCK_DEVICE_FLAGS: u32 = uapi::MOCK_FLAGS_DEVICE_NO_DIRTY | uapi::MOCK_FLAGS_DEVICE_PASID;
+
+/// A mock IO page table.
+#[pin_data]
+pub(crate) struct MockDomain {
+    /// IO page number -> physical page number, both in 2 KiB units.
+    #[pin]
+    map: ValueXArray,
+}
+
+impl MockDomain {
+    /// An empty mock domain.
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(pin_init!(Self { map <- ValueXArray::new() }), GFP_KERNEL)
+    }
+}
+
+impl IoDomain for MockDomain {
+    fn map(&self, iova: u64, paddr: u64, length: u64, prot: Prot) -> Result {
+        if !prot.read && !prot.write {
+            return Err(EINVAL);
+        }
+        if (iova | paddr | length) & (MOCK_PAGE_SIZE - 1) != 0 || length == 0 {
+            return Err(ENXIO);
+        }
+        let last = iova.checked_add(length - 1).ok_or(ERANGE)?;
+        if last > u64::from(uapi::MOCK_APERTURE_LAST)
+            || (paddr + length) >> MOCK_PAGE_SHIFT > MAX_VALUE
+        {
+            return Err(ERANGE);
+        }
+        let n = length >> MOCK_PAGE_SHIFT;
+        let (first, phys) = (iova >> MOCK_PAGE_SHIFT, paddr >> MOCK_PAGE_SHIFT);
+        for i in 0..n {
+            let index = (first + i) as usize;
+            let result = if self.map.load(index).is_some() {
+                Err(eaddrinuse())
+            } else {
+                self.map.store(index, phys + i)
+            };
+            if let Err(e) = result {
+                for j in 0..i {
+                    self.map.erase((first + j) as usize);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn unmap(&self, iova: u64, length: u64) {
+        let first = iova >> MOCK_PAGE_SHIFT;
+        let n = length.div_ceil(MOCK_PAGE_SIZE);
+        for i in 0..n {
+            self.map.erase((first + i) as usize);
+        }
+    }
+
+    fn pgsize_bitmap(&self) -> u64 {
+        MOCK_PGSIZE_BITMAP
+    }
+
+    fn aperture(&self) -> (u64, u64) {
+        (
+            u64::from(uapi::MOCK_APERTURE_START),
+            u64::from(uapi::MOCK_APERTURE_LAST),
+        )
+    }
+
+    fn enforces_cache_coherency(&self) -> bool {
+        false
+    }
+
+    fn iova_to_phys(&self, iova: u64) -> u64 {
+        let index = (iova >> MOCK_PAGE_SHIFT) as usize;
+        self.map.load(index).map_or(0, |p| {
+            (p << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1))
+        })
+    }
+}
+
+/// A mock device (`stdev`): its device object and the HWPT it is
+/// attached to.
+#[pin_data]
+pub(crate) struct MockDevice {
+    /// The ID of its device object (`idev`).
+    idev_id: Atomic<u32>,
+    /// A user reference on the HWPT it is attached to.
+    #[pin]
+    hwpt: Mutex<Option<ObjectRef>>,
+}
+
+impl MockDevice {
+    /// Detaches the device and removes its device object, once its own
+    /// object is gone from `table`.
+    pub(crate) fn destroyed(&self, table: &ObjectTable) {
+        if let Some(hwpt) = self.hwpt.lock().take() {
+            hw_pagetable::detach(table, hwpt);
+        }
+        table.remove_internal(self.idev_id.load(Relaxed));
+    }
+}
+
+/// A new mock domain, as a domain.
+fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
+    let domain: Arc<dyn IoDomain> = MockDomain::new()?;
+    Ok(domain)
+}
+
+/// `MOCK_DOMAIN` and `MOCK_DOMAIN_FLAGS`: a mock device attached to the
+/// IOAS or HWPT `cmd.id`. Objects are made in C's order (stdev, idev,
+/// HWPT), and on any error none is left.
+pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let pt_id = ucmd.cmd.id;
+    let dev_flags = if ucmd.cmd.op == uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS {
+        ucmd.cmd.mock_dev_flags()
+    } else {
+        0
+    };
+    let dev = Arc::pin_init(
+        pin_init!(MockDevice {
+            idev_id: Atomic::new(0),
+            hwpt <- new_mutex!(None),
+        }),
+        GFP_KERNEL,
+    )?;
+    let stdev = table.reserve(ObjectKind::MockDevice(dev.clone()))?;
+    if dev_flags & !MOCK_DEVICE_FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    let idev_id = table.reserve(ObjectKind::Device)?.finalize();
+    let hwpt = match hw_pagetable::attach(table, pt_id, new_mock_domain) {
+        Ok(hwpt) => hwpt,
+        Err(e) => {
+            table.remove_internal(idev_id);
+            return Err(e);
+        }
+    };
+    let out = uapi::TestMockDomain {
+        out_stdev_id: stdev.id,
+        out_hwpt_id: hwpt.object().id,
+        out_idev_id: idev_id,
+    };
+    // Writing a union field is safe; the others keep their bytes.
+    ucmd.cmd.__bindgen_anon_1.mock_domain = out;
+    if let Err(e) = ucmd.respond() {
+        hw_pagetable::detach(table, hwpt);
+        table.remove_internal(idev_id);
+        return Err(e);
+    }
+    dev.idev_id.store(idev_id, Relaxed);
+    *dev.hwpt.lock() = Some(hwpt);
+    stdev.finalize();
+    Ok(())
+}
+
+/// `MD_CHECK_MAP`: checks that the mock domain of HWPT `id` maps each
+/// 2 KiB of `[iova, iova + length)` to the memory at `uptr`.
+pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, uptr: u64) -> Result {
+    let obj = table.get(id)?;
+    let ObjectKind::HwptPaging(hwpt) = &obj.object().kind else {
+        return Err(ENOENT);
+    };
+    let ps = MOCK_PAGE_SIZE;
+    if iova % ps != 0 || length % ps != 0 || uptr % ps != 0 || uptr.checked_add(length).is_none() {
+        return Err(EINVAL);
+    }
+    let domain = &hwpt.domain;
+    for off in (0..length).step_by(ps as usize) {
+        let at = uptr + off;
+        let page = usize::try_from(at & !(PAGE_SIZE_U64 - 1)).map_err(|_| EFAULT)?;
+        let pfn = pin::user_page_pfn(page)?;
+        if domain.iova_to_phys(iova + off) != pfn * PAGE_SIZE_U64 + at % PAGE_SIZE_U64 {
+            return Err(EINVAL);
+        }
+    }
+    Ok(())
+}
+
+/// `DEV_CHECK_CACHE`: the mock device's cache entries all hold the default
+/// value, as nothing here invalidates them.
+pub(crate) fn check_dev_cache(table: &ObjectTable, id: u32, index: u32, value: u32) -> Result {
+    let obj = table.get(id)?;
+    if !matches!(obj.object().kind, ObjectKind::Device) {
+        return Err(ENOENT);
+    }
+    if index > uapi::MOCK_DEV_CACHE_ID_MAX || value != uapi::IOMMU_TEST_DEV_CACHE_DEFAULT {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
