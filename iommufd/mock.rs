@@ -188,6 +188,39 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
     Ok(())
 }
 
+/// `MOCK_DOMAIN_REPLACE`: moves mock device `stdev_id` to the IOAS or
+/// HWPT `pt_id` and reports the HWPT in `pt_id`. The old automatic HWPT
+/// goes if no device is left on it. Not undone if the report fails, as C.
+pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let stdev = table.get(ucmd.cmd.id)?;
+    let ObjectKind::MockDevice(dev) = &stdev.object().kind else {
+        return Err(ENOENT);
+    };
+    let pt_id = ucmd.cmd.replace_pt_id();
+    let target = table.get(pt_id)?;
+    if !matches!(
+        target.object().kind,
+        ObjectKind::Ioas(_) | ObjectKind::HwptPaging(_)
+    ) {
+        return Err(EINVAL);
+    }
+    drop(target);
+    let mut cur = dev.hwpt.lock();
+    let new = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
+    let new_id = new.object().id;
+    let old = if cur.as_ref().map(|h| h.object().id) == Some(new_id) {
+        Some(new)
+    } else {
+        cur.replace(new)
+    };
+    drop(cur);
+    if let Some(old) = old {
+        hw_pagetable::detach(table, old);
+    }
+    ucmd.cmd.__bindgen_anon_1.mock_domain_replace.pt_id = new_id;
+    ucmd.respond()
+}
+
 /// `MD_CHECK_MAP`: checks that the mock domain of HWPT `id` maps each
 /// 2 KiB of `[iova, iova + length)` to the memory at `uptr`.
 pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, uptr: u64) -> Result {

@@ -275,6 +275,7 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
         uapi::IOMMU_TEST_OP_MOCK_DOMAIN | uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS => {
             mock::mock_domain(&ctx.objects, ucmd)
         }
+        uapi::IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE => mock::replace(&ctx.objects, ucmd),
         uapi::IOMMU_TEST_OP_MD_CHECK_MAP => {
             let (iova, length, uptr) = ucmd.cmd.check_map();
             mock::check_map(&ctx.objects, ucmd.cmd.id, iova, length, uptr)

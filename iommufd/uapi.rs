@@ -144,6 +144,12 @@ impl iommu_test_cmd {
         unsafe { self.__bindgen_anon_1.mock_domain_flags.dev_flags }
     }
 
+    /// `mock_domain_replace.pt_id`.
+    pub(crate) fn replace_pt_id(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.mock_domain_replace.pt_id }
+    }
+
     /// `check_dev_cache`: (cache index, expected value).
     pub(crate) fn check_dev_cache(&self) -> (u32, u32) {
         // SAFETY: As in `add_reserved`.
