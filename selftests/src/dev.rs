@@ -292,6 +292,142 @@ impl Iommufd {
     }
 }
 
+/// The test interface's mock domain and accesses.
+impl Iommufd {
+    fn test_cmd(
+        &self,
+        op: u32,
+        id: u32,
+        fill: impl FnOnce(&mut uapi::iommu_test_cmd),
+    ) -> (Errno, uapi::iommu_test_cmd) {
+        let mut cmd = uapi::iommu_test_cmd {
+            size: size_of_u32::<uapi::iommu_test_cmd>(),
+            op,
+            id,
+            ..Default::default()
+        };
+        fill(&mut cmd);
+        let rc = sys::ioctl_struct(&self.file, uapi::IOMMU_TEST_CMD, &mut cmd);
+        (rc, cmd)
+    }
+
+    /// MOCK_DOMAIN on an IOAS or HWPT: (stdev, hwpt, idev) IDs.
+    pub fn mock_domain(&self, pt_id: u32) -> Result<(u32, u32, u32), Errno> {
+        let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_MOCK_DOMAIN, pt_id, |_| {});
+        if rc != 0 {
+            return Err(rc);
+        }
+        // SAFETY: The union holds plain integers.
+        let out = unsafe { cmd.__bindgen_anon_1.mock_domain };
+        Ok((out.out_stdev_id, out.out_hwpt_id, out.out_idev_id))
+    }
+
+    /// MD_CHECK_MAP: whether the mock domain of `hwpt` maps `[iova, iova +
+    /// length)` to the memory at `uptr`.
+    pub fn md_check_map(&self, hwpt: u32, iova: u64, length: u64, uptr: *const u8) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_MD_CHECK_MAP, hwpt, |cmd| {
+            cmd.__bindgen_anon_1.check_map.iova = iova;
+            cmd.__bindgen_anon_1.check_map.length = length;
+            cmd.__bindgen_anon_1.check_map.uptr = uptr as u64;
+        })
+        .0
+    }
+
+    /// MD_CHECK_REFS: whether each page at `uptr` carries `refs` pins.
+    pub fn check_refs(&self, uptr: *const u8, length: u64, refs: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_MD_CHECK_REFS, 0, |cmd| {
+            cmd.__bindgen_anon_1.check_refs.length = length;
+            cmd.__bindgen_anon_1.check_refs.uptr = uptr as u64;
+            cmd.__bindgen_anon_1.check_refs.refs = refs;
+        })
+        .0
+    }
+
+    /// CREATE_ACCESS on an IOAS: the access file.
+    pub fn create_access(&self, ioas: u32, flags: u32) -> Result<File, Errno> {
+        let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_CREATE_ACCESS, ioas, |cmd| {
+            cmd.__bindgen_anon_1.create_access.flags = flags;
+        });
+        if rc != 0 {
+            return Err(rc);
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: The kernel installed this descriptor for us.
+        let fd = unsafe { cmd.__bindgen_anon_1.create_access.out_access_fd };
+        // SAFETY: A new descriptor that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd as i32) })
+    }
+
+    /// ACCESS_PAGES: pins `[iova, iova + length)` through `access`, checked
+    /// against `uptr`; the item ID.
+    pub fn access_pages(
+        &self,
+        access: &File,
+        iova: u64,
+        length: u64,
+        uptr: *const u8,
+    ) -> Result<u32, Errno> {
+        use std::os::fd::AsRawFd;
+        let (rc, cmd) = self.test_cmd(
+            uapi::IOMMU_TEST_OP_ACCESS_PAGES,
+            access.as_raw_fd() as u32,
+            |cmd| {
+                cmd.__bindgen_anon_1.access_pages.iova = iova;
+                cmd.__bindgen_anon_1.access_pages.length = length;
+                cmd.__bindgen_anon_1.access_pages.uptr = uptr as u64;
+            },
+        );
+        if rc != 0 {
+            return Err(rc);
+        }
+        // SAFETY: The union holds plain integers.
+        Ok(unsafe { cmd.__bindgen_anon_1.access_pages.out_access_pages_id })
+    }
+}
+
+/// Page-aligned memory, touched so that every page is present.
+pub struct PageBuf {
+    ptr: *mut u8,
+    layout: std::alloc::Layout,
+}
+
+impl PageBuf {
+    /// `pages` pages of zeroed memory.
+    pub fn new(pages: usize) -> Self {
+        let layout = std::alloc::Layout::from_size_align(pages * 4096, 4096).expect("layout");
+        // SAFETY: The layout has a nonzero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        for i in 0..pages {
+            // SAFETY: Inside the allocation.
+            unsafe { ptr.add(i * 4096).write_volatile(1) };
+        }
+        Self { ptr, layout }
+    }
+
+    /// The first byte.
+    pub fn ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// The address of the first byte.
+    pub fn addr(&self) -> u64 {
+        self.ptr as u64
+    }
+}
+
+impl Drop for PageBuf {
+    fn drop(&mut self) {
+        // SAFETY: Allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// This process's `VmPin` in kB.
+pub fn vm_pin_kb() -> Result<u64, String> {
+    read_number("/proc/self/status", Some("VmPin"))
+}
+
 /// Reads one number from a /proc or /sys file, or a `key: value kB` line.
 pub fn read_number(path: &str, key: Option<&str>) -> Result<u64, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read {path}: {e}"))?;

@@ -721,6 +721,7 @@ fn main() {
     let mut tests = tests.to_vec();
     tests.extend(iommufd_rs_selftests::ioas_tests::tests());
     tests.extend(iommufd_rs_selftests::compat_tests::tests());
+    tests.extend(iommufd_rs_selftests::domain_tests::tests());
     // An argument keeps only the tests whose names start with it.
     if let Some(prefix) = std::env::args().nth(1) {
         tests.retain(|t| t.name.starts_with(prefix.as_str()));
