@@ -789,6 +789,9 @@ impl IoPagetable {
     /// `PAGE_SIZE`, which fails with `EADDRINUSE` if an area is not page
     /// aligned.
     pub(crate) fn set_huge_pages(&mut self, enable: bool) -> Result {
+        if !enable && self.disable_large_pages {
+            return Ok(());
+        }
         // Areas already in a domain may be mapped with large pages.
         if !enable && !self.domains.is_empty() && self.areas.len() != 0 {
             return Err(EINVAL);

@@ -322,6 +322,22 @@ impl Iommufd {
         Ok((out.out_stdev_id, out.out_hwpt_id, out.out_idev_id))
     }
 
+    /// The IDs in a `mock_domain` result printed with `{:?}`.
+    pub fn mock_domain_parse(&self, printed: &str) -> Result<(u32, u32, u32), ()> {
+        let inner = printed
+            .strip_prefix("Ok((")
+            .and_then(|s| s.strip_suffix("))"))
+            .ok_or(())?;
+        let ids: Vec<u32> = inner
+            .split(", ")
+            .map(|x| x.parse().map_err(|_| ()))
+            .collect::<Result<_, _>>()?;
+        match ids[..] {
+            [a, b, c] => Ok((a, b, c)),
+            _ => Err(()),
+        }
+    }
+
     /// MD_CHECK_MAP: whether the mock domain of `hwpt` maps `[iova, iova +
     /// length)` to the memory at `uptr`.
     pub fn md_check_map(&self, hwpt: u32, iova: u64, length: u64, uptr: *const u8) -> Errno {

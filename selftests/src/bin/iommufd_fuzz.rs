@@ -90,6 +90,11 @@ struct Fuzz {
     ids: Vec<u32>,
     /// IOVA ranges mapped: (ioas, iova, length).
     mapped: Vec<(u32, u64, u64)>,
+    /// Successful user-memory maps: (IOAS, IOVA, length, user address).
+    user_maps: Vec<(u32, u64, u64, u64)>,
+    /// Mock devices (stdev IDs) and the HWPTs they reported.
+    devices: Vec<u32>,
+    hwpts: Vec<u32>,
     /// Where pointer fields of hostile structs point.
     scratch: Box<[u8; 4096]>,
 }
@@ -321,7 +326,7 @@ impl Fuzz {
     /// One random step: its description and both outcomes.
     fn step(&mut self) -> (String, Outcome, Outcome) {
         // Keep a handful of IOAS objects so that operations meet each other.
-        let roll = match self.rng.below(125) {
+        let roll = match self.rng.below(140) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             r => r,
         };
@@ -356,6 +361,7 @@ impl Fuzz {
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
                     if let Ok(got) = got.parse() {
                         self.mapped.push((ioas, got, len));
+                        self.user_maps.push((ioas, got, len, va));
                     }
                 }
                 (
@@ -480,6 +486,54 @@ impl Fuzz {
             }
             100..=119 => self.compat_step(),
             120..=124 => self.raw_step(),
+            125..=131 => {
+                // A mock device on an IOAS, a HWPT, or anything else.
+                let pt = match self.rng.below(4) {
+                    0 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts),
+                    1 => self.rng.below(12) as u32,
+                    _ => self.ioas(),
+                };
+                let (c, r) = self.both(|f| format!("{:?}", f.mock_domain(pt)));
+                if let Ok((stdev, hwpt, _)) = self.c.mock_domain_parse(&c) {
+                    self.devices.push(stdev);
+                    if !self.hwpts.contains(&hwpt) {
+                        self.hwpts.push(hwpt);
+                    }
+                }
+                (format!("mock_domain pt={pt}"), c, r)
+            }
+            132..=134 => {
+                let id = match self.devices.is_empty() {
+                    true => self.rng.below(12) as u32,
+                    false => self.rng.pick(&self.devices),
+                };
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.devices.retain(|&d| d != id);
+                }
+                (format!("destroy_device {id}"), c, r)
+            }
+            135..=139 => {
+                // What a domain maps, read back against the user memory.
+                let hwpt = match self.hwpts.is_empty() {
+                    true => self.rng.below(12) as u32,
+                    false => self.rng.pick(&self.hwpts),
+                };
+                let (iova, len, va) = match self.user_maps.is_empty() {
+                    true => (self.iova(), PAGE, self.user_va()),
+                    false => {
+                        let (_, iova, len, va) = self.rng.pick(&self.user_maps);
+                        (iova, len.min(64 * PAGE) & !2047, va)
+                    }
+                };
+                let (c, r) =
+                    self.both(|f| format!("{}", f.md_check_map(hwpt, iova, len, va as *const u8)));
+                (
+                    format!("md_check_map hwpt={hwpt} iova={iova:#x} len={len:#x} va={va:#x}"),
+                    c,
+                    r,
+                )
+            }
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -509,6 +563,9 @@ fn main() {
             mem: Backing::new()?,
             ids: Vec::new(),
             mapped: Vec::new(),
+            user_maps: Vec::new(),
+            devices: Vec::new(),
+            hwpts: Vec::new(),
             scratch: Box::new([0; 4096]),
         })
     };
@@ -522,8 +579,20 @@ fn main() {
     };
     // Per operation: (calls, successes), to show the mix reaches real work.
     let mut stats: Vec<(String, u64, u64)> = Vec::new();
+    // FUZZ_TRACE=N prints the last N steps before a divergence.
+    let trace: usize = std::env::var("FUZZ_TRACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     for step in 1..=steps {
         let (what, c, r) = fuzz.step();
+        if trace > 0 {
+            if recent.len() == trace {
+                recent.pop_front();
+            }
+            recent.push_back(format!("# {step}: {what} -> {c}"));
+        }
         let op = what.split(' ').next().unwrap_or("").to_string();
         let ok = u64::from(
             c.starts_with("Ok(") || c == "0" || c.starts_with("(0,") || c.starts_with("0 "),
@@ -536,6 +605,9 @@ fn main() {
             None => stats.push((op, 1, ok)),
         }
         if c != r {
+            for line in &recent {
+                println!("{line}");
+            }
             println!("# divergence at seed={seed} step={step}: {what}");
             println!("#   C iommufd:  {c}");
             println!("#   iommufd_rs: {r}");
