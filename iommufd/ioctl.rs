@@ -174,7 +174,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_GET_HW_INFO,
         uapi::iommu_hw_info,
         __reserved,
-        not_implemented
+        crate::device::get_hw_info_ioctl
     ));
     ops[index(uapi::IOMMU_HWPT_SET_DIRTY_TRACKING)] = Some(op!(
         uapi::IOMMU_HWPT_SET_DIRTY_TRACKING,

@@ -44,6 +44,7 @@ mod access;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod anon_file;
 mod context;
+mod device;
 mod errno;
 mod free_space;
 mod hw_pagetable;

@@ -8,6 +8,7 @@
 //! page, so that `MD_CHECK_MAP` can read back where each IOVA points.
 
 use crate::{
+    device::DeviceInfo,
     errno::eaddrinuse,
     hw_pagetable,
     io_pagetable::{IoDomain, Prot},
@@ -31,6 +32,8 @@ const MOCK_PAGE_SIZE: u64 = 1 << MOCK_PAGE_SHIFT;
 /// Page sizes of the mock domain: 2 KiB to 64 GiB, as 7.2's mock page
 /// table format.
 const MOCK_PGSIZE_BITMAP: u64 = 0x1f_ffff_f800;
+/// PASID bits of a mock device made with `MOCK_FLAGS_DEVICE_PASID`.
+const MOCK_PASID_WIDTH: u8 = 20;
 /// Device flags `MOCK_DOMAIN_FLAGS` accepts.
 const MOCK_DEVICE_FLAGS: u32 = uapi::MOCK_FLAGS_DEVICE_NO_DIRTY | uapi::MOCK_FLAGS_DEVICE_PASID;
 
@@ -162,7 +165,15 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
     if dev_flags & !MOCK_DEVICE_FLAGS != 0 {
         return Err(EINVAL);
     }
-    let idev_id = table.reserve(ObjectKind::Device)?.finalize();
+    let info = DeviceInfo {
+        dirty_tracking: dev_flags & uapi::MOCK_FLAGS_DEVICE_NO_DIRTY == 0,
+        max_pasid_log2: if dev_flags & uapi::MOCK_FLAGS_DEVICE_PASID != 0 {
+            MOCK_PASID_WIDTH
+        } else {
+            0
+        },
+    };
+    let idev_id = table.reserve(ObjectKind::Device(info))?.finalize();
     let hwpt = match hw_pagetable::attach(table, pt_id, new_mock_domain) {
         Ok(hwpt) => hwpt,
         Err(e) => {
@@ -248,7 +259,7 @@ pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, up
 /// value, as nothing here invalidates them.
 pub(crate) fn check_dev_cache(table: &ObjectTable, id: u32, index: u32, value: u32) -> Result {
     let obj = table.get(id)?;
-    if !matches!(obj.object().kind, ObjectKind::Device) {
+    if !matches!(obj.object().kind, ObjectKind::Device(_)) {
         return Err(ENOENT);
     }
     if index > uapi::MOCK_DEV_CACHE_ID_MAX || value != uapi::IOMMU_TEST_DEV_CACHE_DEFAULT {

@@ -14,7 +14,9 @@
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::mock::MockDevice;
-use crate::{context::Context, hw_pagetable::HwptPaging, ioas::Ioas, ioctl::Ucmd, uapi};
+use crate::{
+    context::Context, device::DeviceInfo, hw_pagetable::HwptPaging, ioas::Ioas, ioctl::Ucmd, uapi,
+};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -36,7 +38,7 @@ pub(crate) enum ObjectKind {
     HwptPaging(Arc<HwptPaging>),
     /// A device bound to the file: destroyed with its owner, never by
     /// `IOMMU_DESTROY`.
-    Device,
+    Device(DeviceInfo),
     /// A mock device of the test interface (`stdev`).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     MockDevice(Arc<MockDevice>),
@@ -126,7 +128,7 @@ impl ObjectTable {
         let removed = {
             let mut inner = self.inner.lock();
             let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
-            if matches!(obj.kind, ObjectKind::Access | ObjectKind::Device)
+            if matches!(obj.kind, ObjectKind::Access | ObjectKind::Device(_))
                 || obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err()
             {
                 return Err(EBUSY);
