@@ -9,9 +9,13 @@
 //! detaches.
 
 use crate::{
+    context::Context,
+    errno::eopnotsupp,
     io_pagetable::{AttachedDomain, IoDomain},
     ioas::IoasRef,
+    ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
+    uapi,
 };
 use kernel::{
     prelude::*,
@@ -101,4 +105,23 @@ pub(crate) fn detach(table: &ObjectTable, hwpt: ObjectRef) {
         // Busy if another device still uses it.
         let _ = table.destroy(id);
     }
+}
+
+/// `IOMMU_HWPT_ALLOC`: checks its input in C's order; making HWPTs by hand
+/// is not supported yet, so a valid request answers `EOPNOTSUPP`.
+pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    let none = cmd.data_type == uapi::IOMMU_HWPT_DATA_NONE;
+    if (none && cmd.data_len != 0) || (!none && cmd.data_len == 0) {
+        return Err(EINVAL);
+    }
+    let dev = ctx.objects.get(cmd.dev_id)?;
+    if !matches!(dev.object().kind, ObjectKind::Device(_)) {
+        return Err(ENOENT);
+    }
+    let _pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
+    Err(eopnotsupp())
 }

@@ -168,7 +168,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_HWPT_ALLOC,
         uapi::iommu_hwpt_alloc,
         __reserved,
-        not_implemented
+        crate::hw_pagetable::alloc_ioctl
     ));
     ops[index(uapi::IOMMU_GET_HW_INFO)] = Some(op!(
         uapi::IOMMU_GET_HW_INFO,
