@@ -12,22 +12,31 @@
 //! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //!   [`free_space`]: its index of free holes for the allocator;
-//! - [`pages`]: the user memory behind areas;
-//! - `selftest`: `IOMMU_TEST_CMD` for the upstream selftests (test builds);
+//! - [`pages`]: the user memory behind areas, and its pins;
+//! - [`hw_pagetable`]: domains attached to an IOAS; [`device`]: devices;
+//! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
+//! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
+//!   the mock domain and mock device (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
-//! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`]: thin FFI
-//!   wrappers (misc device, string parameter, the kernel's interval tree,
-//!   capabilities and files, page pins; `helpers.c` has the C shims).
+//! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`],
+//!   [`value_xarray`], `anon_file`: thin FFI wrappers (misc device, string
+//!   parameter, the kernel's interval tree, capabilities and files, GUP and
+//!   accounting, XArray of integers, access files; `helpers.c` has the C
+//!   shims).
 //!
 //! # Lock order
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
-//! 1. `ObjectTable::inner` (held only for table operations; never while
+//! 1. the test interface's `TestAccess::items` and `MockDevice::hwpt`;
+//! 2. `Access::attachment` (dropped while an access is told to unpin);
+//! 3. `ObjectTable::inner` (held only for table operations; never while
 //!    calling into an object, except to set `Context::account_mode`);
-//! 2. `Context::account_mode`;
-//! 3. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
+//! 4. `Context::account_mode`;
+//! 5. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
 //!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
-//! 4. `Pages::owner`.
+//!    an unmap drops it before asking accesses to unpin;
+//! 6. `Pages::state`, then the mm's `mmap_lock` (remote GUP, `locked_vm`);
+//! 7. the XArrays' own spinlocks (pinned PFNs, mock domain entries).
 //!
 //! No lock is held across a copy to or from userspace except `Ioas::iopt`
 //! while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write their ranges, as
