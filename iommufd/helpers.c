@@ -95,9 +95,7 @@ void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>
 
-/* Defined in Rust (anon_file.rs): drops the data of an access file. */
-void iommufd_rs_access_file_release(void *data);
-
+/* iommufd_rs_access_file_release() is Rust (anon_file.rs). */
 static int access_file_release(struct inode *inode, struct file *file)
 {
 	iommufd_rs_access_file_release(file->private_data);

@@ -28,4 +28,10 @@ int iommufd_rs_account_locked_vm(struct mm_struct *mm, unsigned long npages,
 void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 			    size_t len, bool to_page);
 
+struct file;
+/* The test interface's access files (IOMMUFD_RS_SELFTEST builds). */
+struct file *iommufd_rs_access_file_new(void *data);
+void *iommufd_rs_access_file_data(struct file *file);
+void iommufd_rs_access_file_release(void *data);
+
 #endif
