@@ -212,13 +212,18 @@ impl<D: AccessOps> Access<D> {
                 let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
                 pfns.reserve((last_idx - first + 1) as usize, GFP_KERNEL)?;
                 p.area.pages.add_users(first, last_idx)?;
-                p.area.add_access();
-                let _ = p.area.pages.for_each_run(first, last_idx, |_, pfn, n| {
-                    for i in 0..n {
-                        pfns.push(pfn + i, GFP_KERNEL)?;
+                for idx in first..=last_idx {
+                    // Just pinned, and room was reserved: cannot fail.
+                    let pushed = match p.area.pages.pinned_pfn(idx) {
+                        Some(pfn) => pfns.push(pfn, GFP_KERNEL).map_err(Error::from),
+                        None => Err(EFAULT),
+                    };
+                    if let Err(e) = pushed {
+                        p.area.pages.remove_users(first, last_idx);
+                        return Err(e);
                     }
-                    Ok(())
-                });
+                }
+                p.area.add_access();
                 Ok(())
             });
             if let Err(e) = result {

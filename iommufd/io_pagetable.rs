@@ -871,32 +871,24 @@ impl IoPagetable {
             }
         }
         let (ap_start, ap_last) = new.domain.aperture();
-        let mut outside = KVec::new();
-        if ap_start != 0 {
-            outside.push(
-                IovaRange {
-                    start: 0,
-                    last: ap_start - 1,
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        if ap_last != u64::MAX {
-            outside.push(
-                IovaRange {
-                    start: ap_last + 1,
-                    last: u64::MAX,
-                },
-                GFP_KERNEL,
-            )?;
-        }
-        if outside.iter().any(|r| self.meets_used(*r)) {
+        // The IOVAs below and above the aperture, where there are any.
+        let outside = [
+            (ap_start != 0).then(|| IovaRange {
+                start: 0,
+                last: ap_start - 1,
+            }),
+            (ap_last != u64::MAX).then(|| IovaRange {
+                start: ap_last + 1,
+                last: u64::MAX,
+            }),
+        ];
+        if outside.iter().flatten().any(|r| self.meets_used(*r)) {
             return Err(eaddrinuse());
         }
         self.domains.reserve(1, GFP_KERNEL)?;
         let owner = ReservedBy::Domain(new.hwpt_id);
         let mut result = Ok(());
-        for r in outside.iter() {
+        for r in outside.iter().flatten() {
             result = self.reserve_for(*r, owner);
             if result.is_err() {
                 break;

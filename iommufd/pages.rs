@@ -263,18 +263,7 @@ impl Pages {
         let n = (end - *idx + 1) as usize;
         batch.clear();
         batch.resize(n, 0, GFP_KERNEL)?;
-        let at = *idx * PAGE_SIZE_U64;
-        let from = match &self.source {
-            PagesSource::User { base } => PinFrom::User {
-                mm: &st.mm,
-                addr: base + at,
-            },
-            PagesSource::File { file, base } => PinFrom::File {
-                file,
-                offset: base + at,
-            },
-        };
-        pin::pin_pages(&from, self.writable, batch)?;
+        pin::pin_pages(&self.pin_from(st, *idx), self.writable, batch)?;
         if let Err(e) = pin::account(&st.charge(), self.charge_mode(), n as u64, true) {
             self.unpin_pfns(batch);
             return Err(e);
@@ -293,21 +282,26 @@ impl Pages {
         Ok(())
     }
 
-    /// Unpins a list of PFNs, coalescing consecutive ones.
+    /// Unpins a list of PFNs, a run of consecutive ones per call.
     fn unpin_pfns(&self, pfns: &[u64]) {
-        let mut run: Option<(u64, u64)> = None;
-        for &pfn in pfns {
-            run = Some(match run {
-                Some((start, n)) if start + n == pfn => (start, n + 1),
-                Some((start, n)) => {
-                    pin::unpin_run(start, n, self.writable);
-                    (pfn, 1)
-                }
-                None => (pfn, 1),
-            });
-        }
-        if let Some((start, n)) = run {
-            pin::unpin_run(start, n, self.writable);
+        let _ = for_each_pfn_run(pfns.iter().map(|&pfn| (0, pfn)), |_, pfn, n| {
+            pin::unpin_run(pfn, n, self.writable);
+            Ok(())
+        });
+    }
+
+    /// Where page `idx` is pinned from.
+    fn pin_from<'a>(&'a self, st: &'a PagesState, idx: u64) -> PinFrom<'a> {
+        let at = idx * PAGE_SIZE_U64;
+        match &self.source {
+            PagesSource::User { base } => PinFrom::User {
+                mm: &st.mm,
+                addr: base + at,
+            },
+            PagesSource::File { file, base } => PinFrom::File {
+                file,
+                offset: base + at,
+            },
         }
     }
 
@@ -320,32 +314,23 @@ impl Pages {
     }
 
     fn remove_users_locked(&self, st: &mut PagesState, first: u64, last: u64) {
-        let mut run: Option<(u64, u64)> = None;
         let mut freed = 0u64;
-        for idx in first..=last {
-            let Some(entry) = self.pfns.load(idx as usize) else {
-                continue;
-            };
+        // The pages whose last user this was, erased as they are visited.
+        let released = (first..=last).filter_map(|idx| {
+            let entry = self.pfns.load(idx as usize)?;
             if entry & USER_MASK > 1 {
                 // Replacing an entry cannot fail.
                 let _ = self.pfns.store(idx as usize, entry - 1);
-                continue;
+                return None;
             }
             self.pfns.erase(idx as usize);
             freed += 1;
-            let pfn = entry >> USER_BITS;
-            run = Some(match run {
-                Some((start, n)) if start + n == pfn => (start, n + 1),
-                Some((start, n)) => {
-                    pin::unpin_run(start, n, self.writable);
-                    (pfn, 1)
-                }
-                None => (pfn, 1),
-            });
-        }
-        if let Some((start, n)) = run {
-            pin::unpin_run(start, n, self.writable);
-        }
+            Some((idx, entry >> USER_BITS))
+        });
+        let _ = for_each_pfn_run(released, |_, pfn, n| {
+            pin::unpin_run(pfn, n, self.writable);
+            Ok(())
+        });
         st.npinned -= freed;
         let _ = pin::account(&st.charge(), self.charge_mode(), freed, false);
     }
@@ -356,22 +341,17 @@ impl Pages {
         &self,
         first: u64,
         last: u64,
-        mut f: impl FnMut(u64, u64, u64) -> Result,
+        f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
-        let mut run: Option<(u64, u64, u64)> = None;
-        for idx in first..=last {
-            let pfn = self.pfns.load(idx as usize).ok_or(EFAULT)? >> USER_BITS;
-            run = Some(match run {
-                Some((i, start, n)) if start + n == pfn => (i, start, n + 1),
-                Some((i, start, n)) => {
-                    f(i, start, n)?;
-                    (idx, pfn, 1)
-                }
-                None => (idx, pfn, 1),
-            });
-        }
-        if let Some((i, start, n)) = run {
-            f(i, start, n)?;
+        let mut missing = false;
+        let pinned = (first..=last).map_while(|idx| {
+            let pfn = self.pinned_pfn(idx);
+            missing |= pfn.is_none();
+            Some((idx, pfn?))
+        });
+        for_each_pfn_run(pinned, f)?;
+        if missing {
+            return Err(EFAULT);
         }
         Ok(())
     }
@@ -396,18 +376,7 @@ impl Pages {
                 Some(pfn) => pin::copy_page(pfn, offset, chunk, write),
                 None => {
                     let mut pfn = [0u64];
-                    let page = idx * PAGE_SIZE_U64;
-                    let from = match &self.source {
-                        PagesSource::User { base } => PinFrom::User {
-                            mm: &st.mm,
-                            addr: base + page,
-                        },
-                        PagesSource::File { file, base } => PinFrom::File {
-                            file,
-                            offset: base + page,
-                        },
-                    };
-                    pin::pin_pages(&from, self.writable, &mut pfn)?;
+                    pin::pin_pages(&self.pin_from(&st, idx), self.writable, &mut pfn)?;
                     pin::copy_page(pfn[0], offset, chunk, write);
                     pin::unpin_run(pfn[0], 1, write);
                 }
@@ -436,6 +405,29 @@ impl PinnedDrop for Pages {
         if self.state.lock().npinned != 0 {
             pr_warn!("iommufd_rs: pages object freed with pins held\n");
         }
+    }
+}
+
+/// Calls `f(index, first_pfn, count)` once per run of consecutive PFNs in
+/// `pages` (pairs of index and PFN, in order).
+fn for_each_pfn_run(
+    pages: impl Iterator<Item = (u64, u64)>,
+    mut f: impl FnMut(u64, u64, u64) -> Result,
+) -> Result {
+    let mut run: Option<(u64, u64, u64)> = None;
+    for (idx, pfn) in pages {
+        run = Some(match run {
+            Some((i, start, n)) if start + n == pfn => (i, start, n + 1),
+            Some((i, start, n)) => {
+                f(i, start, n)?;
+                (idx, pfn, 1)
+            }
+            None => (idx, pfn, 1),
+        });
+    }
+    match run {
+        Some((i, start, n)) => f(i, start, n),
+        None => Ok(()),
     }
 }
 

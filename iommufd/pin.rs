@@ -42,33 +42,9 @@ extern "C" {
     fn iommufd_rs_memcpy_page(pfn: usize, offset: usize, buf: *mut u8, len: usize, to_page: bool);
 }
 
-/// The number of long-term pins on the page at user address `uaddr` of the
-/// current process, or `None` for a page of a compound (huge) page, whose
-/// count is not per page.
-pub(crate) fn user_page_pins(uaddr: usize) -> Result<Option<u32>> {
-    let mut page: *mut bindings::page = core::ptr::null_mut();
-    // SAFETY: `page` has room for the one page asked for; GUP takes a
-    // reference on it that is dropped below.
-    let got = unsafe { bindings::get_user_pages_fast(uaddr, 1, 0, &mut page) };
-    if got < 0 {
-        return Err(Error::from_errno(got as i32));
-    }
-    if got != 1 || page.is_null() {
-        return Err(EFAULT);
-    }
-    // SAFETY: `page` is a valid page with a reference held by us.
-    let pins = unsafe {
-        let pins = (!iommufd_rs_page_compound(page))
-            .then(|| iommufd_rs_page_ref_count(page) / bindings::GUP_PIN_COUNTING_BIAS);
-        iommufd_rs_put_page(page);
-        pins
-    };
-    Ok(pins)
-}
-
-/// The PFN of the page at user address `uaddr` of the current process,
-/// looked up without pinning (`get_user_pages_fast` and put at once).
-pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
+/// Runs `f` on the page at user address `uaddr` of the current process,
+/// faulted in for reading and referenced (not pinned) for the call.
+fn with_user_page<R>(uaddr: usize, f: impl FnOnce(*mut bindings::page) -> R) -> Result<R> {
     let mut page: *mut bindings::page = core::ptr::null_mut();
     // SAFETY: `page` has room for the one page asked for; the reference
     // GUP takes is dropped below.
@@ -79,13 +55,29 @@ pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
     if got != 1 || page.is_null() {
         return Err(EFAULT);
     }
-    // SAFETY: `page` is valid and referenced by us until the put.
-    let pfn = unsafe {
-        let pfn = iommufd_rs_page_to_pfn(page);
-        iommufd_rs_put_page(page);
-        pfn
-    };
-    Ok(pfn as u64)
+    let result = f(page);
+    // SAFETY: Drops the reference GUP took.
+    unsafe { iommufd_rs_put_page(page) };
+    Ok(result)
+}
+
+/// The number of long-term pins on the page at user address `uaddr` of the
+/// current process, or `None` for a page of a compound (huge) page, whose
+/// count is not per page.
+pub(crate) fn user_page_pins(uaddr: usize) -> Result<Option<u32>> {
+    with_user_page(uaddr, |page| {
+        // SAFETY: `page` is valid and referenced for the call.
+        unsafe {
+            (!iommufd_rs_page_compound(page))
+                .then(|| iommufd_rs_page_ref_count(page) / bindings::GUP_PIN_COUNTING_BIAS)
+        }
+    })
+}
+
+/// The PFN of the page at user address `uaddr` of the current process.
+pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
+    // SAFETY: `page` is valid and referenced for the call.
+    with_user_page(uaddr, |page| unsafe { iommufd_rs_page_to_pfn(page) } as u64)
 }
 
 /// Checks that every page of `[uptr, uptr + length)` carries `refs` pins:
