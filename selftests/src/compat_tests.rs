@@ -4,7 +4,7 @@
 //! container backend) issues them, with no domain attached. Both C iommufd
 //! and iommufd_rs must answer exactly as written.
 
-use crate::dev::Iommufd;
+use crate::dev::{vm_pin_kb, Iommufd, PageBuf};
 use crate::ktap::{Test, TestResult};
 use crate::sys::errno::*;
 use crate::uapi;
@@ -220,6 +220,187 @@ fn node_account_mode() -> TestResult {
     Ok(())
 }
 
+/// The mock domain's aperture start: the IOVA the domain tests map at.
+const APERTURE: u64 = uapi::MOCK_APERTURE_START as u64;
+/// The mock domain's aperture end (inclusive).
+const APERTURE_LAST: u64 = uapi::MOCK_APERTURE_LAST as u64;
+
+/// What a mock domain sees of `pages` pages at `first` (page index from
+/// the start of `buf` and of the aperture): each mapped page maps `buf`,
+/// each unmapped one is absent, and each page carries `mapped` pins.
+fn check_domain(
+    fd: &Iommufd,
+    hwpt: u32,
+    buf: &PageBuf,
+    first: u64,
+    pages: u64,
+    mapped: bool,
+) -> TestResult {
+    for i in first..first + pages {
+        // SAFETY: `i` is inside `buf`; only the address is used.
+        let ptr = unsafe { buf.ptr().add((i * PAGE) as usize) };
+        let want = if mapped { 0 } else { EINVAL };
+        check_eq!(
+            (i, fd.md_check_map(hwpt, APERTURE + i * PAGE, PAGE, ptr)),
+            (i, want)
+        );
+        check_eq!((i, fd.check_refs(ptr, PAGE, u32::from(mapped))), (i, 0));
+    }
+    Ok(())
+}
+
+/// A legacy client's session against a mock domain, step by step, with
+/// what the domain maps and what is pinned checked after every step.
+fn legacy_replay(kind: u32) -> TestResult {
+    const MAPS: u64 = 32;
+    let buf = PageBuf::new((2 * MAPS) as usize);
+    let pin0 = vm_pin_kb()?;
+    let fd = open_container()?;
+    check_eq!(fd.vfio_value(uapi::VFIO_GET_API_VERSION, 0), Ok(0));
+    for ext in [uapi::VFIO_TYPE1_IOMMU, uapi::VFIO_TYPE1v2_IOMMU] {
+        check_eq!(
+            fd.vfio_value(uapi::VFIO_CHECK_EXTENSION, u64::from(ext)),
+            Ok(1)
+        );
+    }
+    // The group attach: an IOAS becomes the compat IOAS, a device joins.
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    check_eq!(fd.vfio_ioas(SET, ioas), Ok(ioas));
+    let (stdev, hwpt, _) = fd
+        .mock_domain(ioas)
+        .map_err(|e| format!("mock_domain: {e}"))?;
+    check_eq!(fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(kind)), Ok(0));
+    // A plain mock domain does not enforce cache coherency.
+    check_eq!(
+        fd.vfio_value(
+            uapi::VFIO_CHECK_EXTENSION,
+            u64::from(uapi::VFIO_DMA_CC_IOMMU)
+        ),
+        Ok(0)
+    );
+    // GET_INFO: learn the size, then read the chain. The domain's IO page
+    // sizes, folded to the CPU page, and its aperture as the one range.
+    let (rc, short) = fd.vfio_get_info(16, 16);
+    check_eq!(rc, 0);
+    let need = u32_at(&short, 0) as usize;
+    check_eq!(need, 72);
+    check_eq!(u64_at(&short, 8), 0x1f_ffff_f000);
+    let (rc, info) = fd.vfio_get_info(need as u32, need);
+    check_eq!(rc, 0);
+    let mut off = u32_at(&info, 16) as usize;
+    let mut ranges = Vec::new();
+    while off != 0 {
+        check!(off % 8 == 0 && off + 8 <= need);
+        if u32_at(&info, off) & 0xffff == uapi::VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE {
+            for r in 0..u32_at(&info, off + 8) as usize {
+                let at = off + 16 + 16 * r;
+                ranges.push((u64_at(&info, at), u64_at(&info, at + 8)));
+            }
+        }
+        off = u32_at(&info, off + 4) as usize;
+    }
+    check_eq!(ranges, vec![(APERTURE, APERTURE_LAST)]);
+    check_domain(&fd, hwpt, &buf, 0, 2 * MAPS, false)?;
+    // Many maps of two pages each, back to back in IOVA.
+    for i in 0..MAPS {
+        let at = 2 * i * PAGE;
+        check_eq!(fd.vfio_map(RW, buf.addr() + at, APERTURE + at, 2 * PAGE), 0);
+        check_domain(&fd, hwpt, &buf, 2 * i, 2, true)?;
+    }
+    check_eq!(vm_pin_kb()?, pin0 + 2 * MAPS * PAGE / 1024);
+    // An overlapping map fails and changes nothing.
+    check_eq!(
+        fd.vfio_map(RW, buf.addr(), APERTURE + PAGE, 2 * PAGE),
+        EEXIST
+    );
+    check_domain(&fd, hwpt, &buf, 0, 2 * MAPS, true)?;
+    if kind == uapi::VFIO_TYPE1_IOMMU {
+        // Type1: a page out of one map, then a range cutting two maps and
+        // swallowing the one between; the pieces left stay mapped.
+        check_eq!(fd.vfio_unmap(0, APERTURE + 7 * PAGE, PAGE), (0, PAGE));
+        check_domain(&fd, hwpt, &buf, 6, 1, true)?;
+        check_domain(&fd, hwpt, &buf, 7, 1, false)?;
+        check_eq!(
+            fd.vfio_unmap(0, APERTURE + 9 * PAGE, 4 * PAGE),
+            (0, 4 * PAGE)
+        );
+        check_domain(&fd, hwpt, &buf, 8, 1, true)?;
+        check_domain(&fd, hwpt, &buf, 9, 4, false)?;
+        check_domain(&fd, hwpt, &buf, 13, 1, true)?;
+        check_eq!(vm_pin_kb()?, pin0 + (2 * MAPS - 5) * PAGE / 1024);
+    } else {
+        // Type1v2: a cut through a map fails, whole maps go.
+        check_eq!(fd.vfio_unmap(0, APERTURE + 7 * PAGE, PAGE), (ENOENT, 0));
+        check_eq!(fd.vfio_unmap(0, APERTURE + 9 * PAGE, 4 * PAGE), (ENOENT, 0));
+        check_domain(&fd, hwpt, &buf, 0, 2 * MAPS, true)?;
+        check_eq!(
+            fd.vfio_unmap(0, APERTURE + 8 * PAGE, 6 * PAGE),
+            (0, 6 * PAGE)
+        );
+        check_domain(&fd, hwpt, &buf, 7, 1, true)?;
+        check_domain(&fd, hwpt, &buf, 8, 6, false)?;
+        check_domain(&fd, hwpt, &buf, 14, 1, true)?;
+    }
+    let left = if kind == uapi::VFIO_TYPE1_IOMMU { 5 } else { 6 };
+    check_eq!(
+        fd.vfio_unmap(uapi::VFIO_DMA_UNMAP_FLAG_ALL, 0, 0),
+        (0, (2 * MAPS - left) * PAGE)
+    );
+    check_domain(&fd, hwpt, &buf, 0, 2 * MAPS, false)?;
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.destroy(stdev), 0);
+    drop(fd);
+    check_eq!(vm_pin_kb()?, pin0);
+    Ok(())
+}
+
+fn legacy_replay_type1() -> TestResult {
+    legacy_replay(uapi::VFIO_TYPE1_IOMMU)
+}
+
+fn legacy_replay_type1v2() -> TestResult {
+    legacy_replay(uapi::VFIO_TYPE1v2_IOMMU)
+}
+
+/// IOAS_MAP on the compat IOAS undone by VFIO_IOMMU_UNMAP_DMA, and
+/// VFIO_IOMMU_MAP_DMA undone by IOAS_UNMAP, with a domain watching.
+fn mixed_native_and_compat() -> TestResult {
+    let buf = PageBuf::new(8);
+    let pin0 = vm_pin_kb()?;
+    let (fd, ioas) = container(uapi::VFIO_TYPE1v2_IOMMU)?;
+    let (stdev, hwpt, _) = fd
+        .mock_domain(ioas)
+        .map_err(|e| format!("mock_domain: {e}"))?;
+    let native = uapi::IOMMU_IOAS_MAP_READABLE
+        | uapi::IOMMU_IOAS_MAP_WRITEABLE
+        | uapi::IOMMU_IOAS_MAP_FIXED_IOVA;
+    check_eq!(
+        fd.map(ioas, buf.addr(), 4 * PAGE, native, APERTURE),
+        Ok(APERTURE)
+    );
+    check_domain(&fd, hwpt, &buf, 0, 4, true)?;
+    // The compat map sees the native one.
+    check_eq!(
+        fd.vfio_map(RW, buf.addr(), APERTURE + 2 * PAGE, 2 * PAGE),
+        EEXIST
+    );
+    check_eq!(fd.vfio_unmap(0, APERTURE, 4 * PAGE), (0, 4 * PAGE));
+    check_domain(&fd, hwpt, &buf, 0, 4, false)?;
+    // And the reverse.
+    let at = 4 * PAGE;
+    check_eq!(fd.vfio_map(RW, buf.addr() + at, APERTURE + at, 4 * PAGE), 0);
+    check_domain(&fd, hwpt, &buf, 4, 4, true)?;
+    check_eq!(
+        fd.map(ioas, buf.addr(), PAGE, native, APERTURE + at),
+        Err(EEXIST)
+    );
+    check_eq!(fd.unmap(ioas, APERTURE + at, 4 * PAGE), Ok(4 * PAGE));
+    check_domain(&fd, hwpt, &buf, 4, 4, false)?;
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.destroy(stdev), 0);
+    Ok(())
+}
+
 /// The VFIO container tests.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -246,6 +427,18 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "compat_node_account_mode",
             run: node_account_mode,
+        },
+        Test {
+            name: "compat_legacy_replay_type1",
+            run: legacy_replay_type1,
+        },
+        Test {
+            name: "compat_legacy_replay_type1v2",
+            run: legacy_replay_type1v2,
+        },
+        Test {
+            name: "compat_mixed_native_and_compat",
+            run: mixed_native_and_compat,
         },
     ]
 }
