@@ -212,16 +212,10 @@ impl<D: AccessOps> Access<D> {
                 let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
                 pfns.reserve((last_idx - first + 1) as usize, GFP_KERNEL)?;
                 p.area.pages.add_users(first, last_idx)?;
-                for idx in first..=last_idx {
-                    // Just pinned, and room was reserved: cannot fail.
-                    let pushed = match p.area.pages.pinned_pfn(idx) {
-                        Some(pfn) => pfns.push(pfn, GFP_KERNEL).map_err(Error::from),
-                        None => Err(EFAULT),
-                    };
-                    if let Err(e) = pushed {
-                        p.area.pages.remove_users(first, last_idx);
-                        return Err(e);
-                    }
+                // Room was reserved: cannot fail once pinned.
+                if let Err(e) = p.area.pages.pinned_pfns(first, last_idx, &mut pfns) {
+                    p.area.pages.remove_users(first, last_idx);
+                    return Err(e);
                 }
                 p.area.add_access();
                 Ok(())

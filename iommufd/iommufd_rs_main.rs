@@ -13,16 +13,16 @@
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas, and its pins;
+//!   [`page_table`]: the sparse per-page table it records PFNs in;
 //! - [`hw_pagetable`]: domains attached to an IOAS; [`device`]: devices;
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
 //!   the mock domain and mock device (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
 //! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`],
-//!   [`value_xarray`], `anon_file`: thin FFI wrappers (misc device, string
-//!   parameter, the kernel's interval tree, capabilities and files, GUP and
-//!   accounting, XArray of integers, access files; `helpers.c` has the C
-//!   shims).
+//!   `anon_file`: thin FFI wrappers (misc device, string parameter, the
+//!   kernel's interval tree, capabilities and files, GUP and accounting,
+//!   access files; `helpers.c` has the C shims).
 //!
 //! # Lock order
 //!
@@ -35,8 +35,9 @@
 //! 5. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
 //!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
 //!    an unmap drops it before asking accesses to unpin;
-//! 6. `Pages::state`, then the mm's `mmap_lock` (remote GUP, `locked_vm`);
-//! 7. the XArrays' own spinlocks (pinned PFNs, mock domain entries).
+//! 6. `Pages::state` (it holds the PFN records), then the mm's `mmap_lock`
+//!    (remote GUP, `locked_vm`);
+//! 7. `MockDomain::table` (a domain is mapped while `Pages::state` is held).
 //!
 //! No lock is held across a copy to or from userspace except `Ioas::iopt`
 //! while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write their ranges, as
@@ -65,6 +66,7 @@ mod misc;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod mock;
 mod object;
+mod page_table;
 mod pages;
 mod param;
 mod pin;
@@ -72,7 +74,6 @@ mod pin;
 mod selftest;
 mod sys;
 mod uapi;
-mod value_xarray;
 mod vfio_compat;
 
 module! {

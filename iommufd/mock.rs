@@ -4,8 +4,9 @@
 //! Linux 7.2's (`iommufd_test.h`): 2 KiB IO pages, the aperture
 //! `[MOCK_APERTURE_START, MOCK_APERTURE_LAST]`, never cache coherent.
 //!
-//! The mock domain keeps its translations in an XArray indexed by 2 KiB IO
-//! page, so that `MD_CHECK_MAP` can read back where each IOVA points.
+//! The mock domain keeps its translations in a [`PageTable`] indexed by
+//! 2 KiB IO page, 8 bytes per IO page as the 7.2 mock's page table, so
+//! that `MD_CHECK_MAP` can read back where each IOVA points.
 
 use crate::{
     device::DeviceInfo,
@@ -14,9 +15,9 @@ use crate::{
     io_pagetable::{IoDomain, Prot},
     ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
+    page_table::PageTable,
     pages::PAGE_SIZE_U64,
     pin, uapi,
-    value_xarray::{ValueXArray, MAX_VALUE},
 };
 use kernel::{
     new_mutex,
@@ -40,15 +41,19 @@ const MOCK_DEVICE_FLAGS: u32 = uapi::MOCK_FLAGS_DEVICE_NO_DIRTY | uapi::MOCK_FLA
 /// A mock IO page table.
 #[pin_data]
 pub(crate) struct MockDomain {
-    /// IO page number -> physical page number, both in 2 KiB units.
+    /// IO page number -> physical page number + 1, both in 2 KiB units
+    /// (0: not mapped).
     #[pin]
-    map: ValueXArray,
+    table: Mutex<PageTable>,
 }
 
 impl MockDomain {
     /// An empty mock domain.
     fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(pin_init!(Self { map <- ValueXArray::new() }), GFP_KERNEL)
+        Arc::pin_init(
+            pin_init!(Self { table <- new_mutex!(PageTable::new()) }),
+            GFP_KERNEL,
+        )
     }
 }
 
@@ -61,36 +66,29 @@ impl IoDomain for MockDomain {
             return Err(ENXIO);
         }
         let last = iova.checked_add(length - 1).ok_or(ERANGE)?;
-        if last > u64::from(uapi::MOCK_APERTURE_LAST)
-            || (paddr + length) >> MOCK_PAGE_SHIFT > MAX_VALUE
-        {
+        if last > u64::from(uapi::MOCK_APERTURE_LAST) {
             return Err(ERANGE);
         }
-        let n = length >> MOCK_PAGE_SHIFT;
-        let (first, phys) = (iova >> MOCK_PAGE_SHIFT, paddr >> MOCK_PAGE_SHIFT);
-        for i in 0..n {
-            let index = (first + i) as usize;
-            let result = if self.map.load(index).is_some() {
-                Err(eaddrinuse())
-            } else {
-                self.map.store(index, phys + i)
-            };
-            if let Err(e) = result {
-                for j in 0..i {
-                    self.map.erase((first + j) as usize);
-                }
-                return Err(e);
+        let (first, last) = (iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT);
+        let phys = paddr >> MOCK_PAGE_SHIFT;
+        let mut table = self.table.lock();
+        let busy = table.read(first, last, |_, entries| {
+            if entries.iter().any(|&e| e != 0) {
+                return Err(eaddrinuse());
             }
-        }
-        Ok(())
+            Ok(())
+        });
+        busy?;
+        table.fill(first, last, |i| phys + (i - first) + 1)
     }
 
     fn unmap(&self, iova: u64, length: u64) {
-        let first = iova >> MOCK_PAGE_SHIFT;
-        let n = length.div_ceil(MOCK_PAGE_SIZE);
-        for i in 0..n {
-            self.map.erase((first + i) as usize);
+        if length == 0 {
+            return;
         }
+        let first = iova >> MOCK_PAGE_SHIFT;
+        let last = iova.saturating_add(length - 1) >> MOCK_PAGE_SHIFT;
+        self.table.lock().modify(first, last, |_, entry| *entry = 0);
     }
 
     fn pgsize_bitmap(&self) -> u64 {
@@ -109,10 +107,10 @@ impl IoDomain for MockDomain {
     }
 
     fn iova_to_phys(&self, iova: u64) -> u64 {
-        let index = (iova >> MOCK_PAGE_SHIFT) as usize;
-        self.map.load(index).map_or(0, |p| {
-            (p << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1))
-        })
+        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) {
+            0 => 0,
+            entry => ((entry - 1) << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1)),
+        }
     }
 }
 

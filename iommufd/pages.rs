@@ -10,12 +10,12 @@
 //! Each page index then carries a count of its users (domains' areas and
 //! access pins) and, while that is nonzero, exactly one long-term pin,
 //! charged once to RLIMIT_MEMLOCK, however many users share it. The PFNs
-//! live in an XArray next to their counts.
+//! live in a [`PageTable`] next to their counts.
 
 use crate::{
+    page_table::PageTable,
     pin::{self, Charge, PinFrom, UserRef},
     sys::{self, Capability},
-    value_xarray::ValueXArray,
 };
 use kernel::{
     fs::File,
@@ -57,8 +57,8 @@ pub(crate) enum AccountMode {
     Mm,
 }
 
-/// The process a pages object belongs to and is charged to, and the count
-/// of pinned pages; `IOAS_CHANGE_PROCESS` moves the charge.
+/// The process a pages object belongs to and is charged to, the pinned
+/// pages and their count; `IOAS_CHANGE_PROCESS` moves the charge.
 pub(crate) struct PagesState {
     /// The owner's address space, held with `mmgrab`.
     mm: ARef<Mm>,
@@ -68,6 +68,8 @@ pub(crate) struct PagesState {
     task: ARef<Task>,
     /// Pages pinned (and charged) now.
     npinned: u64,
+    /// Page index -> `pfn << USER_BITS | users`, for pinned pages only.
+    pfns: PageTable,
 }
 
 impl PagesState {
@@ -80,8 +82,8 @@ impl PagesState {
     }
 }
 
-/// Bits of an XArray entry that count the users of a page; the PFN is
-/// above them.
+/// Bits of a PFN record that count the users of a page; the PFN is above
+/// them.
 const USER_BITS: u32 = 20;
 const USER_MASK: u64 = (1 << USER_BITS) - 1;
 
@@ -96,12 +98,9 @@ pub(crate) struct Pages {
     pub(crate) writable: bool,
     /// How pins are charged.
     pub(crate) account_mode: AccountMode,
-    /// Who is charged, and how much.
+    /// Who is charged, how much, and the pinned pages.
     #[pin]
     state: Mutex<PagesState>,
-    /// Page index -> `pfn << USER_BITS | users`, for pinned pages only.
-    #[pin]
-    pfns: ValueXArray,
 }
 
 /// A byte range to turn into a pages object: `[start, start + length)` of
@@ -166,8 +165,8 @@ impl Pages {
                     user: UserRef::current(),
                     task,
                     npinned: 0,
+                    pfns: PageTable::new(),
                 }),
-                pfns <- ValueXArray::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -199,10 +198,12 @@ impl Pages {
             user: UserRef::current(),
             task: ARef::from(kernel::current!().group_leader()),
             npinned: st.npinned,
+            pfns: PageTable::new(),
         };
         let mode = self.charge_mode();
         pin::account(&new.charge(), mode, new.npinned, true)?;
-        let old = core::mem::replace(&mut *st, new);
+        let mut old = core::mem::replace(&mut *st, new);
+        core::mem::swap(&mut st.pfns, &mut old.pfns);
         let _ = pin::account(&old.charge(), mode, old.npinned, false);
         Ok(())
     }
@@ -220,23 +221,31 @@ impl Pages {
     /// and charging the pages that had none. All or nothing: on error
     /// (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...) nothing changes.
     pub(crate) fn add_users(&self, first: u64, last: u64) -> Result {
-        let mut st = self.state.lock();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
         let mut batch = KVec::<u64>::new();
         let mut idx = first;
         while idx <= last {
-            let result = match self.pfns.load(idx as usize) {
-                Some(entry) if entry & USER_MASK == USER_MASK => Err(ENOMEM),
-                Some(entry) => {
-                    // Replacing an entry cannot fail.
-                    let _ = self.pfns.store(idx as usize, entry + 1);
-                    idx += 1;
-                    Ok(())
+            // Pages that have users gain one, up to the first that has none.
+            idx = st.pfns.modify_while(idx, last, |entry| {
+                let more = *entry != 0 && *entry & USER_MASK != USER_MASK;
+                if more {
+                    *entry += 1;
                 }
-                None => self.pin_hole(&mut st, &mut batch, &mut idx, last),
+                more
+            });
+            if idx > last {
+                break;
+            }
+            let result = if st.pfns.get(idx) != 0 {
+                // The user count is full.
+                Err(ENOMEM)
+            } else {
+                self.pin_hole(st, &mut batch, &mut idx, last)
             };
             if let Err(e) = result {
                 if idx > first {
-                    self.remove_users_locked(&mut st, first, idx - 1);
+                    self.remove_users_locked(st, first, idx - 1);
                 }
                 return Err(e);
             }
@@ -246,8 +255,7 @@ impl Pages {
 
     /// Pins, charges and records the unpinned pages from `*idx` up to the
     /// next pinned page or `last`, at most one batch, and moves `*idx`
-    /// past what it recorded. On error, what is recorded stays and `*idx`
-    /// says where it stopped.
+    /// past them. On error nothing changes.
     fn pin_hole(
         &self,
         st: &mut PagesState,
@@ -255,39 +263,39 @@ impl Pages {
         idx: &mut u64,
         last: u64,
     ) -> Result {
-        let max = batch_pages();
-        let mut end = *idx;
-        while end < last && end - *idx + 1 < max && self.pfns.load(end as usize + 1).is_none() {
-            end += 1;
-        }
-        let n = (end - *idx + 1) as usize;
+        let start = *idx;
+        let n = st.pfns.zeros_from(start, last, batch_pages());
         batch.clear();
-        batch.resize(n, 0, GFP_KERNEL)?;
-        pin::pin_pages(&self.pin_from(st, *idx), self.writable, batch)?;
-        if let Err(e) = pin::account(&st.charge(), self.charge_mode(), n as u64, true) {
+        batch.resize(n as usize, 0, GFP_KERNEL)?;
+        pin::pin_pages(&self.pin_from(st, start), self.writable, batch)?;
+        if let Err(e) = pin::account(&st.charge(), self.charge_mode(), n, true) {
             self.unpin_pfns(batch);
             return Err(e);
         }
-        st.npinned += n as u64;
-        for (i, &pfn) in batch.iter().enumerate() {
-            if let Err(e) = self.pfns.store(*idx as usize, pfn << USER_BITS | 1) {
-                let rest = &batch[i..];
-                self.unpin_pfns(rest);
-                st.npinned -= rest.len() as u64;
-                let _ = pin::account(&st.charge(), self.charge_mode(), rest.len() as u64, false);
-                return Err(e);
-            }
-            *idx += 1;
+        let recorded = st.pfns.fill(start, start + n - 1, |i| {
+            batch[(i - start) as usize] << USER_BITS | 1
+        });
+        if let Err(e) = recorded {
+            self.unpin_pfns(batch);
+            let _ = pin::account(&st.charge(), self.charge_mode(), n, false);
+            return Err(e);
         }
+        st.npinned += n;
+        *idx += n;
         Ok(())
     }
 
     /// Unpins a list of PFNs, a run of consecutive ones per call.
     fn unpin_pfns(&self, pfns: &[u64]) {
-        let _ = for_each_pfn_run(pfns.iter().map(|&pfn| (0, pfn)), |_, pfn, n| {
-            pin::unpin_run(pfn, n, self.writable);
-            Ok(())
-        });
+        let mut runs = PfnRuns::new();
+        for (i, &pfn) in pfns.iter().enumerate() {
+            if let Some((_, start, n)) = runs.push(i as u64, pfn) {
+                pin::unpin_run(start, n, self.writable);
+            }
+        }
+        if let Some((_, start, n)) = runs.finish() {
+            pin::unpin_run(start, n, self.writable);
+        }
     }
 
     /// Where page `idx` is pinned from.
@@ -315,50 +323,72 @@ impl Pages {
 
     fn remove_users_locked(&self, st: &mut PagesState, first: u64, last: u64) {
         let mut freed = 0u64;
-        // The pages whose last user this was, erased as they are visited.
-        let released = (first..=last).filter_map(|idx| {
-            let entry = self.pfns.load(idx as usize)?;
-            if entry & USER_MASK > 1 {
-                // Replacing an entry cannot fail.
-                let _ = self.pfns.store(idx as usize, entry - 1);
-                return None;
+        let mut runs = PfnRuns::new();
+        let writable = self.writable;
+        st.pfns.modify(first, last, |idx, entry| {
+            if *entry & USER_MASK > 1 {
+                *entry -= 1;
+                return;
             }
-            self.pfns.erase(idx as usize);
+            if *entry == 0 {
+                return;
+            }
+            // The last user: unpin, a run of consecutive PFNs at a time.
             freed += 1;
-            Some((idx, entry >> USER_BITS))
+            if let Some((_, start, n)) = runs.push(idx, *entry >> USER_BITS) {
+                pin::unpin_run(start, n, writable);
+            }
+            *entry = 0;
         });
-        let _ = for_each_pfn_run(released, |_, pfn, n| {
-            pin::unpin_run(pfn, n, self.writable);
-            Ok(())
-        });
+        if let Some((_, start, n)) = runs.finish() {
+            pin::unpin_run(start, n, writable);
+        }
         st.npinned -= freed;
         let _ = pin::account(&st.charge(), self.charge_mode(), freed, false);
     }
 
     /// Calls `f(index, pfn, count)` for each run of consecutive PFNs over
-    /// `[first, last]`, which must all be pinned (have users).
+    /// `[first, last]`, which must all be pinned (have users); `EFAULT`
+    /// after the runs before the first page that is not.
     pub(crate) fn for_each_run(
         &self,
         first: u64,
         last: u64,
-        f: impl FnMut(u64, u64, u64) -> Result,
+        mut f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
-        let mut missing = false;
-        let pinned = (first..=last).map_while(|idx| {
-            let pfn = self.pinned_pfn(idx);
-            missing |= pfn.is_none();
-            Some((idx, pfn?))
+        let st = self.state.lock();
+        let mut runs = PfnRuns::new();
+        let mut result = st.pfns.read(first, last, |start, entries| {
+            for (i, &entry) in entries.iter().enumerate() {
+                if entry == 0 {
+                    return Err(EFAULT);
+                }
+                if let Some((idx, pfn, n)) = runs.push(start + i as u64, entry >> USER_BITS) {
+                    f(idx, pfn, n)?;
+                }
+            }
+            Ok(())
         });
-        for_each_pfn_run(pinned, f)?;
-        if missing {
-            return Err(EFAULT);
+        if let Some((idx, pfn, n)) = runs.finish() {
+            let flushed = f(idx, pfn, n);
+            result = result.and(flushed);
         }
-        Ok(())
+        result
     }
 
-    /// The PFN of pinned page `idx`.
-    pub(crate) fn pinned_pfn(&self, idx: u64) -> Option<u64> {
-        self.pfns.load(idx as usize).map(|e| e >> USER_BITS)
+    /// Appends the PFN of each page of `[first, last]` to `out`; `EFAULT`
+    /// if one is not pinned.
+    pub(crate) fn pinned_pfns(&self, first: u64, last: u64, out: &mut KVec<u64>) -> Result {
+        let st = self.state.lock();
+        st.pfns.read(first, last, |_, entries| {
+            for &entry in entries {
+                if entry == 0 {
+                    return Err(EFAULT);
+                }
+                out.push(entry >> USER_BITS, GFP_KERNEL)?;
+            }
+            Ok(())
+        })
     }
 
     /// Copies between `buf` and the memory from byte `start` of the object
@@ -372,14 +402,14 @@ impl Pages {
             let (idx, offset) = (at / PAGE_SIZE_U64, (at % PAGE_SIZE_U64) as usize);
             let n = (PAGE_SIZE - offset).min(buf.len() - done);
             let chunk = &mut buf[done..done + n];
-            match self.pinned_pfn(idx) {
-                Some(pfn) => pin::copy_page(pfn, offset, chunk, write),
-                None => {
+            match st.pfns.get(idx) {
+                0 => {
                     let mut pfn = [0u64];
                     pin::pin_pages(&self.pin_from(&st, idx), self.writable, &mut pfn)?;
                     pin::copy_page(pfn[0], offset, chunk, write);
                     pin::unpin_run(pfn[0], 1, write);
                 }
+                entry => pin::copy_page(entry >> USER_BITS, offset, chunk, write),
             }
             done += n;
         }
@@ -408,26 +438,31 @@ impl PinnedDrop for Pages {
     }
 }
 
-/// Calls `f(index, first_pfn, count)` once per run of consecutive PFNs in
-/// `pages` (pairs of index and PFN, in order).
-fn for_each_pfn_run(
-    pages: impl Iterator<Item = (u64, u64)>,
-    mut f: impl FnMut(u64, u64, u64) -> Result,
-) -> Result {
-    let mut run: Option<(u64, u64, u64)> = None;
-    for (idx, pfn) in pages {
-        run = Some(match run {
-            Some((i, start, n)) if start + n == pfn => (i, start, n + 1),
-            Some((i, start, n)) => {
-                f(i, start, n)?;
-                (idx, pfn, 1)
-            }
-            None => (idx, pfn, 1),
-        });
+/// Groups (index, PFN) pairs, pushed in order, into runs of consecutive
+/// PFNs: `(first index, first PFN, count)`.
+struct PfnRuns {
+    run: Option<(u64, u64, u64)>,
+}
+
+impl PfnRuns {
+    fn new() -> Self {
+        Self { run: None }
     }
-    match run {
-        Some((i, start, n)) => f(i, start, n),
-        None => Ok(()),
+
+    /// Adds a page; returns the run it ends, if it starts a new one.
+    fn push(&mut self, idx: u64, pfn: u64) -> Option<(u64, u64, u64)> {
+        match &mut self.run {
+            Some((_, start, n)) if *start + *n == pfn => {
+                *n += 1;
+                None
+            }
+            run => run.replace((idx, pfn, 1)),
+        }
+    }
+
+    /// The last run.
+    fn finish(self) -> Option<(u64, u64, u64)> {
+        self.run
     }
 }
 

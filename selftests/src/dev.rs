@@ -399,6 +399,17 @@ impl Iommufd {
         // SAFETY: The union holds plain integers.
         Ok(unsafe { cmd.__bindgen_anon_1.access_pages.out_access_pages_id })
     }
+
+    /// DESTROY_ACCESS_PAGES: unpins the item `item` of `access`.
+    pub fn destroy_access_pages(&self, access: &File, item: u32) -> Errno {
+        use std::os::fd::AsRawFd;
+        self.test_cmd(
+            uapi::IOMMU_TEST_OP_DESTROY_ACCESS_PAGES,
+            access.as_raw_fd() as u32,
+            |cmd| cmd.__bindgen_anon_1.destroy_access_pages.access_pages_id = item,
+        )
+        .0
+    }
 }
 
 /// Page-aligned memory, touched so that every page is present.

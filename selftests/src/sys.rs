@@ -13,6 +13,9 @@ extern "C" {
     fn setgroups(n: usize, list: *const u32) -> i32;
     fn ioctl(fd: i32, request: u64, ...) -> i32;
     fn syscall(num: i64, ...) -> i64;
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+    fn munmap(addr: *mut u8, len: usize) -> i32;
+    fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
 }
 
 const SYS_DELETE_MODULE: i64 = 176;
@@ -84,6 +87,65 @@ pub fn memfd(len: u64) -> io::Result<File> {
     let file = unsafe { File::from_raw_fd(fd as i32) };
     file.set_len(len)?;
     Ok(file)
+}
+
+/// What backs an anonymous mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnonPages {
+    /// 4 KiB pages only (`MADV_NOHUGEPAGE`).
+    Small,
+    /// Transparent huge pages where they fit (`MADV_HUGEPAGE`).
+    Thp,
+    /// 2 MiB hugetlb pages (`MAP_HUGETLB`); `len` must be a multiple.
+    Hugetlb,
+}
+
+/// An anonymous private read-write mapping of `len` bytes, 2 MiB aligned
+/// and not yet touched; `None` if the kernel refuses it.
+pub fn mmap_anon(len: u64, pages: AnonPages) -> Option<u64> {
+    const PROT_RW: i32 = 3;
+    const MAP_PRIVATE_ANON: i32 = 0x02 | 0x20;
+    const MAP_HUGETLB: i32 = 0x40000;
+    const MADV_HUGEPAGE: i32 = 14;
+    const MADV_NOHUGEPAGE: i32 = 15;
+    const HUGE: u64 = 2 << 20;
+    let huge = pages == AnonPages::Hugetlb;
+    let flags = MAP_PRIVATE_ANON | if huge { MAP_HUGETLB } else { 0 };
+    // Room to align the start to 2 MiB; hugetlb mappings come aligned.
+    let span = if huge { len } else { len + HUGE };
+    // SAFETY: A fresh anonymous mapping at an address the kernel picks.
+    let p = unsafe { mmap(std::ptr::null_mut(), span as usize, PROT_RW, flags, -1, 0) };
+    if p as isize == -1 {
+        return None;
+    }
+    let start = (p as u64 + HUGE - 1) & !(HUGE - 1);
+    if !huge {
+        let advice = match pages {
+            AnonPages::Thp => MADV_HUGEPAGE,
+            _ => MADV_NOHUGEPAGE,
+        };
+        // SAFETY: Advice on part of the mapping just made; a refusal only
+        // changes the page size.
+        unsafe { madvise(start as *mut u8, len as usize, advice) };
+    }
+    Some(start)
+}
+
+/// Unmaps what [`mmap_anon`] returned, with the same `len` and `pages`.
+/// The 2 MiB alignment slack stays mapped; it was never touched.
+pub fn munmap_anon(start: u64, len: u64) {
+    // SAFETY: The caller owns this range of its own mapping and no longer
+    // uses it.
+    unsafe { munmap(start as *mut u8, len as usize) };
+}
+
+/// Writes one byte in each 4 KiB page of `[start, start + len)`, so that
+/// every page is present.
+pub fn touch(start: u64, len: u64) {
+    for off in (0..len).step_by(4096) {
+        // SAFETY: The caller's own writable mapping.
+        unsafe { ((start + off) as *mut u8).write_volatile(1) };
+    }
 }
 
 /// Drops to an unprivileged user and group (and no capabilities).

@@ -6,7 +6,9 @@
 //! The harness alternates C iommufd and iommufd_rs in one boot and turns
 //! the medians into ratios.
 
-use iommufd_rs_selftests::dev::{Iommufd, FIXED, RW};
+use iommufd_rs_selftests::dev::{Iommufd, PageBuf, FIXED, RW};
+use iommufd_rs_selftests::sys::{self, AnonPages};
+use iommufd_rs_selftests::uapi;
 use std::time::Instant;
 
 const PAGE: u64 = 4096;
@@ -160,6 +162,166 @@ fn memory_costs(imp: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The mock domain's first IOVA: domain workloads map from here.
+const APERTURE: u64 = uapi::MOCK_APERTURE_START as u64;
+const GIB: u64 = 1 << 30;
+
+/// An IOAS with `domains` mock devices attached (each on the IOAS's one
+/// automatic HWPT).
+fn ioas_with_domains(fd: &Iommufd, domains: u32) -> Result<u32, String> {
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    for _ in 0..domains {
+        fd.mock_domain(ioas)
+            .map_err(|e| format!("mock_domain: {e}"))?;
+    }
+    Ok(ioas)
+}
+
+/// Microseconds per IOAS_MAP + IOAS_UNMAP of `len` bytes at `va` at the
+/// aperture's start, with `domains` mock devices: each map pins and maps,
+/// each unmap unmaps and unpins. The file is closed after.
+fn domain_map_unmap(va: u64, len: u64, domains: u32, pairs: u64) -> Result<f64, String> {
+    let fd = Iommufd::open()?;
+    let ioas = ioas_with_domains(&fd, domains)?;
+    let start = Instant::now();
+    for _ in 0..pairs {
+        fd.map(ioas, va, len, RW | FIXED, APERTURE)
+            .map_err(|e| format!("map: {e}"))?;
+        fd.unmap(ioas, APERTURE, len)
+            .map_err(|e| format!("unmap: {e}"))?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / pairs as f64)
+}
+
+/// Microseconds per VFIO_IOMMU_MAP_DMA + UNMAP_DMA of `len` bytes at `va`
+/// through compat (type1v2), with one mock domain.
+fn compat_domain_map_unmap(va: u64, len: u64, pairs: u64) -> Result<f64, String> {
+    let fd = Iommufd::open()?;
+    let ioas = ioas_with_domains(&fd, 1)?;
+    fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
+        .map_err(|e| format!("vfio_ioas: {e}"))?;
+    fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
+        .map_err(|e| format!("set_iommu: {e}"))?;
+    let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
+    let start = Instant::now();
+    for _ in 0..pairs {
+        match fd.vfio_map(rw, va, APERTURE, len) {
+            0 => {}
+            e => return Err(format!("map_dma: {e}")),
+        }
+        match fd.vfio_unmap(0, APERTURE, len) {
+            (0, n) if n == len => {}
+            other => return Err(format!("unmap_dma: {other:?}")),
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / pairs as f64)
+}
+
+/// Microseconds per ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB through
+/// an in-kernel access, no domain.
+fn access_pages_1m(pairs: u64) -> Result<f64, String> {
+    let len = 1 << 20;
+    let buf = PageBuf::new((len / PAGE) as usize);
+    let fd = Iommufd::open()?;
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    fd.map(ioas, buf.addr(), len, RW | FIXED, APERTURE)
+        .map_err(|e| format!("map: {e}"))?;
+    let access = fd
+        .create_access(ioas, uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES)
+        .map_err(|e| format!("create_access: {e}"))?;
+    let start = Instant::now();
+    for _ in 0..pairs {
+        let item = fd
+            .access_pages(&access, APERTURE, len, buf.ptr())
+            .map_err(|e| format!("access_pages: {e}"))?;
+        match fd.destroy_access_pages(&access, item) {
+            0 => {}
+            e => return Err(format!("destroy_access_pages: {e}")),
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / pairs as f64)
+}
+
+/// `MemFree` in bytes.
+fn mem_free() -> Result<u64, String> {
+    iommufd_rs_selftests::dev::read_number("/proc/meminfo", Some("MemFree")).map(|kb| kb * 1024)
+}
+
+/// Kernel memory per GiB pinned and mapped into one mock domain: the drop
+/// in `MemFree` while 1 GiB of present 4 KiB pages is mapped (pins,
+/// PFN records, the domain's page table), median of three.
+fn mem_per_gib_pinned(va: u64) -> Result<u64, String> {
+    let fd = Iommufd::open()?;
+    let ioas = ioas_with_domains(&fd, 1)?;
+    let mut costs = Vec::new();
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let before = mem_free()?;
+        fd.map(ioas, va, GIB, RW | FIXED, APERTURE)
+            .map_err(|e| format!("map: {e}"))?;
+        let during = mem_free()?;
+        fd.unmap(ioas, APERTURE, GIB)
+            .map_err(|e| format!("unmap: {e}"))?;
+        costs.push(before.saturating_sub(during));
+    }
+    costs.sort_unstable();
+    Ok(costs[1])
+}
+
+/// The workloads with mock domains, which pin: 4 KiB pairs with 0, 1 and
+/// 2 devices, 1 GiB pairs over three kinds of memory, compat with a
+/// domain, access pins, and memory per GiB pinned.
+fn domain_workloads(imp: &str) -> bool {
+    let ok = std::cell::Cell::new(true);
+    let report = |name: &str, r: Result<f64, String>| match r {
+        Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+        Err(e) => {
+            println!("raw impl={imp} name={name} error={e}");
+            ok.set(false);
+        }
+    };
+    let page = PageBuf::new(1);
+    for (name, domains) in [
+        ("map_unmap_4k_0_domains", 0),
+        ("map_unmap_4k_1_domain", 1),
+        ("map_unmap_4k_2_domains", 2),
+    ] {
+        report(name, domain_map_unmap(page.addr(), PAGE, domains, 4000));
+    }
+    report(
+        "vfio_map_unmap_dma_4k_domain",
+        compat_domain_map_unmap(page.addr(), PAGE, 4000),
+    );
+    report("access_pages_1m", access_pages_1m(200));
+    for (name, pages) in [
+        ("map_unmap_1g_domain_4k_pages", AnonPages::Small),
+        ("map_unmap_1g_domain_thp", AnonPages::Thp),
+        ("map_unmap_1g_domain_hugetlb", AnonPages::Hugetlb),
+    ] {
+        let Some(va) = sys::mmap_anon(GIB, pages) else {
+            println!("raw impl={imp} name={name} error=mmap of 1 GiB ({pages:?}) refused");
+            continue;
+        };
+        sys::touch(va, GIB);
+        report(name, domain_map_unmap(va, GIB, 1, 3));
+        if pages == AnonPages::Small {
+            report(
+                "vfio_map_unmap_dma_1g_domain",
+                compat_domain_map_unmap(va, GIB, 3),
+            );
+            match mem_per_gib_pinned(va) {
+                Ok(bytes) => println!("raw impl={imp} name=mem_bytes_per_gib_pinned bytes={bytes}"),
+                Err(e) => {
+                    println!("raw impl={imp} name=mem_bytes_per_gib_pinned error={e}");
+                    ok.set(false);
+                }
+            }
+        }
+        sys::munmap_anon(va, GIB);
+    }
+    ok.get()
+}
+
 /// Microseconds per call of `op`, repeated `calls` times.
 fn per_call(calls: u64, mut op: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     let start = Instant::now();
@@ -239,6 +401,9 @@ fn main() {
         }
         return;
     }
+    if std::env::args().nth(2).as_deref() == Some("domain") {
+        std::process::exit(i32::from(!domain_workloads(&imp)));
+    }
     let fd = match Iommufd::open() {
         Ok(fd) => fd,
         Err(e) => {
@@ -300,5 +465,6 @@ fn main() {
             }
         }
     }
+    failed |= !domain_workloads(&imp);
     std::process::exit(i32::from(failed));
 }

@@ -10,7 +10,7 @@
 //! Prints one KTAP result line.
 
 use iommufd_rs_selftests::dev::{Iommufd, FIXED, READ, RW, WRITE};
-use iommufd_rs_selftests::sys;
+use iommufd_rs_selftests::sys::{self, AnonPages};
 use iommufd_rs_selftests::uapi;
 use std::os::fd::AsRawFd;
 
@@ -46,28 +46,14 @@ struct Backing {
     memfd_len: u64,
 }
 
-fn mmap(len: u64, huge: bool) -> Option<u64> {
-    extern "C" {
-        fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
-    }
-    const PROT_RW: i32 = 3;
-    const MAP_PRIVATE_ANON: i32 = 0x02 | 0x20;
-    const MAP_HUGETLB: i32 = 0x40000;
-    let flags = MAP_PRIVATE_ANON | if huge { MAP_HUGETLB } else { 0 };
-    // SAFETY: A fresh anonymous mapping; nothing else refers to it.
-    let p = unsafe { mmap(std::ptr::null_mut(), len as usize, PROT_RW, flags, -1, 0) };
-    (p as isize != -1).then_some(p as u64)
-}
-
 impl Backing {
     fn new() -> Result<Self, String> {
         let mut user = Vec::new();
-        let anon = mmap(1 << 20, false).ok_or("mmap anon")?;
+        let anon = sys::mmap_anon(1 << 20, AnonPages::Small).ok_or("mmap anon")?;
         user.push((anon, 1 << 20));
-        // A 2 MiB aligned window inside 4 MiB, as THP wants.
-        let thp = mmap(4 << 20, false).ok_or("mmap thp")?;
-        user.push(((thp + (2 << 20) - 1) & !((2 << 20) - 1), 2 << 20));
-        if let Some(huge) = mmap(2 << 20, true) {
+        let thp = sys::mmap_anon(2 << 20, AnonPages::Thp).ok_or("mmap thp")?;
+        user.push((thp, 2 << 20));
+        if let Some(huge) = sys::mmap_anon(2 << 20, AnonPages::Hugetlb) {
             user.push((huge, 2 << 20));
         }
         let memfd_len = 1 << 20;

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A sparse table of `u64` values indexed by page number: the PFN records
+//! of a pages object and the mock domain's IO page table.
+//!
+//! Two levels of 512-entry nodes under a growable top vector: a leaf holds
+//! 512 values (one 4 KiB allocation), a middle node points at 512 leaves,
+//! and the top vector holds one middle node per 2^18 indexes. Zero means
+//! "no value"; a leaf is freed when its last value goes and a middle node
+//! when its last leaf goes. Range operations find each leaf once, so the
+//! cost per value is a few instructions, unlike one XArray walk per value.
+//!
+//! The table has no lock of its own: it lives inside its owner's lock.
+
+use kernel::prelude::*;
+
+/// log2 of the entries per node.
+const SHIFT: u32 = 9;
+/// Entries per node.
+const FANOUT: usize = 1 << SHIFT;
+/// Mask of an index within a node.
+const MASK: u64 = FANOUT as u64 - 1;
+
+/// 512 values; a leaf of the table.
+type Leaf = [u64; FANOUT];
+
+/// A leaf with nothing in it, read in place of an absent one.
+static EMPTY_LEAF: Leaf = [0; FANOUT];
+
+/// A middle node: 512 leaves and the count of values in each.
+#[derive(Zeroable)]
+struct Middle {
+    /// The leaves, `None` where all 512 values are zero.
+    leaves: [Option<KBox<Leaf>>; FANOUT],
+    /// Nonzero values in each leaf.
+    used: [u16; FANOUT],
+    /// Leaves present.
+    nleaves: u16,
+}
+
+/// A sparse map from `u64` index to nonzero `u64` value.
+///
+/// # Invariants
+///
+/// `Middle::used[i]` is the number of nonzero values in `leaves[i]`, which
+/// is `Some` exactly when that number is nonzero, outside a call in
+/// progress; `nleaves` counts the `Some` leaves; a middle node with no
+/// leaves is `None`.
+pub(crate) struct PageTable {
+    top: KVec<Option<KBox<Middle>>>,
+}
+
+/// Where index `idx` lives: (top slot, leaf slot, entry).
+fn split(idx: u64) -> (usize, usize, usize) {
+    (
+        (idx >> (2 * SHIFT)) as usize,
+        ((idx >> SHIFT) & MASK) as usize,
+        (idx & MASK) as usize,
+    )
+}
+
+/// The pieces of `[first, last]` that fall in one leaf each:
+/// `(first index, entries)`.
+fn leaf_pieces(first: u64, last: u64) -> impl Iterator<Item = (u64, usize)> {
+    let mut at = Some(first);
+    core::iter::from_fn(move || {
+        let start = at.filter(|&a| a <= last)?;
+        let leaf_last = start | MASK;
+        let end = leaf_last.min(last);
+        at = end.checked_add(1);
+        Some((start, (end - start + 1) as usize))
+    })
+}
+
+/// Nonzero values in `values`.
+fn count_used(values: &[u64]) -> u16 {
+    values.iter().filter(|&&v| v != 0).count() as u16
+}
+
+impl PageTable {
+    /// An empty table; allocates nothing.
+    pub(crate) const fn new() -> Self {
+        Self { top: KVec::new() }
+    }
+
+    /// The leaf holding `idx`, if present.
+    fn leaf(&self, idx: u64) -> Option<&Leaf> {
+        let (t, l, _) = split(idx);
+        self.top.get(t)?.as_ref()?.leaves[l].as_deref()
+    }
+
+    /// The value at `idx`; 0 if none.
+    pub(crate) fn get(&self, idx: u64) -> u64 {
+        let (_, _, e) = split(idx);
+        self.leaf(idx).map_or(0, |leaf| leaf[e])
+    }
+
+    /// Calls `f(index, values)` for `[first, last]`, one call per leaf
+    /// piece in order; absent leaves read as zeros. Stops at an error.
+    pub(crate) fn read(
+        &self,
+        first: u64,
+        last: u64,
+        mut f: impl FnMut(u64, &[u64]) -> Result,
+    ) -> Result {
+        for (start, n) in leaf_pieces(first, last) {
+            let e = (start & MASK) as usize;
+            let leaf = self.leaf(start).unwrap_or(&EMPTY_LEAF);
+            f(start, &leaf[e..e + n])?;
+        }
+        Ok(())
+    }
+
+    /// Counts the zero values from `first` on, up to `last` and at most
+    /// `max`.
+    pub(crate) fn zeros_from(&self, first: u64, last: u64, max: u64) -> u64 {
+        let mut n = 0u64;
+        let _ = self.read(first, last, |_, values| {
+            let zeros = values.iter().take_while(|&&v| v == 0).count() as u64;
+            n += zeros;
+            if zeros < values.len() as u64 || n >= max {
+                return Err(EEXIST);
+            }
+            Ok(())
+        });
+        n.min(max)
+    }
+
+    /// Calls `f(index, value)` on each value of `[first, last]`, present
+    /// leaves only (zeros elsewhere are skipped), and lets it change them;
+    /// leaves left empty are freed. Never allocates.
+    pub(crate) fn modify(&mut self, first: u64, last: u64, mut f: impl FnMut(u64, &mut u64)) {
+        let mut at = first;
+        while at <= last {
+            let (t, l, e) = split(at);
+            let Some(slot) = self.top.get_mut(t) else {
+                break;
+            };
+            let Some(mid) = slot else {
+                // Skip to the next middle node.
+                at = ((t as u64) + 1) << (2 * SHIFT);
+                continue;
+            };
+            let end = (at | MASK).min(last);
+            if let Some(leaf) = mid.leaves[l].as_deref_mut() {
+                let piece = &mut leaf[e..=e + (end - at) as usize];
+                let before = count_used(piece);
+                for (i, v) in piece.iter_mut().enumerate() {
+                    f(at + i as u64, v);
+                }
+                let after = count_used(piece);
+                mid.used[l] = mid.used[l] - before + after;
+                if mid.used[l] == 0 {
+                    mid.leaves[l] = None;
+                    mid.nleaves -= 1;
+                    if mid.nleaves == 0 {
+                        *slot = None;
+                    }
+                }
+            }
+            match end.checked_add(1) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        // Trailing empty top slots are not kept.
+        while matches!(self.top.last(), Some(None)) {
+            self.top.pop();
+        }
+    }
+
+    /// Like [`PageTable::modify`] from `first`, but stops before the
+    /// first value for which `f` returns false, or at the first absent
+    /// leaf. Returns the index it stopped at (`last + 1` if it did not).
+    /// `f` must not change whether a value is zero.
+    pub(crate) fn modify_while(
+        &mut self,
+        first: u64,
+        last: u64,
+        mut f: impl FnMut(&mut u64) -> bool,
+    ) -> u64 {
+        for (start, n) in leaf_pieces(first, last) {
+            let (t, l, e) = split(start);
+            let Some(leaf) = self
+                .top
+                .get_mut(t)
+                .and_then(|m| m.as_mut())
+                .and_then(|m| m.leaves[l].as_deref_mut())
+            else {
+                return start;
+            };
+            for (i, v) in leaf[e..e + n].iter_mut().enumerate() {
+                if !f(v) {
+                    return start + i as u64;
+                }
+            }
+        }
+        last + 1
+    }
+
+    /// Sets each value of `[first, last]`, all zero before, to
+    /// `value(index)`, which must be nonzero. All or nothing: `ENOMEM` if
+    /// a node cannot be allocated, and then nothing changes.
+    pub(crate) fn fill(
+        &mut self,
+        first: u64,
+        last: u64,
+        mut value: impl FnMut(u64) -> u64,
+    ) -> Result {
+        if let Err(e) = self.make_leaves(first, last) {
+            self.prune(first, last);
+            return Err(e);
+        }
+        for (start, n) in leaf_pieces(first, last) {
+            let (t, l, e) = split(start);
+            // Present: made above.
+            let Some(Some(mid)) = self.top.get_mut(t) else {
+                continue;
+            };
+            let Some(leaf) = mid.leaves[l].as_deref_mut() else {
+                continue;
+            };
+            for (i, v) in leaf[e..e + n].iter_mut().enumerate() {
+                *v = value(start + i as u64);
+            }
+            mid.used[l] += n as u16;
+        }
+        Ok(())
+    }
+
+    /// Allocates every node `[first, last]` needs.
+    fn make_leaves(&mut self, first: u64, last: u64) -> Result {
+        for (start, _) in leaf_pieces(first, last) {
+            let (t, l, _) = split(start);
+            while self.top.len() <= t {
+                self.top.push(None, GFP_KERNEL)?;
+            }
+            let mid = match &mut self.top[t] {
+                Some(mid) => mid,
+                slot => slot.insert(KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?),
+            };
+            if mid.leaves[l].is_none() {
+                mid.leaves[l] = Some(KBox::new([0; FANOUT], GFP_KERNEL)?);
+                mid.nleaves += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees the empty nodes over `[first, last]`.
+    fn prune(&mut self, first: u64, last: u64) {
+        self.modify(first, last, |_, _| {});
+    }
+}
+
+#[kunit_tests(iommufd_rs_page_table)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_read_modify() -> Result {
+        let mut t = PageTable::new();
+        // Across a leaf and a middle-node boundary.
+        let (first, last) = ((1 << 18) - 3, (1 << 18) + 600);
+        t.fill(first, last, |i| i + 1)?;
+        assert_eq!(t.get(first), first + 1);
+        assert_eq!(t.get(last), last + 1);
+        assert_eq!(t.get(first - 1), 0);
+        assert_eq!(t.zeros_from(0, first, u64::MAX), first);
+        let mut sum = 0u64;
+        t.read(first - 10, last + 10, |_, v| {
+            sum += v.iter().sum::<u64>();
+            Ok(())
+        })?;
+        let n = last - first + 1;
+        assert_eq!(sum, n * (first + 1) + n * (n - 1) / 2);
+        // Incrementing stops at the first zero.
+        let grow = |v: &mut u64| {
+            let more = *v != 0;
+            if more {
+                *v += 1;
+            }
+            more
+        };
+        assert_eq!(t.modify_while(first, last + 5, grow), last + 1);
+        assert_eq!(t.get(last), last + 2);
+        // It also stops at an absent leaf.
+        assert_eq!(t.modify_while(1 << 20, 1 << 21, grow), 1 << 20);
+        // Clearing everything frees every node.
+        t.modify(0, u64::MAX, |_, v| *v = 0);
+        assert!(t.top.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn partial_clear_keeps_the_rest() -> Result {
+        let mut t = PageTable::new();
+        t.fill(100, 2000, |_| 7)?;
+        t.modify(600, 1200, |_, v| *v = 0);
+        assert_eq!(t.get(599), 7);
+        assert_eq!(t.get(600), 0);
+        assert_eq!(t.get(1201), 7);
+        // The leaf for 512..1023 still holds 512..599.
+        assert!(t.leaf(700).is_some());
+        assert_eq!(t.zeros_from(600, 2000, u64::MAX), 601);
+        assert_eq!(t.zeros_from(600, 2000, 10), 10);
+        t.modify(0, 4000, |_, v| *v = 0);
+        assert!(t.top.is_empty());
+        Ok(())
+    }
+}
