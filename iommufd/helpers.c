@@ -38,6 +38,14 @@ unsigned long iommufd_rs_page_to_pfn(struct page *page)
 	return page_to_pfn(page);
 }
 
+void iommufd_rs_pages_to_pfns(u64 *slots, unsigned long n)
+{
+	unsigned long i;
+
+	for (i = 0; i != n; i++)
+		slots[i] = page_to_pfn((struct page *)(uintptr_t)slots[i]);
+}
+
 struct page *iommufd_rs_pfn_to_page(unsigned long pfn)
 {
 	return pfn_to_page(pfn);

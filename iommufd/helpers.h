@@ -17,6 +17,7 @@ void iommufd_rs_put_page(struct page *page);
 int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr);
 
 unsigned long iommufd_rs_page_to_pfn(struct page *page);
+void iommufd_rs_pages_to_pfns(u64 *slots, unsigned long n);
 struct page *iommufd_rs_pfn_to_page(unsigned long pfn);
 struct page *iommufd_rs_folio_page(struct folio *folio, unsigned long n);
 unsigned long iommufd_rs_folio_nr_pages(struct folio *folio);

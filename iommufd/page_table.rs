@@ -7,8 +7,10 @@
 //! 512 values (one 4 KiB allocation), a middle node points at 512 leaves,
 //! and the top vector holds one middle node per 2^18 indexes. Zero means
 //! "no value"; a leaf is freed when its last value goes and a middle node
-//! when its last leaf goes. Range operations find each leaf once, so the
-//! cost per value is a few instructions, unlike one XArray walk per value.
+//! when its last leaf goes, except one spare of each, kept so that a table
+//! that fills and empties one page over and over does not allocate each
+//! time. Range operations find each leaf once, so the cost per value is a
+//! few instructions, unlike one XArray walk per value.
 //!
 //! The table has no lock of its own: it lives inside its owner's lock.
 
@@ -45,9 +47,11 @@ struct Middle {
 /// `Middle::used[i]` is the number of nonzero values in `leaves[i]`, which
 /// is `Some` exactly when that number is nonzero, outside a call in
 /// progress; `nleaves` counts the `Some` leaves; a middle node with no
-/// leaves is `None`.
+/// leaves is `None`. The spares are all zeros (`used` too).
 pub(crate) struct PageTable {
     top: KVec<Option<KBox<Middle>>>,
+    spare_leaf: Option<KBox<Leaf>>,
+    spare_middle: Option<KBox<Middle>>,
 }
 
 /// Where index `idx` lives: (top slot, leaf slot, entry).
@@ -72,15 +76,14 @@ fn leaf_pieces(first: u64, last: u64) -> impl Iterator<Item = (u64, usize)> {
     })
 }
 
-/// Nonzero values in `values`.
-fn count_used(values: &[u64]) -> u16 {
-    values.iter().filter(|&&v| v != 0).count() as u16
-}
-
 impl PageTable {
     /// An empty table; allocates nothing.
     pub(crate) const fn new() -> Self {
-        Self { top: KVec::new() }
+        Self {
+            top: KVec::new(),
+            spare_leaf: None,
+            spare_middle: None,
+        }
     }
 
     /// The leaf holding `idx`, if present.
@@ -127,8 +130,9 @@ impl PageTable {
     }
 
     /// Calls `f(index, value)` on each value of `[first, last]`, present
-    /// leaves only (zeros elsewhere are skipped), and lets it change them;
-    /// leaves left empty are freed. Never allocates.
+    /// leaves only (zeros elsewhere are skipped), and lets it change them
+    /// or make them zero, but not make a zero nonzero; leaves left empty
+    /// are freed. Never allocates.
     pub(crate) fn modify(&mut self, first: u64, last: u64, mut f: impl FnMut(u64, &mut u64)) {
         let mut at = first;
         while at <= last {
@@ -143,18 +147,23 @@ impl PageTable {
             };
             let end = (at | MASK).min(last);
             if let Some(leaf) = mid.leaves[l].as_deref_mut() {
-                let piece = &mut leaf[e..=e + (end - at) as usize];
-                let before = count_used(piece);
-                for (i, v) in piece.iter_mut().enumerate() {
-                    f(at + i as u64, v);
+                let mut cleared = 0u16;
+                for (i, v) in leaf[e..=e + (end - at) as usize].iter_mut().enumerate() {
+                    if *v != 0 {
+                        f(at + i as u64, v);
+                        cleared += u16::from(*v == 0);
+                    }
                 }
-                let after = count_used(piece);
-                mid.used[l] = mid.used[l] - before + after;
+                mid.used[l] -= cleared;
                 if mid.used[l] == 0 {
-                    mid.leaves[l] = None;
+                    if let Some(leaf) = mid.leaves[l].take() {
+                        self.spare_leaf.get_or_insert(leaf);
+                    }
                     mid.nleaves -= 1;
                     if mid.nleaves == 0 {
-                        *slot = None;
+                        if let Some(mid) = slot.take() {
+                            self.spare_middle.get_or_insert(mid);
+                        }
                     }
                 }
             }
@@ -198,37 +207,51 @@ impl PageTable {
         last + 1
     }
 
-    /// Sets each value of `[first, last]`, all zero before, to
-    /// `value(index)`, which must be nonzero. All or nothing: `ENOMEM` if
-    /// a node cannot be allocated, and then nothing changes.
+    /// Sets each value of `[first, last]` to `value(index)`, which must
+    /// be nonzero. All or nothing: `EEXIST` if a value there is already
+    /// set, `ENOMEM` if a node cannot be allocated, and then nothing
+    /// changes.
     pub(crate) fn fill(
         &mut self,
         first: u64,
         last: u64,
         mut value: impl FnMut(u64) -> u64,
     ) -> Result {
-        if let Err(e) = self.make_leaves(first, last) {
-            self.prune(first, last);
-            return Err(e);
-        }
-        for (start, n) in leaf_pieces(first, last) {
-            let (t, l, e) = split(start);
-            // Present: made above.
-            let Some(Some(mid)) = self.top.get_mut(t) else {
-                continue;
-            };
-            let Some(leaf) = mid.leaves[l].as_deref_mut() else {
-                continue;
-            };
-            for (i, v) in leaf[e..e + n].iter_mut().enumerate() {
-                *v = value(start + i as u64);
+        let mut result = self.make_leaves(first, last);
+        let mut written_to = None;
+        if result.is_ok() {
+            'pieces: for (start, n) in leaf_pieces(first, last) {
+                let (t, l, e) = split(start);
+                // Present: made above.
+                let Some(Some(mid)) = self.top.get_mut(t) else {
+                    continue;
+                };
+                let Some(leaf) = mid.leaves[l].as_deref_mut() else {
+                    continue;
+                };
+                for (i, v) in leaf[e..e + n].iter_mut().enumerate() {
+                    let idx = start + i as u64;
+                    if *v != 0 {
+                        mid.used[l] += i as u16;
+                        result = Err(EEXIST);
+                        written_to = idx.checked_sub(1).filter(|&w| w >= first);
+                        break 'pieces;
+                    }
+                    *v = value(idx);
+                }
+                mid.used[l] += n as u16;
             }
-            mid.used[l] += n as u16;
         }
-        Ok(())
+        if result.is_err() {
+            if let Some(w) = written_to {
+                self.modify(first, w, |_, v| *v = 0);
+            }
+            self.prune(first, last);
+        }
+        result
     }
 
-    /// Allocates every node `[first, last]` needs.
+    /// Allocates every node `[first, last]` needs, from the spares first.
     fn make_leaves(&mut self, first: u64, last: u64) -> Result {
         for (start, _) in leaf_pieces(first, last) {
             let (t, l, _) = split(start);
@@ -237,10 +260,16 @@ impl PageTable {
             }
             let mid = match &mut self.top[t] {
                 Some(mid) => mid,
-                slot => slot.insert(KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?),
+                slot => slot.insert(match self.spare_middle.take() {
+                    Some(mid) => mid,
+                    None => KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
+                }),
             };
             if mid.leaves[l].is_none() {
-                mid.leaves[l] = Some(KBox::new([0; FANOUT], GFP_KERNEL)?);
+                mid.leaves[l] = Some(match self.spare_leaf.take() {
+                    Some(leaf) => leaf,
+                    None => KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
+                });
                 mid.nleaves += 1;
             }
         }
@@ -304,6 +333,11 @@ mod tests {
         assert!(t.leaf(700).is_some());
         assert_eq!(t.zeros_from(600, 2000, u64::MAX), 601);
         assert_eq!(t.zeros_from(600, 2000, 10), 10);
+        // A fill over a set value changes nothing.
+        assert_eq!(t.fill(1000, 1300, |_| 9), Err(EEXIST));
+        assert_eq!(t.get(1000), 0);
+        assert_eq!(t.get(1201), 7);
+        assert_eq!(t.zeros_from(600, 2000, u64::MAX), 601);
         t.modify(0, 4000, |_, v| *v = 0);
         assert!(t.top.is_empty());
         Ok(())

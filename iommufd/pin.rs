@@ -27,6 +27,7 @@ extern "C" {
     fn iommufd_rs_page_compound(page: *mut bindings::page) -> bool;
     fn iommufd_rs_put_page(page: *mut bindings::page);
     fn iommufd_rs_page_to_pfn(page: *mut bindings::page) -> usize;
+    fn iommufd_rs_pages_to_pfns(slots: *mut u64, n: usize);
     fn iommufd_rs_pfn_to_page(pfn: usize) -> *mut bindings::page;
     fn iommufd_rs_folio_page(folio: *mut bindings::folio, n: usize) -> *mut bindings::page;
     fn iommufd_rs_folio_nr_pages(folio: *mut bindings::folio) -> usize;
@@ -189,11 +190,9 @@ fn pin_user(mm: &Mm, addr: u64, writable: bool, out: &mut [u64]) -> Result<usize
         return Err(Error::from_errno(got as i32));
     }
     let got = got as usize;
-    for slot in &mut out[..got] {
-        let page = *slot as usize as *mut bindings::page;
-        // SAFETY: GUP returned a valid pinned page in this slot.
-        *slot = unsafe { iommufd_rs_page_to_pfn(page) } as u64;
-    }
+    // SAFETY: GUP wrote a valid pinned page pointer into each of the first
+    // `got` slots, which are ours to rewrite in place.
+    unsafe { iommufd_rs_pages_to_pfns(out.as_mut_ptr(), got) };
     Ok(got)
 }
 
