@@ -154,6 +154,7 @@ impl Pages {
             account_mode = AccountMode::Mm;
         }
         let task = ARef::from(kernel::current!().group_leader());
+        let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
         let pages = Arc::pin_init(
             pin_init!(Pages {
                 source,
@@ -165,7 +166,7 @@ impl Pages {
                     user: UserRef::current(),
                     task,
                     npinned: 0,
-                    pfns: PageTable::new(),
+                    pfns: PageTable::with_limit(npages),
                 }),
             }),
             GFP_KERNEL,
@@ -198,7 +199,7 @@ impl Pages {
             user: UserRef::current(),
             task: ARef::from(kernel::current!().group_leader()),
             npinned: st.npinned,
-            pfns: PageTable::new(),
+            pfns: PageTable::with_limit(0),
         };
         let mode = self.charge_mode();
         pin::account(&new.charge(), mode, new.npinned, true)?;
