@@ -158,7 +158,12 @@ impl PageTable {
     /// `max`.
     pub(crate) fn zeros_from(&self, first: u64, last: u64, max: u64) -> u64 {
         let mut n = 0u64;
-        let _ = self.read(first, last, |_, values| {
+        let _ = self.read(first, last, |start, values| {
+            if self.leaf(start).is_none() {
+                // An absent leaf: all zeros.
+                n += values.len() as u64;
+                return if n >= max { Err(EEXIST) } else { Ok(()) };
+            }
             let zeros = values.iter().take_while(|&&v| v == 0).count() as u64;
             n += zeros;
             if zeros < values.len() as u64 || n >= max {

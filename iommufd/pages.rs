@@ -360,13 +360,22 @@ impl Pages {
         let st = self.state.lock();
         let mut runs = PfnRuns::new();
         let mut result = st.pfns.read(first, last, |start, entries| {
-            for (i, &entry) in entries.iter().enumerate() {
-                if entry == 0 {
+            let mut i = 0;
+            while i < entries.len() {
+                if entries[i] == 0 {
                     return Err(EFAULT);
                 }
-                if let Some((idx, pfn, n)) = runs.push(start + i as u64, entry >> USER_BITS) {
+                // The longest run of consecutive PFNs from here in this piece.
+                let pfn = entries[i] >> USER_BITS;
+                let n = 1 + entries[i + 1..]
+                    .iter()
+                    .zip(pfn + 1..)
+                    .take_while(|&(&e, want)| e != 0 && e >> USER_BITS == want)
+                    .count();
+                if let Some((idx, pfn, n)) = runs.push_run(start + i as u64, pfn, n as u64) {
                     f(idx, pfn, n)?;
                 }
+                i += n;
             }
             Ok(())
         });
@@ -452,12 +461,18 @@ impl PfnRuns {
 
     /// Adds a page; returns the run it ends, if it starts a new one.
     fn push(&mut self, idx: u64, pfn: u64) -> Option<(u64, u64, u64)> {
+        self.push_run(idx, pfn, 1)
+    }
+
+    /// Adds `count` pages of consecutive PFNs from `pfn`; returns the run
+    /// it ends, if it starts a new one.
+    fn push_run(&mut self, idx: u64, pfn: u64, count: u64) -> Option<(u64, u64, u64)> {
         match &mut self.run {
             Some((_, start, n)) if *start + *n == pfn => {
-                *n += 1;
+                *n += count;
                 None
             }
-            run => run.replace((idx, pfn, 1)),
+            run => run.replace((idx, pfn, count)),
         }
     }
 
