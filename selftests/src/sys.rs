@@ -16,6 +16,19 @@ extern "C" {
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
     fn munmap(addr: *mut u8, len: usize) -> i32;
     fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+    fn setrlimit(resource: i32, limit: *const [u64; 2]) -> i32;
+}
+
+/// `RLIMIT_MEMLOCK`.
+const RLIMIT_MEMLOCK: i32 = 8;
+
+/// Sets this process's RLIMIT_MEMLOCK (soft and hard) to `bytes`.
+pub fn set_memlock_limit(bytes: u64) -> io::Result<()> {
+    // SAFETY: `limit` is a valid `struct rlimit` for the call's duration.
+    if unsafe { setrlimit(RLIMIT_MEMLOCK, &[bytes, bytes]) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 const SYS_DELETE_MODULE: i64 = 176;

@@ -4,7 +4,9 @@
 //! bad input, and that nothing outlives its file. Prints KTAP; exits 1 if
 //! any test failed.
 
-use iommufd_rs_selftests::dev::{read_number, size_of_u32, Iommufd, IOMMU_DEV};
+use iommufd_rs_selftests::dev::{
+    read_number, size_of_u32, vm_pin_kb, Iommufd, PageBuf, FIXED, IOMMU_DEV, RW,
+};
 use iommufd_rs_selftests::ktap::{run, Test, TestResult};
 use iommufd_rs_selftests::sys::{self, errno::*};
 use iommufd_rs_selftests::uapi;
@@ -448,6 +450,38 @@ fn unprivileged_child_with_access() -> TestResult {
     // Its own objects work; nobody else's are reachable (IDs are per file).
     check_eq!(fd.ioas_alloc(), Ok(1));
     check_eq!(fd.destroy(2), ENOENT);
+    // Pins stop at RLIMIT_MEMLOCK (charged to the user): the map that
+    // would pass it fails with ENOMEM and leaves nothing pinned or mapped.
+    sys::set_memlock_limit(16 * 4096).map_err(|e| format!("setrlimit: {e}"))?;
+    let (_, hwpt, _) = fd.mock_domain(1).map_err(|e| format!("mock_domain: {e}"))?;
+    let buf = PageBuf::new(32);
+    let aperture = uapi::MOCK_APERTURE_START as u64;
+    let len = 16 * 4096;
+    let pin0 = vm_pin_kb()?;
+    check_eq!(
+        fd.map(1, buf.addr(), len, RW | FIXED, aperture),
+        Ok(aperture)
+    );
+    check_eq!(vm_pin_kb()?, pin0 + 64);
+    let more = buf.addr() + len;
+    check_eq!(
+        fd.map(1, more, 4096, RW | FIXED, aperture + len),
+        Err(ENOMEM)
+    );
+    check_eq!(vm_pin_kb()?, pin0 + 64);
+    check_eq!(
+        fd.md_check_map(hwpt, aperture + len, 4096, more as *const u8),
+        EINVAL
+    );
+    check_eq!(fd.check_refs(more as *const u8, 4096, 0), 0);
+    check_eq!(fd.unmap(1, aperture, len), Ok(len));
+    check_eq!(vm_pin_kb()?, pin0);
+    // With the charge given back, the same map fits again.
+    check_eq!(
+        fd.map(1, more, 4096, RW | FIXED, aperture + len),
+        Ok(aperture + len)
+    );
+    check_eq!(fd.unmap(1, 0, u64::MAX), Ok(4096));
     Ok(())
 }
 
