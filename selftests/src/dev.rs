@@ -425,10 +425,7 @@ impl PageBuf {
         // SAFETY: The layout has a nonzero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         assert!(!ptr.is_null(), "out of memory");
-        for i in 0..pages {
-            // SAFETY: Inside the allocation.
-            unsafe { ptr.add(i * 4096).write_volatile(1) };
-        }
+        crate::sys::touch(ptr as u64, (pages * 4096) as u64);
         Self { ptr, layout }
     }
 

@@ -63,35 +63,6 @@ fn alloc_past_holes(fd: &Iommufd, areas: u64, pairs: u64) -> Result<f64, String>
     Ok(us)
 }
 
-/// Microseconds per VFIO_IOMMU_MAP_DMA + VFIO_IOMMU_UNMAP_DMA pair of
-/// `size` bytes through the compat layer (type1v2), no domain.
-fn compat_map_unmap(fd: &Iommufd, size: u64, pairs: u64) -> Result<f64, String> {
-    use iommufd_rs_selftests::uapi;
-    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
-    fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
-        .map_err(|e| format!("vfio_ioas: {e}"))?;
-    fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
-        .map_err(|e| format!("set_iommu: {e}"))?;
-    let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
-    let iova = 1 << 30;
-    let start = Instant::now();
-    for _ in 0..pairs {
-        match fd.vfio_map(rw, VA, iova, size) {
-            0 => {}
-            e => return Err(format!("map_dma: {e}")),
-        }
-        match fd.vfio_unmap(0, iova, size) {
-            (0, n) if n == size => {}
-            other => return Err(format!("unmap_dma: {other:?}")),
-        }
-    }
-    let us = start.elapsed().as_secs_f64() * 1e6 / pairs as f64;
-    if fd.destroy(ioas) != 0 {
-        return Err("destroy failed".into());
-    }
-    Ok(us)
-}
-
 /// Microseconds per IOAS_COPY of a 1 GiB area into a second IOAS, plus
 /// the unmap of the copy.
 fn copy_1g(fd: &Iommufd, pairs: u64) -> Result<f64, String> {
@@ -194,10 +165,10 @@ fn domain_map_unmap(va: u64, len: u64, domains: u32, pairs: u64) -> Result<f64, 
 }
 
 /// Microseconds per VFIO_IOMMU_MAP_DMA + UNMAP_DMA of `len` bytes at `va`
-/// through compat (type1v2), with one mock domain.
-fn compat_domain_map_unmap(va: u64, len: u64, pairs: u64) -> Result<f64, String> {
+/// through compat (type1v2), with `domains` mock devices.
+fn compat_map_unmap(va: u64, len: u64, domains: u32, pairs: u64) -> Result<f64, String> {
     let fd = Iommufd::open()?;
-    let ioas = ioas_with_domains(&fd, 1)?;
+    let ioas = ioas_with_domains(&fd, domains)?;
     fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
         .map_err(|e| format!("vfio_ioas: {e}"))?;
     fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
@@ -290,7 +261,7 @@ fn domain_workloads(imp: &str) -> bool {
     }
     report(
         "vfio_map_unmap_dma_4k_domain",
-        compat_domain_map_unmap(page.addr(), PAGE, 4000),
+        compat_map_unmap(page.addr(), PAGE, 1, 4000),
     );
     report("access_pages_1m", access_pages_1m(200));
     for (name, pages) in [
@@ -307,7 +278,7 @@ fn domain_workloads(imp: &str) -> bool {
         if pages == AnonPages::Small {
             report(
                 "vfio_map_unmap_dma_1g_domain",
-                compat_domain_map_unmap(va, GIB, 3),
+                compat_map_unmap(va, GIB, 1, 3),
             );
             match mem_per_gib_pinned(va) {
                 Ok(bytes) => println!("raw impl={imp} name=mem_bytes_per_gib_pinned bytes={bytes}"),
@@ -448,7 +419,7 @@ fn main() {
         ("vfio_map_unmap_dma_4k", PAGE, 4000),
         ("vfio_map_unmap_dma_1g", 1 << 30, 4000),
     ] {
-        match compat_map_unmap(&fd, size, pairs) {
+        match compat_map_unmap(VA, size, 0, pairs) {
             Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
             Err(e) => {
                 println!("raw impl={imp} name={name} error={e}");
