@@ -211,10 +211,10 @@ impl<D: AccessOps> Access<D> {
                 }
                 let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
                 pfns.reserve((last_idx - first + 1) as usize, GFP_KERNEL)?;
-                p.area.pages.add_users(first, last_idx)?;
+                p.area.pages.access_pin(first, last_idx)?;
                 // Room was reserved: cannot fail once pinned.
-                if let Err(e) = p.area.pages.pinned_pfns(first, last_idx, &mut pfns) {
-                    p.area.pages.remove_users(first, last_idx);
+                if let Err(e) = p.area.pages.access_pfns(first, last_idx, &mut pfns) {
+                    p.area.pages.access_unpin(first, last_idx);
                     return Err(e);
                 }
                 p.area.add_access();
@@ -300,7 +300,7 @@ fn check_piece(p: &AccessPiece<'_>, write: bool) -> Result {
 fn unpin_locked(iopt: &crate::io_pagetable::IoPagetable, iova: u64, last: u64) {
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
-        p.area.pages.remove_users(first, last_idx);
+        p.area.pages.access_unpin(first, last_idx);
         p.area.remove_access();
         Ok(())
     });

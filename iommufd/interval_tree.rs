@@ -244,6 +244,27 @@ impl<T> IntervalTree<T> {
         }
     }
 
+    /// Calls `f(start, last, value)` on each node overlapping `[start,
+    /// last]`, by `start`, and lets it change the value (not the range).
+    pub(crate) fn for_each_mut(
+        &mut self,
+        start: u64,
+        last: u64,
+        mut f: impl FnMut(u64, u64, &mut T),
+    ) {
+        let mut cur = self.first_raw(start, last);
+        while let Some(raw) = NonNull::new(cur) {
+            // SAFETY: `raw` is a node of this tree, borrowed mutably, so no
+            // one else sees its value; the value is not part of the tree's
+            // links or order, and the C fields are only read.
+            unsafe {
+                let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
+                f(s, l, &mut (*Self::node_of(raw.as_ptr())).value);
+                cur = bindings::interval_tree_iter_next(raw.as_ptr(), to_c(start), to_c(last));
+            }
+        }
+    }
+
     /// Walks `[first, last]` as alternating used and hole spans.
     pub(crate) fn spans(&self, first: u64, last: u64) -> Spans<'_, T> {
         let mut state: bindings::interval_tree_span_iter = pin_init::zeroed();

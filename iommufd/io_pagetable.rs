@@ -18,7 +18,7 @@ use crate::{
     errno::eaddrinuse,
     free_space::{FreeSpace, SpareNode},
     interval_tree::{IntervalTree, NewNode},
-    pages::{Pages, PAGE_SIZE_U64},
+    pages::{AreaSpan, Pages, PAGE_SIZE_U64},
 };
 use kernel::{
     prelude::*,
@@ -42,7 +42,13 @@ pub(crate) trait IoDomain: Send + Sync {
     fn enforces_cache_coherency(&self) -> bool;
     /// The physical address `iova` translates to, or 0 if unmapped.
     fn iova_to_phys(&self, iova: u64) -> u64;
+    /// Replaces each IOVA in `iovas` by the PFN it translates to, or
+    /// [`NO_PFN`] if unmapped.
+    fn read_pfns(&self, iovas: &mut [u64]);
 }
+
+/// No page: an IOVA that is not mapped, a page that is not pinned.
+pub(crate) const NO_PFN: u64 = u64::MAX;
 
 /// A domain attached to an IOAS, through a HWPT object.
 pub(crate) struct AttachedDomain {
@@ -63,20 +69,36 @@ enum ReservedBy {
     Domain(u32),
 }
 
+/// Maps the run of `n` pages from index `idx` and PFN `pfn` of the area
+/// at `span` into `domain`.
+fn map_run(
+    domain: &dyn IoDomain,
+    span: &AreaSpan,
+    prot: Prot,
+    idx: u64,
+    pfn: u64,
+    n: u64,
+) -> Result {
+    let (iova, offset, length) = span.iova_range(idx, n);
+    domain.map(iova, pfn * PAGE_SIZE_U64 + offset, length, prot)
+}
+
+/// Unmaps pages `[first, last]` of the area at `span` from `domain`.
+fn unmap_pages(domain: &dyn IoDomain, span: &AreaSpan, first: u64, last: u64) {
+    let (iova, _, length) = span.iova_range(first, last - first + 1);
+    domain.unmap(iova, length);
+}
+
 /// Maps the memory of `area`, placed at `[iova, iova + length)`, into
 /// `domain`, one call per run of consecutive PFNs. The pages must be
 /// pinned. On error the part mapped is unmapped.
-fn map_area_into(domain: &dyn IoDomain, iova: u64, length: u64, area: &Area) -> Result {
-    let (first, last) = page_span(area.start_byte, length);
-    let end_byte = area.start_byte + length;
+fn map_area_into(domain: &dyn IoDomain, span: &AreaSpan, area: &Area) -> Result {
+    let (first, last) = span.pages();
     let result = area.pages.for_each_run(first, last, |idx, pfn, n| {
-        let from = (idx * PAGE_SIZE_U64).max(area.start_byte);
-        let to = ((idx + n) * PAGE_SIZE_U64).min(end_byte);
-        let paddr = pfn * PAGE_SIZE_U64 + (from - idx * PAGE_SIZE_U64);
-        domain.map(iova + (from - area.start_byte), paddr, to - from, area.prot)
+        map_run(domain, span, area.prot, idx, pfn, n)
     });
     if result.is_err() {
-        domain.unmap(iova, length);
+        unmap_pages(domain, span, first, last);
     }
     result
 }
@@ -771,7 +793,11 @@ impl IoPagetable {
             return Err(EINVAL);
         }
         let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
-        let mut high = new_area(pages, next_byte, last - p, prot)?;
+        let mut high = new_area(pages.clone(), next_byte, last - p, prot)?;
+        if !self.domains.is_empty() {
+            let span = self.span_of(start, last - start + 1, start_byte);
+            pages.split_domain_use(span, next_byte)?;
+        }
         drop(self.areas.take_first_if(p, p, |_, _, _| true));
         low.set_range(start, p);
         high.set_range(next, last);
@@ -822,21 +848,39 @@ impl IoPagetable {
         Ok(())
     }
 
-    /// Adds the domains' user to the pages of `area`, at `[iova, iova +
-    /// length)`, and maps it into every domain. All or nothing.
-    fn fill_area(&self, iova: u64, length: u64, area: &Area) -> Result {
-        let (first, last) = page_span(area.start_byte, length);
-        area.pages.add_users(first, last)?;
-        for (j, d) in self.domains.iter().enumerate() {
-            if let Err(e) = map_area_into(&*d.domain, iova, length, area) {
-                for done in &self.domains[..j] {
-                    done.domain.unmap(iova, length);
-                }
-                area.pages.remove_users(first, last);
-                return Err(e);
-            }
+    /// Where an area at `[iova, iova + length)` from byte `start_byte`
+    /// of its pages puts them in this table.
+    fn span_of(&self, iova: u64, length: u64, start_byte: u64) -> AreaSpan {
+        AreaSpan {
+            owner: core::ptr::from_ref(self) as usize,
+            base_iova: iova.wrapping_sub(start_byte),
+            start_byte,
+            end_byte: start_byte + length,
         }
-        Ok(())
+    }
+
+    /// Pins the pages of `area`, at `[iova, iova + length)`, and maps it
+    /// into every domain, if there are any. All or nothing.
+    fn fill_area(&self, iova: u64, length: u64, area: &Area) -> Result {
+        let Some(storage) = self.domains.first() else {
+            return Ok(());
+        };
+        let span = self.span_of(iova, length, area.start_byte);
+        area.pages.fill_domains(
+            span,
+            storage.domain.clone(),
+            |idx, pfn, n| {
+                for d in self.domains.iter() {
+                    map_run(&*d.domain, &span, area.prot, idx, pfn, n)?;
+                }
+                Ok(())
+            },
+            |first, last| {
+                for d in self.domains.iter() {
+                    unmap_pages(&*d.domain, &span, first, last);
+                }
+            },
+        )
     }
 
     /// Undoes [`IoPagetable::fill_area`], if there are domains.
@@ -844,11 +888,12 @@ impl IoPagetable {
         if self.domains.is_empty() {
             return;
         }
-        for d in self.domains.iter() {
-            d.domain.unmap(iova, length);
-        }
-        let (first, last) = page_span(area.start_byte, length);
-        area.pages.remove_users(first, last);
+        let span = self.span_of(iova, length, area.start_byte);
+        area.pages.unfill_domains(span, |first, last| {
+            for d in self.domains.iter() {
+                unmap_pages(&*d.domain, &span, first, last);
+            }
+        });
     }
 
     /// Attaches a domain: its alignment must suit every area (`EINVAL` if
@@ -895,7 +940,7 @@ impl IoPagetable {
             }
         }
         if result.is_ok() {
-            result = self.fill_domain(&*new.domain);
+            result = self.fill_domain(&new.domain);
         }
         if let Err(e) = result {
             self.remove_reserved(owner);
@@ -909,34 +954,36 @@ impl IoPagetable {
 
     /// Maps every area into `domain`, pinning first if there is no other
     /// domain yet. All or nothing.
-    fn fill_domain(&self, domain: &dyn IoDomain) -> Result {
+    fn fill_domain(&self, domain: &Arc<dyn IoDomain>) -> Result {
         let first_domain = self.domains.is_empty();
         let mut result = Ok(());
         let mut failed_at = None;
         for a in self.areas.iter(0, u64::MAX) {
-            let len = a.last - a.start + 1;
-            let (first, last) = page_span(a.value.start_byte, len);
-            if first_domain {
-                if let Err(e) = a.value.pages.add_users(first, last) {
-                    (result, failed_at) = (Err(e), Some(a.start));
-                    break;
-                }
-            }
-            if let Err(e) = map_area_into(domain, a.start, len, a.value) {
-                if first_domain {
-                    a.value.pages.remove_users(first, last);
-                }
+            let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
+            let filled = if first_domain {
+                a.value.pages.fill_domains(
+                    span,
+                    domain.clone(),
+                    |idx, pfn, n| map_run(&**domain, &span, a.value.prot, idx, pfn, n),
+                    |first, last| unmap_pages(&**domain, &span, first, last),
+                )
+            } else {
+                map_area_into(&**domain, &span, a.value)
+            };
+            if let Err(e) = filled {
                 (result, failed_at) = (Err(e), Some(a.start));
                 break;
             }
         }
         if let Some(stop) = failed_at {
             for a in self.areas.iter(0, u64::MAX).take_while(|a| a.start < stop) {
-                let len = a.last - a.start + 1;
-                domain.unmap(a.start, len);
+                let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
+                let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
                 if first_domain {
-                    let (first, last) = page_span(a.value.start_byte, len);
-                    a.value.pages.remove_users(first, last);
+                    a.value.pages.unfill_domains(span, unmap);
+                } else {
+                    let (first, last) = span.pages();
+                    unmap(first, last);
                 }
             }
         }
@@ -961,14 +1008,20 @@ impl IoPagetable {
         let Ok(gone) = self.domains.remove(pos) else {
             return;
         };
-        let last_domain = self.domains.is_empty();
+        // PFNs are read from the first domain; the next one takes over.
+        let next_storage = if pos == 0 { self.domains.first() } else { None };
         for a in self.areas.iter(0, u64::MAX) {
-            let len = a.last - a.start + 1;
-            gone.domain.unmap(a.start, len);
-            if last_domain {
-                let (first, last) = page_span(a.value.start_byte, len);
-                a.value.pages.remove_users(first, last);
+            let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
+            let unmap = |first, last| unmap_pages(&*gone.domain, &span, first, last);
+            if self.domains.is_empty() {
+                a.value.pages.unfill_domains(span, unmap);
+                continue;
             }
+            if let Some(next) = next_storage {
+                a.value.pages.set_storage(span, &next.domain);
+            }
+            let (first, last) = span.pages();
+            unmap(first, last);
         }
         self.remove_reserved(ReservedBy::Domain(hwpt_id));
         // Lowering the alignment cannot fail.

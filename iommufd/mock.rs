@@ -12,7 +12,7 @@ use crate::{
     device::DeviceInfo,
     errno::eaddrinuse,
     hw_pagetable,
-    io_pagetable::{IoDomain, Prot},
+    io_pagetable::{IoDomain, Prot, NO_PFN},
     ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
     page_table::PageTable,
@@ -106,6 +106,19 @@ impl IoDomain for MockDomain {
         match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) {
             0 => 0,
             entry => ((entry - 1) << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1)),
+        }
+    }
+
+    fn read_pfns(&self, iovas: &mut [u64]) {
+        let table = self.table.lock();
+        for iova in iovas {
+            *iova = match table.get(*iova >> MOCK_PAGE_SHIFT) {
+                0 => NO_PFN,
+                entry => {
+                    ((entry - 1) << MOCK_PAGE_SHIFT | (*iova & (MOCK_PAGE_SIZE - 1)))
+                        / PAGE_SIZE_U64
+                }
+            };
         }
     }
 }

@@ -118,6 +118,14 @@ impl PageTable {
         }
     }
 
+    /// Whether no value is set.
+    pub(crate) fn is_empty(&self) -> bool {
+        match &self.small {
+            Some(small) => small.used == 0,
+            None => self.top.is_empty(),
+        }
+    }
+
     /// The leaf holding `idx`, if present.
     fn leaf(&self, idx: u64) -> Option<&[u64]> {
         if let Some(small) = &self.small {

@@ -7,12 +7,16 @@
 //! by reference count; `IOAS_COPY` makes new areas that share it.
 //!
 //! Nothing is pinned until a domain or an in-kernel access needs the pages.
-//! Each page index then carries a count of its users (domains' areas and
-//! access pins) and, while that is nonzero, exactly one long-term pin,
-//! charged once to RLIMIT_MEMLOCK, however many users share it. The PFNs
-//! live in a [`PageTable`] next to their counts.
+//! A page is then pinned once, and charged once to RLIMIT_MEMLOCK, while
+//! any of its users needs it:
+//! - a [`DomainUse`], one per area mapped into its IOAS's domains, kept
+//!   in an interval tree by page range. These pages' PFNs are not stored:
+//!   they are read back from a domain that maps them, its "storage";
+//! - access pins, counted per page in a [`PageTable`] next to the PFN.
 
 use crate::{
+    interval_tree::{IntervalTree, NewNode},
+    io_pagetable::{IoDomain, NO_PFN},
     page_table::PageTable,
     pin::{self, Charge, PinFrom, UserRef},
     sys::{self, Capability},
@@ -57,22 +61,27 @@ pub(crate) enum AccountMode {
     Mm,
 }
 
-/// The process a pages object belongs to and is charged to, the pinned
-/// pages and their count; `IOAS_CHANGE_PROCESS` moves the charge.
-pub(crate) struct PagesState {
+/// The process a pages object belongs to and is charged to;
+/// `IOAS_CHANGE_PROCESS` replaces it.
+struct Owner {
     /// The owner's address space, held with `mmgrab`.
     mm: ARef<Mm>,
     /// The owner's user, whose `locked_vm` is charged in user mode.
     user: UserRef,
     /// The owner's thread group leader, whose RLIMIT_MEMLOCK applies.
     task: ARef<Task>,
-    /// Pages pinned (and charged) now.
-    npinned: u64,
-    /// Page index -> `pfn << USER_BITS | users`, for pinned pages only.
-    pfns: PageTable,
 }
 
-impl PagesState {
+impl Owner {
+    /// The current process.
+    fn current(mm: ARef<Mm>) -> Self {
+        Self {
+            mm,
+            user: UserRef::current(),
+            task: ARef::from(kernel::current!().group_leader()),
+        }
+    }
+
     fn charge(&self) -> Charge<'_> {
         Charge {
             mm: &self.mm,
@@ -82,8 +91,78 @@ impl PagesState {
     }
 }
 
-/// Bits of a PFN record that count the users of a page; the PFN is above
-/// them.
+/// Where an area puts its part of a pages object: bytes `[start_byte,
+/// end_byte)` at IOVA `base_iova + byte`, in the IO page table `owner`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AreaSpan {
+    /// The address of the area's IO page table, which does not move while
+    /// it has areas; only compared, to tell areas of different tables
+    /// apart.
+    pub(crate) owner: usize,
+    /// IOVA of byte 0 of the pages object (wrapping).
+    pub(crate) base_iova: u64,
+    /// First byte of the pages object in the area.
+    pub(crate) start_byte: u64,
+    /// One past the last byte in the area.
+    pub(crate) end_byte: u64,
+}
+
+impl AreaSpan {
+    /// The page indexes the area touches, `[first, last]`.
+    pub(crate) fn pages(&self) -> (u64, u64) {
+        (
+            self.start_byte / PAGE_SIZE_U64,
+            (self.end_byte - 1) / PAGE_SIZE_U64,
+        )
+    }
+
+    /// An IOVA of the area inside page `idx`.
+    fn iova_in_page(&self, idx: u64) -> u64 {
+        self.base_iova
+            .wrapping_add((idx * PAGE_SIZE_U64).max(self.start_byte))
+    }
+
+    /// The part of the area in pages `[first, first + n)`: `(iova,
+    /// offset in the first page, length)`.
+    pub(crate) fn iova_range(&self, first: u64, n: u64) -> (u64, u64, u64) {
+        let from = (first * PAGE_SIZE_U64).max(self.start_byte);
+        let to = ((first + n) * PAGE_SIZE_U64).min(self.end_byte);
+        (
+            self.base_iova.wrapping_add(from),
+            from - first * PAGE_SIZE_U64,
+            to - from,
+        )
+    }
+}
+
+/// One area's use of a pages object for the domains of its IOAS. While it
+/// exists, the pages of its node's range stay pinned, and their PFNs are
+/// read back from `storage`, which maps the area.
+pub(crate) struct DomainUse {
+    span: AreaSpan,
+    /// One of the domains the area is mapped in.
+    storage: Arc<dyn IoDomain>,
+}
+
+/// The pinned pages of a pages object, their users and their charge.
+///
+/// A page is pinned, once, while a domain use covers it or an access pins
+/// it. PFNs are kept only for access pins; for the others they are read
+/// back from a domain that maps them, so domain-only pages cost no memory
+/// here.
+pub(crate) struct PagesState {
+    owner: Owner,
+    /// Pages pinned (and charged) now.
+    npinned: u64,
+    /// Page index -> `pfn << USER_BITS | users`, for pages that accesses
+    /// pin.
+    access: PageTable,
+    /// The areas mapped in domains, by page index range.
+    domain_uses: IntervalTree<DomainUse>,
+}
+
+/// Bits of an access record that count the users of a page; the PFN is
+/// above them.
 const USER_BITS: u32 = 20;
 const USER_MASK: u64 = (1 << USER_BITS) - 1;
 
@@ -153,7 +232,6 @@ impl Pages {
         if req.ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
         }
-        let task = ARef::from(kernel::current!().group_leader());
         let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
         let pages = Arc::pin_init(
             pin_init!(Pages {
@@ -162,11 +240,10 @@ impl Pages {
                 writable: req.writable,
                 account_mode,
                 state <- new_mutex!(PagesState {
-                    mm,
-                    user: UserRef::current(),
-                    task,
+                    owner: Owner::current(mm),
                     npinned: 0,
-                    pfns: PageTable::with_limit(npages),
+                    access: PageTable::with_limit(npages),
+                    domain_uses: IntervalTree::new(),
                 }),
             }),
             GFP_KERNEL,
@@ -194,18 +271,11 @@ impl Pages {
     /// then nothing changes) and given back by the old owner.
     pub(crate) fn change_owner(&self, mm: &ARef<Mm>) -> Result {
         let mut st = self.state.lock();
-        let new = PagesState {
-            mm: mm.clone(),
-            user: UserRef::current(),
-            task: ARef::from(kernel::current!().group_leader()),
-            npinned: st.npinned,
-            pfns: PageTable::with_limit(0),
-        };
+        let new = Owner::current(mm.clone());
         let mode = self.charge_mode();
-        pin::account(&new.charge(), mode, new.npinned, true)?;
-        let mut old = core::mem::replace(&mut *st, new);
-        core::mem::swap(&mut st.pfns, &mut old.pfns);
-        let _ = pin::account(&old.charge(), mode, old.npinned, false);
+        pin::account(&new.charge(), mode, st.npinned, true)?;
+        let old = core::mem::replace(&mut st.owner, new);
+        let _ = pin::account(&old.charge(), mode, st.npinned, false);
         Ok(())
     }
 
@@ -218,17 +288,282 @@ impl Pages {
         }
     }
 
-    /// Adds one user to each page of `[first, last]` (page indexes), pinning
-    /// and charging the pages that had none. All or nothing: on error
-    /// (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...) nothing changes.
-    pub(crate) fn add_users(&self, first: u64, last: u64) -> Result {
+    /// Pins the pages of the area at `span` for its IOAS's domains and
+    /// maps them: `map(index, pfn, count)` is called for each run of
+    /// consecutive PFNs, in order, and must map it into every domain;
+    /// `storage` must be one of them. Pages already pinned (by another
+    /// area or an access) are not pinned again. All or nothing: on error
+    /// `unmap(first, last)` is called on the page ranges mapped, before
+    /// their pins go.
+    pub(crate) fn fill_domains(
+        &self,
+        span: AreaSpan,
+        storage: Arc<dyn IoDomain>,
+        mut map: impl FnMut(u64, u64, u64) -> Result,
+        mut unmap: impl FnMut(u64, u64),
+    ) -> Result {
+        let (first, last) = span.pages();
+        let node = NewNode::new(first, last, DomainUse { span, storage }, GFP_KERNEL)?;
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let mut batch = KVec::new();
+        let mut fresh = KVec::new();
+        let mut idx = first;
+        while idx <= last {
+            let n = (last - idx + 1).min(batch_pages());
+            let result = self.fill_batch(st, idx, n, &mut batch, &mut fresh, &mut map, &mut unmap);
+            if let Err(e) = result {
+                if idx > first {
+                    self.release(st, node.value(), first, idx - 1, &mut unmap);
+                }
+                return Err(e);
+            }
+            idx += n;
+        }
+        st.domain_uses.insert(node);
+        Ok(())
+    }
+
+    /// Pins what is missing of pages `[idx, idx + n)` and maps them all.
+    /// On error it leaves nothing: what it mapped is unmapped and what it
+    /// pinned unpinned.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_batch(
+        &self,
+        st: &mut PagesState,
+        idx: u64,
+        n: u64,
+        batch: &mut KVec<u64>,
+        fresh: &mut KVec<(usize, usize)>,
+        map: &mut impl FnMut(u64, u64, u64) -> Result,
+        unmap: &mut impl FnMut(u64, u64),
+    ) -> Result {
+        batch.clear();
+        batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
+        gather(st, idx, batch);
+        let nfresh = self.pin_missing(st, idx, batch, fresh)?;
+        let mut runs = PfnRuns::new();
+        let mut result = Ok(());
+        for (i, &pfn) in batch.iter().enumerate() {
+            if let Some((at, start, count)) = runs.push(idx + i as u64, pfn) {
+                result = map(at, start, count);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        if let (Ok(()), Some((at, start, count))) = (&result, runs.finish()) {
+            result = map(at, start, count);
+        }
+        if let Err(e) = result {
+            unmap(idx, idx + n - 1);
+            self.unpin_fresh(st, batch, fresh, nfresh);
+            return Err(e);
+        }
+        st.npinned += nfresh;
+        Ok(())
+    }
+
+    /// Pins and charges the pages of `batch` (from index `idx`) that are
+    /// [`NO_PFN`], writing their PFNs, and lists the runs pinned in
+    /// `fresh`. Returns how many it pinned; on error nothing stays pinned.
+    fn pin_missing(
+        &self,
+        st: &PagesState,
+        idx: u64,
+        batch: &mut [u64],
+        fresh: &mut KVec<(usize, usize)>,
+    ) -> Result<u64> {
+        fresh.clear();
+        let mut nfresh = 0u64;
+        let mut k = 0;
+        let mut result = Ok(());
+        while k < batch.len() {
+            if batch[k] != NO_PFN {
+                k += 1;
+                continue;
+            }
+            let n = batch[k..].iter().take_while(|&&p| p == NO_PFN).count();
+            result = fresh.push((k, n), GFP_KERNEL).map_err(Error::from);
+            if result.is_ok() {
+                let from = self.pin_from(&st.owner, idx + k as u64);
+                result = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]);
+                if result.is_err() {
+                    fresh.pop();
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+            nfresh += n as u64;
+            k += n;
+        }
+        if result.is_ok() {
+            result = pin::account(&st.owner.charge(), self.charge_mode(), nfresh, true);
+            if result.is_ok() {
+                return Ok(nfresh);
+            }
+        }
+        for &(k, n) in fresh.iter() {
+            self.unpin_pfns(&batch[k..k + n]);
+        }
+        fresh.clear();
+        result.map(|()| 0)
+    }
+
+    /// Undoes [`Pages::pin_missing`].
+    fn unpin_fresh(&self, st: &PagesState, batch: &[u64], fresh: &[(usize, usize)], n: u64) {
+        for &(k, len) in fresh {
+            self.unpin_pfns(&batch[k..k + len]);
+        }
+        let _ = pin::account(&st.owner.charge(), self.charge_mode(), n, false);
+    }
+
+    /// Gives up the pages `[first, last]` of domain use `used`, which is
+    /// no longer (or not yet) in the tree: batch by batch, their PFNs are
+    /// read from its storage domain, `unmap(first, last)` is called, and
+    /// the pages nobody else uses are unpinned. Cannot fail.
+    fn release(
+        &self,
+        st: &mut PagesState,
+        used: &DomainUse,
+        first: u64,
+        last: u64,
+        unmap: &mut impl FnMut(u64, u64),
+    ) {
+        // Without memory for a batch, a small one on the stack will do.
+        let mut heap = KVec::new();
+        let mut stack = [0u64; 32];
+        let want = (last - first + 1).min(batch_pages()) as usize;
+        let buf: &mut [u64] = if heap.resize(want, 0, GFP_KERNEL).is_ok() {
+            &mut heap
+        } else {
+            &mut stack
+        };
+        let mut freed = 0u64;
+        let mut idx = first;
+        while idx <= last {
+            let n = (last - idx + 1).min(buf.len() as u64);
+            let pfns = &mut buf[..n as usize];
+            for (i, slot) in pfns.iter_mut().enumerate() {
+                *slot = used.span.iova_in_page(idx + i as u64);
+            }
+            used.storage.read_pfns(pfns);
+            keep_used(st, idx, pfns);
+            unmap(idx, idx + n - 1);
+            let mut runs = PfnRuns::new();
+            for (i, &pfn) in pfns.iter().enumerate() {
+                if pfn == NO_PFN {
+                    continue;
+                }
+                freed += 1;
+                if let Some((_, start, count)) = runs.push(i as u64, pfn) {
+                    pin::unpin_run(start, count, self.writable);
+                }
+            }
+            if let Some((_, start, count)) = runs.finish() {
+                pin::unpin_run(start, count, self.writable);
+            }
+            idx += n;
+        }
+        st.npinned -= freed;
+        let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
+    }
+
+    /// Undoes [`Pages::fill_domains`] for the area at `span`: `unmap` is
+    /// called on its pages, batch by batch, before their pins go.
+    pub(crate) fn unfill_domains(&self, span: AreaSpan, mut unmap: impl FnMut(u64, u64)) {
+        let (first, last) = span.pages();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let mut gone = None;
+        st.domain_uses.remove_if(
+            first,
+            last,
+            |s, l, u| (s, l) == (first, last) && u.span == span,
+            |_, _, u| gone = Some(u),
+        );
+        match gone {
+            Some(used) => self.release(st, &used, first, last, &mut unmap),
+            None => unmap(first, last),
+        }
+    }
+
+    /// Makes `storage` the domain the PFNs of the area at `span` are read
+    /// from, before the one it had goes.
+    pub(crate) fn set_storage(&self, span: AreaSpan, storage: &Arc<dyn IoDomain>) {
+        let (first, last) = span.pages();
+        let mut st = self.state.lock();
+        st.domain_uses.for_each_mut(first, last, |_, _, u| {
+            if u.span == span {
+                u.storage = storage.clone();
+            }
+        });
+    }
+
+    /// Splits the domain use of the area at `span` in two at byte `at`,
+    /// as the area is split. `ENOMEM`, and then nothing changes.
+    pub(crate) fn split_domain_use(&self, span: AreaSpan, at: u64) -> Result {
+        let (first, last) = span.pages();
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let Some(storage) = st
+            .domain_uses
+            .iter(first, last)
+            .find(|u| u.value.span == span)
+            .map(|u| u.value.storage.clone())
+        else {
+            return Ok(());
+        };
+        let low = AreaSpan {
+            end_byte: at,
+            ..span
+        };
+        let high = AreaSpan {
+            start_byte: at,
+            ..span
+        };
+        let (low_first, low_last) = low.pages();
+        let (high_first, high_last) = high.pages();
+        let low = DomainUse {
+            span: low,
+            storage: storage.clone(),
+        };
+        let low = NewNode::new(low_first, low_last, low, GFP_KERNEL)?;
+        let high = NewNode::new(
+            high_first,
+            high_last,
+            DomainUse {
+                span: high,
+                storage,
+            },
+            GFP_KERNEL,
+        )?;
+        // One match at most: areas of one table do not overlap.
+        st.domain_uses.remove_if(
+            first,
+            last,
+            |s, l, u| (s, l) == (first, last) && u.span == span,
+            |_, _, _| {},
+        );
+        st.domain_uses.insert(low);
+        st.domain_uses.insert(high);
+        Ok(())
+    }
+
+    /// Adds one access pin to each page of `[first, last]` (page indexes),
+    /// pinning and charging the pages that were not pinned. All or
+    /// nothing: on error (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...)
+    /// nothing changes.
+    pub(crate) fn access_pin(&self, first: u64, last: u64) -> Result {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let mut batch = KVec::<u64>::new();
+        let mut fresh = KVec::new();
         let mut idx = first;
         while idx <= last {
-            // Pages that have users gain one, up to the first that has none.
-            idx = st.pfns.modify_while(idx, last, |entry| {
+            // Pages that accesses pin gain one, up to the first without.
+            idx = st.access.modify_while(idx, last, |entry| {
                 let more = *entry != 0 && *entry & USER_MASK != USER_MASK;
                 if more {
                     *entry += 1;
@@ -238,15 +573,15 @@ impl Pages {
             if idx > last {
                 break;
             }
-            let result = if st.pfns.get(idx) != 0 {
-                // The user count is full.
+            let result = if st.access.get(idx) != 0 {
+                // The pin count is full.
                 Err(ENOMEM)
             } else {
-                self.pin_hole(st, &mut batch, &mut idx, last)
+                self.access_pin_new(st, &mut batch, &mut fresh, &mut idx, last)
             };
             if let Err(e) = result {
                 if idx > first {
-                    self.remove_users_locked(st, first, idx - 1);
+                    self.access_unpin_locked(st, first, idx - 1);
                 }
                 return Err(e);
             }
@@ -254,34 +589,32 @@ impl Pages {
         Ok(())
     }
 
-    /// Pins, charges and records the unpinned pages from `*idx` up to the
-    /// next pinned page or `last`, at most one batch, and moves `*idx`
-    /// past them. On error nothing changes.
-    fn pin_hole(
+    /// Records a first access pin on the pages from `*idx` up to the next
+    /// one that has access pins or `last`, at most one batch, pinning those
+    /// no domain has pinned, and moves `*idx` past them. On error nothing
+    /// changes.
+    fn access_pin_new(
         &self,
         st: &mut PagesState,
         batch: &mut KVec<u64>,
+        fresh: &mut KVec<(usize, usize)>,
         idx: &mut u64,
         last: u64,
     ) -> Result {
         let start = *idx;
-        let n = st.pfns.zeros_from(start, last, batch_pages());
+        let n = st.access.zeros_from(start, last, batch_pages());
         batch.clear();
-        batch.resize(n as usize, 0, GFP_KERNEL)?;
-        pin::pin_pages(&self.pin_from(st, start), self.writable, batch)?;
-        if let Err(e) = pin::account(&st.charge(), self.charge_mode(), n, true) {
-            self.unpin_pfns(batch);
-            return Err(e);
-        }
-        let recorded = st.pfns.fill(start, start + n - 1, |i| {
+        batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
+        gather(st, start, batch);
+        let nfresh = self.pin_missing(st, start, batch, fresh)?;
+        let recorded = st.access.fill(start, start + n - 1, |i| {
             batch[(i - start) as usize] << USER_BITS | 1
         });
         if let Err(e) = recorded {
-            self.unpin_pfns(batch);
-            let _ = pin::account(&st.charge(), self.charge_mode(), n, false);
+            self.unpin_fresh(st, batch, fresh, nfresh);
             return Err(e);
         }
-        st.npinned += n;
+        st.npinned += nfresh;
         *idx += n;
         Ok(())
     }
@@ -300,11 +633,11 @@ impl Pages {
     }
 
     /// Where page `idx` is pinned from.
-    fn pin_from<'a>(&'a self, st: &'a PagesState, idx: u64) -> PinFrom<'a> {
+    fn pin_from<'a>(&'a self, owner: &'a Owner, idx: u64) -> PinFrom<'a> {
         let at = idx * PAGE_SIZE_U64;
         match &self.source {
             PagesSource::User { base } => PinFrom::User {
-                mm: &st.mm,
+                mm: &owner.mm,
                 addr: base + at,
             },
             PagesSource::File { file, base } => PinFrom::File {
@@ -314,43 +647,47 @@ impl Pages {
         }
     }
 
-    /// Drops one user from each page of `[first, last]`, which
-    /// [`Pages::add_users`] added; pages left without users are unpinned
-    /// and their charge given back.
-    pub(crate) fn remove_users(&self, first: u64, last: u64) {
+    /// Drops one access pin from each page of `[first, last]`, which
+    /// [`Pages::access_pin`] added; pages left unused are unpinned and
+    /// their charge given back.
+    pub(crate) fn access_unpin(&self, first: u64, last: u64) {
         let mut st = self.state.lock();
-        self.remove_users_locked(&mut st, first, last);
+        self.access_unpin_locked(&mut st, first, last);
     }
 
-    fn remove_users_locked(&self, st: &mut PagesState, first: u64, last: u64) {
+    fn access_unpin_locked(&self, st: &mut PagesState, first: u64, last: u64) {
         let mut freed = 0u64;
         let mut runs = PfnRuns::new();
         let writable = self.writable;
-        st.pfns.modify(first, last, |idx, entry| {
-            if *entry & USER_MASK > 1 {
-                *entry -= 1;
-                return;
-            }
-            if *entry == 0 {
-                return;
-            }
-            // The last user: unpin, a run of consecutive PFNs at a time.
-            freed += 1;
-            if let Some((_, start, n)) = runs.push(idx, *entry >> USER_BITS) {
-                pin::unpin_run(start, n, writable);
-            }
-            *entry = 0;
-        });
+        let (uses, access) = (&st.domain_uses, &mut st.access);
+        for span in uses.spans(first, last) {
+            // Pages a domain uses stay pinned.
+            let keep = !span.is_hole;
+            access.modify(span.start, span.last, |idx, entry| {
+                if *entry & USER_MASK > 1 {
+                    *entry -= 1;
+                    return;
+                }
+                if !keep {
+                    // A run of consecutive PFNs at a time.
+                    freed += 1;
+                    if let Some((_, start, n)) = runs.push(idx, *entry >> USER_BITS) {
+                        pin::unpin_run(start, n, writable);
+                    }
+                }
+                *entry = 0;
+            });
+        }
         if let Some((_, start, n)) = runs.finish() {
             pin::unpin_run(start, n, writable);
         }
         st.npinned -= freed;
-        let _ = pin::account(&st.charge(), self.charge_mode(), freed, false);
+        let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
     }
 
     /// Calls `f(index, pfn, count)` for each run of consecutive PFNs over
-    /// `[first, last]`, which must all be pinned (have users); `EFAULT`
-    /// after the runs before the first page that is not.
+    /// `[first, last]`, which must all be pinned; `EFAULT` after the runs
+    /// before the first page that is not.
     pub(crate) fn for_each_run(
         &self,
         first: u64,
@@ -358,39 +695,37 @@ impl Pages {
         mut f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
         let st = self.state.lock();
+        let mut batch = KVec::new();
         let mut runs = PfnRuns::new();
-        let mut result = st.pfns.read(first, last, |start, entries| {
-            let mut i = 0;
-            while i < entries.len() {
-                if entries[i] == 0 {
-                    return Err(EFAULT);
+        let mut idx = first;
+        let mut result = Ok(());
+        'batches: while idx <= last {
+            let n = (last - idx + 1).min(batch_pages());
+            batch.clear();
+            batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
+            gather(&st, idx, &mut batch);
+            for (i, &pfn) in batch.iter().enumerate() {
+                if pfn == NO_PFN {
+                    result = Err(EFAULT);
+                    break 'batches;
                 }
-                // The longest run of consecutive PFNs from here in this piece.
-                let pfn = entries[i] >> USER_BITS;
-                let n = 1 + entries[i + 1..]
-                    .iter()
-                    .zip(pfn + 1..)
-                    .take_while(|&(&e, want)| e != 0 && e >> USER_BITS == want)
-                    .count();
-                if let Some((idx, pfn, n)) = runs.push_run(start + i as u64, pfn, n as u64) {
-                    f(idx, pfn, n)?;
+                if let Some((at, start, count)) = runs.push(idx + i as u64, pfn) {
+                    f(at, start, count)?;
                 }
-                i += n;
             }
-            Ok(())
-        });
-        if let Some((idx, pfn, n)) = runs.finish() {
-            let flushed = f(idx, pfn, n);
-            result = result.and(flushed);
+            idx += n;
+        }
+        if let Some((at, start, count)) = runs.finish() {
+            f(at, start, count)?;
         }
         result
     }
 
     /// Appends the PFN of each page of `[first, last]` to `out`; `EFAULT`
-    /// if one is not pinned.
-    pub(crate) fn pinned_pfns(&self, first: u64, last: u64, out: &mut KVec<u64>) -> Result {
+    /// if an access has not pinned one.
+    pub(crate) fn access_pfns(&self, first: u64, last: u64, out: &mut KVec<u64>) -> Result {
         let st = self.state.lock();
-        st.pfns.read(first, last, |_, entries| {
+        st.access.read(first, last, |_, entries| {
             for &entry in entries {
                 if entry == 0 {
                     return Err(EFAULT);
@@ -412,14 +747,14 @@ impl Pages {
             let (idx, offset) = (at / PAGE_SIZE_U64, (at % PAGE_SIZE_U64) as usize);
             let n = (PAGE_SIZE - offset).min(buf.len() - done);
             let chunk = &mut buf[done..done + n];
-            match st.pfns.get(idx) {
-                0 => {
-                    let mut pfn = [0u64];
-                    pin::pin_pages(&self.pin_from(&st, idx), self.writable, &mut pfn)?;
-                    pin::copy_page(pfn[0], offset, chunk, write);
-                    pin::unpin_run(pfn[0], 1, write);
-                }
-                entry => pin::copy_page(entry >> USER_BITS, offset, chunk, write),
+            let mut pfn = [NO_PFN];
+            gather(&st, idx, &mut pfn);
+            if pfn[0] == NO_PFN {
+                pin::pin_pages(&self.pin_from(&st.owner, idx), self.writable, &mut pfn)?;
+                pin::copy_page(pfn[0], offset, chunk, write);
+                pin::unpin_run(pfn[0], 1, write);
+            } else {
+                pin::copy_page(pfn[0], offset, chunk, write);
             }
             done += n;
         }
@@ -434,7 +769,7 @@ impl Pages {
         };
         let st = self.state.lock();
         let current = kernel::current!().mm().map(|mm| mm.as_raw());
-        (current == Some(st.mm.as_raw())).then(|| base + start)
+        (current == Some(st.owner.mm.as_raw())).then(|| base + start)
     }
 }
 
@@ -445,6 +780,88 @@ impl PinnedDrop for Pages {
         if self.state.lock().npinned != 0 {
             pr_warn!("iommufd_rs: pages object freed with pins held\n");
         }
+    }
+}
+
+/// Walks the pages from index `first`, one entry of `out` each, by who
+/// uses them: `covered(first index, entries)` for pieces that domain uses
+/// cover, `hole(entries)` for the rest, then `accessed(entry, record)` for
+/// each of those that accesses pin.
+fn walk_users(
+    st: &PagesState,
+    first: u64,
+    out: &mut [u64],
+    mut covered: impl FnMut(u64, &mut [u64]),
+    mut hole: impl FnMut(&mut [u64]),
+    mut accessed: impl FnMut(&mut u64, u64),
+) {
+    let last = first + out.len() as u64 - 1;
+    for span in st.domain_uses.spans(first, last) {
+        let piece = &mut out[(span.start - first) as usize..=(span.last - first) as usize];
+        if !span.is_hole {
+            covered(span.start, piece);
+            continue;
+        }
+        hole(piece);
+        if st.access.is_empty() {
+            continue;
+        }
+        let _ = st.access.read(span.start, span.last, |start, records| {
+            let at = (start - span.start) as usize;
+            for (slot, &record) in piece[at..].iter_mut().zip(records) {
+                if record != 0 {
+                    accessed(slot, record);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Writes into `out` the PFNs of the pages from index `first` that are
+/// pinned, read from a domain that maps them or from the access records,
+/// and [`NO_PFN`] for the others.
+fn gather(st: &PagesState, first: u64, out: &mut [u64]) {
+    walk_users(
+        st,
+        first,
+        out,
+        |start, piece| read_from_domains(&st.domain_uses, start, piece),
+        |piece| piece.fill(NO_PFN),
+        |slot, record| *slot = record >> USER_BITS,
+    );
+}
+
+/// Sets to [`NO_PFN`] the entries of `pfns` (pages from index `first`)
+/// whose pages a domain use in the tree or an access still needs.
+fn keep_used(st: &PagesState, first: u64, pfns: &mut [u64]) {
+    walk_users(
+        st,
+        first,
+        pfns,
+        |_, piece| piece.fill(NO_PFN),
+        |_| {},
+        |slot, _| *slot = NO_PFN,
+    );
+}
+
+/// Reads the PFNs of the pages from index `first`, all covered by domain
+/// uses, from their storage domains.
+fn read_from_domains(uses: &IntervalTree<DomainUse>, first: u64, out: &mut [u64]) {
+    let last = first + out.len() as u64 - 1;
+    let mut idx = first;
+    while idx <= last {
+        let Some(used) = uses.first(idx, idx) else {
+            out[(idx - first) as usize..].fill(NO_PFN);
+            return;
+        };
+        let end = used.last.min(last);
+        let piece = &mut out[(idx - first) as usize..=(end - first) as usize];
+        for (i, slot) in piece.iter_mut().enumerate() {
+            *slot = used.value.span.iova_in_page(idx + i as u64);
+        }
+        used.value.storage.read_pfns(piece);
+        idx = end + 1;
     }
 }
 

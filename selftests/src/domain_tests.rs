@@ -125,6 +125,91 @@ fn access_shares_domain_pins() -> TestResult {
     Ok(())
 }
 
+/// Domains and accesses share pins both ways. An access pinning part of
+/// a domain's pages keeps just that part pinned after the domain goes; a
+/// domain attached over an access's pins adds none, and they stay until
+/// both are gone.
+fn access_and_domain_hand_over_pins() -> TestResult {
+    let buf = PageBuf::new(8);
+    let len = 8 * PAGE;
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let pin0 = vm_pin_kb()?;
+    ok("map", fd.map(ioas, buf.addr(), len, RW_FIXED, APERTURE))?;
+    let (stdev, hwpt, _) = ok("mock_domain", fd.mock_domain(ioas))?;
+    check_eq!(vm_pin_kb()?, pin0 + 32);
+    let flags = uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES;
+    let access = ok("create_access", fd.create_access(ioas, flags))?;
+    // The access pins pages 2 and 3 of the eight the domain pins.
+    let at = buf.ptr().wrapping_add(2 * PAGE as usize);
+    let item = ok(
+        "access_pages",
+        fd.access_pages(&access, APERTURE + 2 * PAGE, 2 * PAGE, at),
+    )?;
+    check_eq!(vm_pin_kb()?, pin0 + 32);
+    check_eq!(fd.check_refs(buf.ptr(), len, 1), 0);
+    check_eq!(fd.destroy(stdev), 0);
+    check_eq!(vm_pin_kb()?, pin0 + 8);
+    check_eq!(fd.check_refs(at, 2 * PAGE, 1), 0);
+    check_eq!(fd.check_refs(buf.ptr(), 2 * PAGE, 0), 0);
+    let after = buf.ptr().wrapping_add(4 * PAGE as usize);
+    check_eq!(fd.check_refs(after, 4 * PAGE, 0), 0);
+    // A new domain maps every page, pinning only the six without a pin.
+    let (stdev, hwpt2, _) = ok("mock_domain again", fd.mock_domain(ioas))?;
+    check_eq!(vm_pin_kb()?, pin0 + 32);
+    check_eq!(fd.md_check_map(hwpt2, APERTURE, len, buf.ptr()), 0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 1), 0);
+    check_eq!(fd.destroy_access_pages(&access, item), 0);
+    check_eq!(vm_pin_kb()?, pin0 + 32);
+    check_eq!(fd.check_refs(buf.ptr(), len, 1), 0);
+    check_eq!(fd.unmap(ioas, APERTURE, len), Ok(len));
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 0), 0);
+    check_eq!(fd.md_check_map(hwpt2, APERTURE, PAGE, buf.ptr()), EINVAL);
+    let _ = hwpt;
+    drop(access);
+    check_eq!(fd.destroy(stdev), 0);
+    check_eq!(fd.destroy(ioas), 0);
+    Ok(())
+}
+
+/// With a mock domain (2 KiB IO pages) areas may start in the middle of
+/// a page. A copy of such a piece shares its two pages with the original;
+/// they stay pinned and mapped until both areas are gone.
+fn copy_mid_page_shares_pages() -> TestResult {
+    let buf = PageBuf::new(4);
+    let len = 4 * PAGE;
+    let half = PAGE / 2;
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let (stdev, hwpt, _) = ok("mock_domain", fd.mock_domain(ioas))?;
+    let pin0 = vm_pin_kb()?;
+    ok("map", fd.map(ioas, buf.addr(), len, RW_FIXED, APERTURE))?;
+    check_eq!(vm_pin_kb()?, pin0 + 16);
+    // Copy bytes [half, half + PAGE): pages 0 and 1.
+    let dst = APERTURE + 0x10_0000 + half;
+    let from = buf.ptr().wrapping_add(half as usize);
+    check_eq!(
+        fd.copy(ioas, ioas, APERTURE + half, PAGE, RW_FIXED, dst),
+        Ok(dst)
+    );
+    check_eq!(fd.md_check_map(hwpt, dst, PAGE, from), 0);
+    check_eq!(vm_pin_kb()?, pin0 + 16);
+    // The original goes: pages 2 and 3 are unpinned, 0 and 1 stay.
+    check_eq!(fd.unmap(ioas, APERTURE, len), Ok(len));
+    check_eq!(vm_pin_kb()?, pin0 + 8);
+    check_eq!(fd.check_refs(buf.ptr(), 2 * PAGE, 1), 0);
+    let page2 = buf.ptr().wrapping_add(2 * PAGE as usize);
+    check_eq!(fd.check_refs(page2, 2 * PAGE, 0), 0);
+    check_eq!(fd.md_check_map(hwpt, dst, PAGE, from), 0);
+    check_eq!(fd.md_check_map(hwpt, APERTURE, PAGE, buf.ptr()), EINVAL);
+    check_eq!(fd.unmap(ioas, dst, PAGE), Ok(PAGE));
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 0), 0);
+    check_eq!(fd.destroy(stdev), 0);
+    Ok(())
+}
+
 /// The tests of this file.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -139,6 +224,14 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "access_shares_domain_pins",
             run: access_shares_domain_pins,
+        },
+        Test {
+            name: "access_and_domain_hand_over_pins",
+            run: access_and_domain_hand_over_pins,
+        },
+        Test {
+            name: "copy_mid_page_shares_pages",
+            run: copy_mid_page_shares_pages,
         },
     ]
 }
