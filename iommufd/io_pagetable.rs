@@ -42,9 +42,9 @@ pub(crate) trait IoDomain: Send + Sync {
     fn enforces_cache_coherency(&self) -> bool;
     /// The physical address `iova` translates to, or 0 if unmapped.
     fn iova_to_phys(&self, iova: u64) -> u64;
-    /// Replaces each IOVA in `iovas` by the PFN it translates to, or
-    /// [`NO_PFN`] if unmapped.
-    fn read_pfns(&self, iovas: &mut [u64]);
+    /// Writes into `out[k]` the PFN that `iova + k * PAGE_SIZE` translates
+    /// to, or [`NO_PFN`] if it is unmapped.
+    fn read_pfns(&self, iova: u64, out: &mut [u64]);
 }
 
 /// No page: an IOVA that is not mapped, a page that is not pinned.

@@ -109,17 +109,27 @@ impl IoDomain for MockDomain {
         }
     }
 
-    fn read_pfns(&self, iovas: &mut [u64]) {
+    fn read_pfns(&self, iova: u64, out: &mut [u64]) {
+        // Mock pages per CPU page: every STRIDE-th entry starts one.
+        const STRIDE: u64 = PAGE_SIZE_U64 >> MOCK_PAGE_SHIFT;
+        let Some(pages) = (out.len() as u64).checked_sub(1) else {
+            return;
+        };
+        let offset = iova & (MOCK_PAGE_SIZE - 1);
+        let first = iova >> MOCK_PAGE_SHIFT;
         let table = self.table.lock();
-        for iova in iovas {
-            *iova = match table.get(*iova >> MOCK_PAGE_SHIFT) {
-                0 => NO_PFN,
-                entry => {
-                    ((entry - 1) << MOCK_PAGE_SHIFT | (*iova & (MOCK_PAGE_SIZE - 1)))
-                        / PAGE_SIZE_U64
-                }
-            };
-        }
+        let _ = table.read(first, first + pages * STRIDE, |start, entries| {
+            let skip = (STRIDE - (start - first) % STRIDE) % STRIDE;
+            let at = (start + skip - first) / STRIDE;
+            let entries = entries.iter().skip(skip as usize).step_by(STRIDE as usize);
+            for (slot, &entry) in out[at as usize..].iter_mut().zip(entries) {
+                *slot = match entry {
+                    0 => NO_PFN,
+                    entry => ((entry - 1) << MOCK_PAGE_SHIFT | offset) / PAGE_SIZE_U64,
+                };
+            }
+            Ok(())
+        });
     }
 }
 

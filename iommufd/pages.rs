@@ -116,12 +116,6 @@ impl AreaSpan {
         )
     }
 
-    /// An IOVA of the area inside page `idx`.
-    fn iova_in_page(&self, idx: u64) -> u64 {
-        self.base_iova
-            .wrapping_add((idx * PAGE_SIZE_U64).max(self.start_byte))
-    }
-
     /// The part of the area in pages `[first, first + n)`: `(iova,
     /// offset in the first page, length)`.
     pub(crate) fn iova_range(&self, first: u64, n: u64) -> (u64, u64, u64) {
@@ -142,6 +136,54 @@ pub(crate) struct DomainUse {
     span: AreaSpan,
     /// One of the domains the area is mapped in.
     storage: Arc<dyn IoDomain>,
+}
+
+impl DomainUse {
+    /// Reads the PFNs of the pages from index `idx` (all in the area) from
+    /// the storage domain into `out`.
+    fn read_pfns(&self, idx: u64, out: &mut [u64]) {
+        let mut idx = idx;
+        let mut out = out;
+        if idx * PAGE_SIZE_U64 < self.span.start_byte && !out.is_empty() {
+            // The area starts inside this page.
+            let iova = self.span.base_iova.wrapping_add(self.span.start_byte);
+            self.storage.read_pfns(iova, &mut out[..1]);
+            (idx, out) = (idx + 1, &mut out[1..]);
+        }
+        if !out.is_empty() {
+            let iova = self.span.base_iova.wrapping_add(idx * PAGE_SIZE_U64);
+            self.storage.read_pfns(iova, out);
+        }
+    }
+}
+
+/// A page buffer for PFNs, on the stack when small.
+struct PfnBuf {
+    heap: KVec<u64>,
+    stack: [u64; 32],
+}
+
+impl PfnBuf {
+    fn new() -> Self {
+        Self {
+            heap: KVec::new(),
+            stack: [0; 32],
+        }
+    }
+
+    /// Room for `pages` PFNs, at most a batch. If that cannot be
+    /// allocated: `ENOMEM`, or with `fallback`, the small buffer.
+    fn get(&mut self, pages: u64, fallback: bool) -> Result<&mut [u64]> {
+        let want = pages.min(batch_pages()) as usize;
+        if want <= self.stack.len() {
+            return Ok(&mut self.stack[..want]);
+        }
+        match self.heap.resize(want, 0, GFP_KERNEL) {
+            Ok(()) => Ok(&mut self.heap[..]),
+            Err(_) if fallback => Ok(&mut self.stack[..]),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// The pinned pages of a pages object, their users and their charge.
@@ -165,6 +207,10 @@ pub(crate) struct PagesState {
 /// above them.
 const USER_BITS: u32 = 20;
 const USER_MASK: u64 = (1 << USER_BITS) - 1;
+
+/// Tags a PFN in a batch as pinned by the call at work, to undo on error.
+/// PFNs never reach this bit.
+const FRESH: u64 = 1 << 62;
 
 /// A range of user memory shared by one or more areas.
 #[pin_data(PinnedDrop)]
@@ -306,12 +352,12 @@ impl Pages {
         let node = NewNode::new(first, last, DomainUse { span, storage }, GFP_KERNEL)?;
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let mut batch = KVec::new();
-        let mut fresh = KVec::new();
+        let mut buf = PfnBuf::new();
+        let batch = buf.get(last - first + 1, false)?;
         let mut idx = first;
         while idx <= last {
-            let n = (last - idx + 1).min(batch_pages());
-            let result = self.fill_batch(st, idx, n, &mut batch, &mut fresh, &mut map, &mut unmap);
+            let n = (last - idx + 1).min(batch.len() as u64);
+            let result = self.fill_batch(st, idx, &mut batch[..n as usize], &mut map, &mut unmap);
             if let Err(e) = result {
                 if idx > first {
                     self.release(st, node.value(), first, idx - 1, &mut unmap);
@@ -324,28 +370,24 @@ impl Pages {
         Ok(())
     }
 
-    /// Pins what is missing of pages `[idx, idx + n)` and maps them all.
-    /// On error it leaves nothing: what it mapped is unmapped and what it
-    /// pinned unpinned.
-    #[allow(clippy::too_many_arguments)]
+    /// Pins what is missing of the pages from `idx`, one per entry of
+    /// `batch`, and maps them all. On error it leaves nothing: what it
+    /// mapped is unmapped and what it pinned unpinned.
     fn fill_batch(
         &self,
         st: &mut PagesState,
         idx: u64,
-        n: u64,
-        batch: &mut KVec<u64>,
-        fresh: &mut KVec<(usize, usize)>,
+        batch: &mut [u64],
         map: &mut impl FnMut(u64, u64, u64) -> Result,
         unmap: &mut impl FnMut(u64, u64),
     ) -> Result {
-        batch.clear();
-        batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
+        let n = batch.len() as u64;
         gather(st, idx, batch);
-        let nfresh = self.pin_missing(st, idx, batch, fresh)?;
+        let nfresh = self.pin_missing(st, idx, batch)?;
         let mut runs = PfnRuns::new();
         let mut result = Ok(());
         for (i, &pfn) in batch.iter().enumerate() {
-            if let Some((at, start, count)) = runs.push(idx + i as u64, pfn) {
+            if let Some((at, start, count)) = runs.push(idx + i as u64, pfn & !FRESH) {
                 result = map(at, start, count);
                 if result.is_err() {
                     break;
@@ -357,7 +399,7 @@ impl Pages {
         }
         if let Err(e) = result {
             unmap(idx, idx + n - 1);
-            self.unpin_fresh(st, batch, fresh, nfresh);
+            self.unpin_fresh(st, batch, nfresh);
             return Err(e);
         }
         st.npinned += nfresh;
@@ -365,16 +407,9 @@ impl Pages {
     }
 
     /// Pins and charges the pages of `batch` (from index `idx`) that are
-    /// [`NO_PFN`], writing their PFNs, and lists the runs pinned in
-    /// `fresh`. Returns how many it pinned; on error nothing stays pinned.
-    fn pin_missing(
-        &self,
-        st: &PagesState,
-        idx: u64,
-        batch: &mut [u64],
-        fresh: &mut KVec<(usize, usize)>,
-    ) -> Result<u64> {
-        fresh.clear();
+    /// [`NO_PFN`], writing their PFNs tagged with [`FRESH`]. Returns how
+    /// many it pinned; on error nothing stays pinned.
+    fn pin_missing(&self, st: &PagesState, idx: u64, batch: &mut [u64]) -> Result<u64> {
         let mut nfresh = 0u64;
         let mut k = 0;
         let mut result = Ok(());
@@ -384,17 +419,12 @@ impl Pages {
                 continue;
             }
             let n = batch[k..].iter().take_while(|&&p| p == NO_PFN).count();
-            result = fresh.push((k, n), GFP_KERNEL).map_err(Error::from);
-            if result.is_ok() {
-                let from = self.pin_from(&st.owner, idx + k as u64);
-                result = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]);
-                if result.is_err() {
-                    fresh.pop();
-                }
-            }
+            let from = self.pin_from(&st.owner, idx + k as u64);
+            result = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]);
             if result.is_err() {
                 break;
             }
+            batch[k..k + n].iter_mut().for_each(|pfn| *pfn |= FRESH);
             nfresh += n as u64;
             k += n;
         }
@@ -404,19 +434,31 @@ impl Pages {
                 return Ok(nfresh);
             }
         }
-        for &(k, n) in fresh.iter() {
-            self.unpin_pfns(&batch[k..k + n]);
-        }
-        fresh.clear();
+        self.unpin_tagged(batch);
         result.map(|()| 0)
     }
 
-    /// Undoes [`Pages::pin_missing`].
-    fn unpin_fresh(&self, st: &PagesState, batch: &[u64], fresh: &[(usize, usize)], n: u64) {
-        for &(k, len) in fresh {
-            self.unpin_pfns(&batch[k..k + len]);
-        }
+    /// Undoes [`Pages::pin_missing`], which pinned `n` pages.
+    fn unpin_fresh(&self, st: &PagesState, batch: &[u64], n: u64) {
+        self.unpin_tagged(batch);
         let _ = pin::account(&st.owner.charge(), self.charge_mode(), n, false);
+    }
+
+    /// Unpins the pages of `batch` tagged [`FRESH`], a run of consecutive
+    /// PFNs per call.
+    fn unpin_tagged(&self, batch: &[u64]) {
+        let mut runs = PfnRuns::new();
+        for (i, &pfn) in batch.iter().enumerate() {
+            if pfn == NO_PFN || pfn & FRESH == 0 {
+                continue;
+            }
+            if let Some((_, start, n)) = runs.push(i as u64, pfn & !FRESH) {
+                pin::unpin_run(start, n, self.writable);
+            }
+        }
+        if let Some((_, start, n)) = runs.finish() {
+            pin::unpin_run(start, n, self.writable);
+        }
     }
 
     /// Gives up the pages `[first, last]` of domain use `used`, which is
@@ -431,24 +473,15 @@ impl Pages {
         last: u64,
         unmap: &mut impl FnMut(u64, u64),
     ) {
-        // Without memory for a batch, a small one on the stack will do.
-        let mut heap = KVec::new();
-        let mut stack = [0u64; 32];
-        let want = (last - first + 1).min(batch_pages()) as usize;
-        let buf: &mut [u64] = if heap.resize(want, 0, GFP_KERNEL).is_ok() {
-            &mut heap
-        } else {
-            &mut stack
-        };
+        let mut buf = PfnBuf::new();
+        // Without memory for a batch, a small one will do.
+        let buf = buf.get(last - first + 1, true).unwrap_or(&mut []);
         let mut freed = 0u64;
         let mut idx = first;
-        while idx <= last {
+        while idx <= last && !buf.is_empty() {
             let n = (last - idx + 1).min(buf.len() as u64);
             let pfns = &mut buf[..n as usize];
-            for (i, slot) in pfns.iter_mut().enumerate() {
-                *slot = used.span.iova_in_page(idx + i as u64);
-            }
-            used.storage.read_pfns(pfns);
+            used.read_pfns(idx, pfns);
             keep_used(st, idx, pfns);
             unmap(idx, idx + n - 1);
             let mut runs = PfnRuns::new();
@@ -558,8 +591,8 @@ impl Pages {
     pub(crate) fn access_pin(&self, first: u64, last: u64) -> Result {
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let mut batch = KVec::<u64>::new();
-        let mut fresh = KVec::new();
+        let mut buf = PfnBuf::new();
+        let batch = buf.get(last - first + 1, false)?;
         let mut idx = first;
         while idx <= last {
             // Pages that accesses pin gain one, up to the first without.
@@ -577,7 +610,7 @@ impl Pages {
                 // The pin count is full.
                 Err(ENOMEM)
             } else {
-                self.access_pin_new(st, &mut batch, &mut fresh, &mut idx, last)
+                self.access_pin_new(st, batch, &mut idx, last)
             };
             if let Err(e) = result {
                 if idx > first {
@@ -596,40 +629,25 @@ impl Pages {
     fn access_pin_new(
         &self,
         st: &mut PagesState,
-        batch: &mut KVec<u64>,
-        fresh: &mut KVec<(usize, usize)>,
+        batch: &mut [u64],
         idx: &mut u64,
         last: u64,
     ) -> Result {
         let start = *idx;
-        let n = st.access.zeros_from(start, last, batch_pages());
-        batch.clear();
-        batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
+        let n = st.access.zeros_from(start, last, batch.len() as u64);
+        let batch = &mut batch[..n as usize];
         gather(st, start, batch);
-        let nfresh = self.pin_missing(st, start, batch, fresh)?;
+        let nfresh = self.pin_missing(st, start, batch)?;
         let recorded = st.access.fill(start, start + n - 1, |i| {
-            batch[(i - start) as usize] << USER_BITS | 1
+            (batch[(i - start) as usize] & !FRESH) << USER_BITS | 1
         });
         if let Err(e) = recorded {
-            self.unpin_fresh(st, batch, fresh, nfresh);
+            self.unpin_fresh(st, batch, nfresh);
             return Err(e);
         }
         st.npinned += nfresh;
         *idx += n;
         Ok(())
-    }
-
-    /// Unpins a list of PFNs, a run of consecutive ones per call.
-    fn unpin_pfns(&self, pfns: &[u64]) {
-        let mut runs = PfnRuns::new();
-        for (i, &pfn) in pfns.iter().enumerate() {
-            if let Some((_, start, n)) = runs.push(i as u64, pfn) {
-                pin::unpin_run(start, n, self.writable);
-            }
-        }
-        if let Some((_, start, n)) = runs.finish() {
-            pin::unpin_run(start, n, self.writable);
-        }
     }
 
     /// Where page `idx` is pinned from.
@@ -695,15 +713,15 @@ impl Pages {
         mut f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
         let st = self.state.lock();
-        let mut batch = KVec::new();
+        let mut buf = PfnBuf::new();
+        let buf = buf.get(last - first + 1, false)?;
         let mut runs = PfnRuns::new();
         let mut idx = first;
         let mut result = Ok(());
         'batches: while idx <= last {
-            let n = (last - idx + 1).min(batch_pages());
-            batch.clear();
-            batch.resize(n as usize, NO_PFN, GFP_KERNEL)?;
-            gather(&st, idx, &mut batch);
+            let n = (last - idx + 1).min(buf.len() as u64);
+            let batch = &mut buf[..n as usize];
+            gather(&st, idx, batch);
             for (i, &pfn) in batch.iter().enumerate() {
                 if pfn == NO_PFN {
                     result = Err(EFAULT);
@@ -856,11 +874,10 @@ fn read_from_domains(uses: &IntervalTree<DomainUse>, first: u64, out: &mut [u64]
             return;
         };
         let end = used.last.min(last);
-        let piece = &mut out[(idx - first) as usize..=(end - first) as usize];
-        for (i, slot) in piece.iter_mut().enumerate() {
-            *slot = used.value.span.iova_in_page(idx + i as u64);
-        }
-        used.value.storage.read_pfns(piece);
+        used.value.read_pfns(
+            idx,
+            &mut out[(idx - first) as usize..=(end - first) as usize],
+        );
         idx = end + 1;
     }
 }
