@@ -384,19 +384,7 @@ impl Pages {
         let n = batch.len() as u64;
         gather(st, idx, batch);
         let nfresh = self.pin_missing(st, idx, batch)?;
-        let mut runs = PfnRuns::new();
-        let mut result = Ok(());
-        for (i, &pfn) in batch.iter().enumerate() {
-            if let Some((at, start, count)) = runs.push(idx + i as u64, pfn & !FRESH) {
-                result = map(at, start, count);
-                if result.is_err() {
-                    break;
-                }
-            }
-        }
-        if let (Ok(()), Some((at, start, count))) = (&result, runs.finish()) {
-            result = map(at, start, count);
-        }
+        let result = pfn_runs(batch, |at, pfn, count| map(idx + at, pfn, count));
         if let Err(e) = result {
             unmap(idx, idx + n - 1);
             self.unpin_fresh(st, batch, nfresh);
@@ -484,19 +472,11 @@ impl Pages {
             used.read_pfns(idx, pfns);
             keep_used(st, idx, pfns);
             unmap(idx, idx + n - 1);
-            let mut runs = PfnRuns::new();
-            for (i, &pfn) in pfns.iter().enumerate() {
-                if pfn == NO_PFN {
-                    continue;
-                }
-                freed += 1;
-                if let Some((_, start, count)) = runs.push(i as u64, pfn) {
-                    pin::unpin_run(start, count, self.writable);
-                }
-            }
-            if let Some((_, start, count)) = runs.finish() {
-                pin::unpin_run(start, count, self.writable);
-            }
+            let _ = pfn_runs(pfns, |_, pfn, count| {
+                freed += count;
+                pin::unpin_run(pfn, count, self.writable);
+                Ok(())
+            });
             idx += n;
         }
         st.npinned -= freed;
@@ -715,28 +695,19 @@ impl Pages {
         let st = self.state.lock();
         let mut buf = PfnBuf::new();
         let buf = buf.get(last - first + 1, false)?;
-        let mut runs = PfnRuns::new();
         let mut idx = first;
-        let mut result = Ok(());
-        'batches: while idx <= last {
+        while idx <= last {
             let n = (last - idx + 1).min(buf.len() as u64);
             let batch = &mut buf[..n as usize];
             gather(&st, idx, batch);
-            for (i, &pfn) in batch.iter().enumerate() {
-                if pfn == NO_PFN {
-                    result = Err(EFAULT);
-                    break 'batches;
-                }
-                if let Some((at, start, count)) = runs.push(idx + i as u64, pfn) {
-                    f(at, start, count)?;
-                }
+            let pinned = batch.iter().take_while(|&&pfn| pfn != NO_PFN).count();
+            pfn_runs(&batch[..pinned], |at, pfn, count| f(idx + at, pfn, count))?;
+            if pinned < batch.len() {
+                return Err(EFAULT);
             }
             idx += n;
         }
-        if let Some((at, start, count)) = runs.finish() {
-            f(at, start, count)?;
-        }
-        result
+        Ok(())
     }
 
     /// Appends the PFN of each page of `[first, last]` to `out`; `EFAULT`
@@ -880,6 +851,28 @@ fn read_from_domains(uses: &IntervalTree<DomainUse>, first: u64, out: &mut [u64]
         );
         idx = end + 1;
     }
+}
+
+/// Calls `f(offset, pfn, count)` for each run of consecutive PFNs in
+/// `pfns`, skipping [`NO_PFN`] entries and ignoring [`FRESH`] tags. Stops
+/// at an error.
+fn pfn_runs(pfns: &[u64], mut f: impl FnMut(u64, u64, u64) -> Result) -> Result {
+    let mut i = 0;
+    while i < pfns.len() {
+        if pfns[i] == NO_PFN {
+            i += 1;
+            continue;
+        }
+        let pfn = pfns[i] & !FRESH;
+        let n = 1 + pfns[i + 1..]
+            .iter()
+            .zip(pfn + 1..)
+            .take_while(|&(&entry, want)| entry & !FRESH == want)
+            .count();
+        f(i as u64, pfn, n as u64)?;
+        i += n;
+    }
+    Ok(())
 }
 
 /// Groups (index, PFN) pairs, pushed in order, into runs of consecutive
