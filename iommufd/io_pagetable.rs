@@ -586,32 +586,32 @@ impl IoPagetable {
         let mut unmapped = 0u64;
         let mut from = start;
         loop {
-            let Some(area) = self.areas.first(from, last) else {
+            // One search finds the area and takes it, unless it must stay.
+            let mut stop = None;
+            let taken = self.areas.take_first_if(from, last, |s, l, area| {
+                if s < start || l > last {
+                    stop = Some(UnmapStop::Failed(ENOENT));
+                } else if area.num_accesses.load(Relaxed) > 0 {
+                    area.prevent_access.store(true, Relaxed);
+                    stop = Some(UnmapStop::Accessed(s, l - s + 1));
+                }
+                stop.is_none()
+            });
+            let Some((a_start, a_last, area)) = taken else {
                 return (Ok(()), unmapped);
             };
-            if area.start < start || area.last > last {
-                return (Err(UnmapStop::Failed(ENOENT)), unmapped);
-            }
-            if area.value.num_accesses.load(Relaxed) > 0 {
-                area.value.prevent_access.store(true, Relaxed);
-                let stop = UnmapStop::Accessed(area.start, area.last - area.start + 1);
+            if let Some(stop) = stop {
                 return (Err(stop), unmapped);
             }
-            let (a_start, a_last) = match self.areas.take_first_if(from, last, |_, _, _| true) {
-                None => return (Ok(()), unmapped),
-                Some((s, l, area)) => {
-                    if let Some(area) = &area {
-                        self.unfill_area(s, l - s + 1, area);
-                    }
-                    drop(area);
-                    if let Some(free) = self.free.as_mut() {
-                        if free.release(s, l).is_err() {
-                            self.free = None;
-                        }
-                    }
-                    (s, l)
+            if let Some(area) = &area {
+                self.unfill_area(a_start, a_last - a_start + 1, area);
+            }
+            drop(area);
+            if let Some(free) = self.free.as_mut() {
+                if free.release(a_start, a_last).is_err() {
+                    self.free = None;
                 }
-            };
+            }
             unmapped = unmapped.wrapping_add(a_last - a_start + 1);
             if a_last >= last {
                 return (Ok(()), unmapped);
