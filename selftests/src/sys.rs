@@ -144,6 +144,26 @@ pub fn mmap_anon(len: u64, pages: AnonPages) -> Option<u64> {
     Some(start)
 }
 
+/// A shared read-write mapping of the first `len` bytes of `file`; `None`
+/// if the kernel refuses it.
+pub fn mmap_shared(file: &File, len: u64) -> Option<u64> {
+    const PROT_RW: i32 = 3;
+    const MAP_SHARED: i32 = 0x01;
+    // SAFETY: A fresh mapping of our own file at an address the kernel
+    // picks.
+    let p = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            PROT_RW,
+            MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    (p as isize != -1).then_some(p as u64)
+}
+
 /// Unmaps what [`mmap_anon`] returned, with the same `len` and `pages`.
 /// The 2 MiB alignment slack stays mapped; it was never touched.
 pub fn munmap_anon(start: u64, len: u64) {

@@ -514,6 +514,80 @@ fn unprivileged_user() -> TestResult {
     result
 }
 
+/// Bytes the child of `killed_mid_map_leaves_no_pins` maps.
+const KILLED_MAP_LEN: u64 = 256 << 20;
+
+/// The child side of `killed_mid_map_leaves_no_pins`: maps the memfd
+/// whose descriptor is its second argument into an IOAS with a mock
+/// domain, which pins it all, saying when it starts and ends, then waits
+/// to be killed.
+fn map_until_killed() -> TestResult {
+    use std::io::Write;
+    let mfd: i32 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .ok_or("no memfd argument")?;
+    let fd = Iommufd::open()?;
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    fd.mock_domain(ioas)
+        .map_err(|e| format!("mock_domain: {e}"))?;
+    let say = |what: &str| {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{what}");
+        let _ = out.flush();
+    };
+    say("mapping");
+    let mapped = fd.map_file(ioas, mfd, 0, KILLED_MAP_LEN, RW, 0);
+    say(&format!("mapped {mapped:?}"));
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// A process killed while it maps (and pins) 256 MiB leaves no pin on
+/// the memory and no reference on the module, wherever the kill lands.
+fn killed_mid_map_leaves_no_pins() -> TestResult {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::fd::AsRawFd;
+    let memfd = sys::memfd(KILLED_MAP_LEN).map_err(|e| format!("memfd: {e}"))?;
+    let addr = sys::mmap_shared(&memfd, KILLED_MAP_LEN).ok_or("mmap of the memfd")?;
+    sys::touch(addr, KILLED_MAP_LEN);
+    let fd = Iommufd::open()?;
+    let refcnt = format!("/sys/module/{}/refcnt", module());
+    let before = read_number(&refcnt, None)?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let (mut mid_map, mut after_map) = (0, 0);
+    for delay_ms in [0, 1, 3, 10, 30, 100, 300] {
+        let mut child = std::process::Command::new(&exe)
+            .arg("--map-until-killed")
+            .arg(memfd.as_raw_fd().to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut out = BufReader::new(child.stdout.take().ok_or("no child stdout")?);
+        let mut line = String::new();
+        out.read_line(&mut line).map_err(|e| e.to_string())?;
+        check_eq!(line.trim(), "mapping");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().map_err(|e| e.to_string())?;
+        child.wait().map_err(|e| e.to_string())?;
+        line.clear();
+        out.read_to_string(&mut line).map_err(|e| e.to_string())?;
+        if line.is_empty() {
+            mid_map += 1;
+        } else {
+            check!(line.starts_with("mapped Ok("));
+            after_map += 1;
+        }
+    }
+    println!(
+        "# killed_mid_map_leaves_no_pins: {mid_map} children killed mid-map, {after_map} after"
+    );
+    check_eq!(fd.check_refs(addr as *const u8, KILLED_MAP_LEN, 0), 0);
+    check_eq!(read_number(&refcnt, None)?, before);
+    Ok(())
+}
+
 /// This thread's `fail-nth` file, opened before arming it: opening it
 /// allocates, reading and writing through an open file does not.
 struct FailNth(std::fs::File);
@@ -675,6 +749,7 @@ fn main() {
     let child: Option<fn() -> TestResult> = match std::env::args().nth(1).as_deref() {
         Some("--unprivileged-child") => Some(unprivileged_child),
         Some("--unprivileged-child-with-access") => Some(unprivileged_child_with_access),
+        Some("--map-until-killed") => Some(map_until_killed),
         _ => None,
     };
     if let Some(child) = child {
@@ -746,6 +821,10 @@ fn main() {
         Test {
             name: "unprivileged_user",
             run: unprivileged_user,
+        },
+        Test {
+            name: "killed_mid_map_leaves_no_pins",
+            run: killed_mid_map_leaves_no_pins,
         },
         Test {
             name: "close_frees_objects",
