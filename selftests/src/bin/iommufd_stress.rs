@@ -2,7 +2,8 @@
 
 //! Multi-threaded stress: many threads issue random IOAS and compat ioctls
 //! on one shared file, on files of their own, and while the file is being
-//! closed under them. Bounded in time; the errnos are not judged (races
+//! closed under them; and map real memory while a mock domain comes and
+//! goes and an access pins. Bounded in time; the errnos are not judged (races
 //! make many answers valid), the kernel must simply survive cleanly: no
 //! splat, no hang, and afterwards nothing left (the module refcount is
 //! back to its start and the module unloads).
@@ -10,7 +11,7 @@
 //! Usage: `iommufd_stress SECONDS [THREADS]`. Prints one KTAP line per
 //! scenario.
 
-use iommufd_rs_selftests::dev::{Iommufd, FIXED, RW};
+use iommufd_rs_selftests::dev::{vm_pin_kb, Iommufd, PageBuf, FIXED, RW};
 use iommufd_rs_selftests::uapi;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,6 +145,109 @@ fn close_races(dur: Duration, threads: usize) -> Result<u64, String> {
     Ok(rounds)
 }
 
+/// Threads map and unmap pieces of real memory in one IOAS while one
+/// thread attaches and detaches a mock domain and another pins pages
+/// through an access (and is told to unpin by the unmaps). Afterwards
+/// nothing may stay pinned: VmPin is back and no page has a pin.
+fn domains_and_accesses(dur: Duration, threads: usize) -> Result<u64, String> {
+    const PAGES: u64 = 64;
+    let aperture = u64::from(uapi::MOCK_APERTURE_START);
+    let buf = PageBuf::new(PAGES as usize);
+    let addr = buf.addr();
+    let fd = Arc::new(Iommufd::open()?);
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let pin0 = vm_pin_kb()?;
+    let flags = uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES;
+    let access = fd
+        .create_access(ioas, flags)
+        .map_err(|e| format!("create_access: {e}"))?;
+    let access = Arc::new(access);
+    let ops = Arc::new(AtomicU64::new(0));
+    // Successful maps, domain attaches and access pins.
+    let done: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let end = Instant::now() + dur;
+    // A piece of the buffer, mapped at the same offset in the aperture.
+    let piece = |x: u64| {
+        let first = (x >> 8) % PAGES;
+        let n = ((x >> 16) % 8 + 1).min(PAGES - first);
+        (first * PAGE, n * PAGE)
+    };
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let (fd, ops, done) = (fd.clone(), ops.clone(), done.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut x = 0x51f1_5eed_0000_0001u64 ^ (t as u64 + 1);
+            while Instant::now() < end {
+                let v = next(&mut x);
+                let (off, len) = piece(v);
+                let _ = match v % 5 {
+                    0 | 1 => fd
+                        .map(ioas, addr + off, len, RW | FIXED, aperture + off)
+                        .inspect(|_| {
+                            done[0].fetch_add(1, Ordering::Relaxed);
+                        }),
+                    2 | 3 => fd.unmap(ioas, aperture + off, len),
+                    _ => fd.unmap(ioas, 0, u64::MAX),
+                };
+                ops.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    {
+        let (fd, ops, done) = (fd.clone(), ops.clone(), done.clone());
+        handles.push(std::thread::spawn(move || {
+            while Instant::now() < end {
+                if let Ok((stdev, _, _)) = fd.mock_domain(ioas) {
+                    done[1].fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                    fd.destroy(stdev);
+                }
+                ops.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    {
+        let (fd, ops, access, done) = (fd.clone(), ops.clone(), access.clone(), done.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut x = 0xacce_55ed_0000_0001u64;
+            while Instant::now() < end {
+                let (off, len) = piece(next(&mut x));
+                let uptr = (addr + off) as *const u8;
+                if let Ok(item) = fd.access_pages(&access, aperture + off, len, uptr) {
+                    done[2].fetch_add(1, Ordering::Relaxed);
+                    std::thread::yield_now();
+                    fd.destroy_access_pages(&access, item);
+                }
+                ops.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().map_err(|_| "a thread panicked".to_string())?;
+    }
+    let _ = fd.unmap(ioas, 0, u64::MAX);
+    drop(access);
+    let [maps, attaches, pins] = &*done;
+    println!(
+        "# stress_domains_and_accesses: {} maps, {} domain attaches, {} access pins",
+        maps.load(Ordering::Relaxed),
+        attaches.load(Ordering::Relaxed),
+        pins.load(Ordering::Relaxed)
+    );
+    let pinned = vm_pin_kb()?;
+    if pinned != pin0 {
+        return Err(format!("VmPin {pinned} kB after, {pin0} kB before"));
+    }
+    let refs = fd.check_refs(addr as *const u8, PAGES * PAGE, 0);
+    if refs != 0 {
+        return Err(format!("MD_CHECK_REFS: errno {refs}"));
+    }
+    if fd.destroy(ioas) != 0 {
+        return Err("the IOAS is still in use".into());
+    }
+    Ok(ops.load(Ordering::Relaxed))
+}
+
 fn main() {
     let secs: u64 = std::env::args()
         .nth(1)
@@ -158,11 +262,12 @@ fn main() {
     let refcnt = format!("/sys/module/{module}/refcnt");
     let before = iommufd_rs_selftests::dev::read_number(&refcnt, None);
     println!("KTAP version 1");
-    println!("1..4");
-    let scenarios: [(&str, fn(Duration, usize) -> Result<u64, String>); 3] = [
+    println!("1..5");
+    let scenarios: [(&str, fn(Duration, usize) -> Result<u64, String>); 4] = [
         ("stress_shared_file", shared_file),
         ("stress_own_files", own_files),
         ("stress_close_races", close_races),
+        ("stress_domains_and_accesses", domains_and_accesses),
     ];
     let mut failed = 0;
     for (i, (name, run)) in scenarios.iter().enumerate() {
@@ -177,10 +282,10 @@ fn main() {
     // Every file is closed: the module's refcount is back where it was.
     let after = iommufd_rs_selftests::dev::read_number(&refcnt, None);
     match (before, after) {
-        (Ok(b), Ok(a)) if a == b => println!("ok 4 stress_refcount_restored"),
+        (Ok(b), Ok(a)) if a == b => println!("ok 5 stress_refcount_restored"),
         other => {
             failed += 1;
-            println!("# refcount before/after: {other:?}\nnot ok 4 stress_refcount_restored");
+            println!("# refcount before/after: {other:?}\nnot ok 5 stress_refcount_restored");
         }
     }
     std::process::exit(i32::from(failed != 0));
