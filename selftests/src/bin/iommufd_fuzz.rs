@@ -83,6 +83,11 @@ struct Fuzz {
     hwpts: Vec<u32>,
     /// Where pointer fields of hostile structs point.
     scratch: Box<[u8; 4096]>,
+    /// Open mock accesses: (C's file, ours, IOAS). Their descriptor
+    /// numbers differ, so they are compared by position here.
+    accesses: Vec<(std::fs::File, std::fs::File, u32)>,
+    /// Pinned items: (access position, item ID).
+    access_items: Vec<(usize, u32)>,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -309,10 +314,144 @@ impl Fuzz {
         }
     }
 
+    /// An in-kernel access: created on an IOAS, pinning a range, unpinning
+    /// it, or closed.
+    fn access_step(&mut self) -> (String, Outcome, Outcome) {
+        let roll = self.rng.below(10);
+        if self.accesses.is_empty() || (roll < 2 && self.accesses.len() < 4) {
+            // Mostly on an IOAS with memory mapped, so that pins can work.
+            let ioas = match self.user_maps.is_empty() || self.rng.chance(30) {
+                true => self.ioas(),
+                false => self.rng.pick(&self.user_maps).0,
+            };
+            let needs_pin = uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES;
+            let flags = self
+                .rng
+                .pick(&[needs_pin, needs_pin, needs_pin, needs_pin, 0, 0x80]);
+            let (c, r) = (
+                self.c.create_access(ioas, flags),
+                self.rust.create_access(ioas, flags),
+            );
+            // Descriptor numbers are not compared.
+            let show = |x: &Result<std::fs::File, i32>| match x {
+                Ok(_) => "Ok(fd)".to_string(),
+                Err(e) => format!("Err({e})"),
+            };
+            let (cs, rs) = (show(&c), show(&r));
+            if let (Ok(c), Ok(r)) = (c, r) {
+                self.accesses.push((c, r, ioas));
+            }
+            return (
+                format!("create_access ioas={ioas} flags={flags:#x}"),
+                cs,
+                rs,
+            );
+        }
+        let at = self.rng.below(self.accesses.len() as u64) as usize;
+        match roll {
+            2 => {
+                // Closing unpins everything the access held.
+                self.accesses.remove(at);
+                self.access_items.retain(|&(a, _)| a != at);
+                for item in self.access_items.iter_mut() {
+                    if item.0 > at {
+                        item.0 -= 1;
+                    }
+                }
+                (
+                    format!("close_access {at}"),
+                    "closed".into(),
+                    "closed".into(),
+                )
+            }
+            3..=4 => {
+                // Fresh memory mapped at an allocated IOVA, then pinned.
+                let ioas = self.accesses[at].2;
+                let (base, size) = self.rng.pick(&self.mem.user);
+                let len = (self.rng.below(16) + 1) * PAGE;
+                let va = base + self.rng.below((size - len) / PAGE + 1) * PAGE;
+                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, RW, 0)));
+                let Some(iova) = c
+                    .strip_prefix("Ok(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|_| c == r)
+                else {
+                    return (
+                        format!("map_for_access ioas={ioas} va={va:#x} len={len:#x}"),
+                        c,
+                        r,
+                    );
+                };
+                self.mapped.push((ioas, iova, len));
+                self.user_maps.push((ioas, iova, len, va));
+                let (acc_c, acc_r, _) = &self.accesses[at];
+                let uptr = va as *const u8;
+                let c = format!("{:?}", self.c.access_pages(acc_c, iova, len, uptr));
+                let r = format!("{:?}", self.rust.access_pages(acc_r, iova, len, uptr));
+                if let Some(id) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(id) = id.parse() {
+                        self.access_items.push((at, id));
+                    }
+                }
+                (
+                    format!("map_and_pin {at} iova={iova:#x} len={len:#x} va={va:#x}"),
+                    c,
+                    r,
+                )
+            }
+            5..=6 => {
+                let ioas = self.accesses[at].2;
+                let maps: Vec<_> = self
+                    .user_maps
+                    .iter()
+                    .filter(|m| m.0 == ioas)
+                    .copied()
+                    .collect();
+                let (iova, len, va) = match maps.is_empty() || self.rng.chance(20) {
+                    true => (self.iova(), self.length(), self.user_va()),
+                    false => {
+                        let (_, iova, len, va) = self.rng.pick(&maps);
+                        let skip = self.rng.below(len / PAGE) * PAGE;
+                        let n = (self.rng.below(16) + 1) * PAGE;
+                        (iova + skip, n.min(len - skip), va + skip)
+                    }
+                };
+                let uptr = va as *const u8;
+                let (acc_c, acc_r, _) = &self.accesses[at];
+                let c = format!("{:?}", self.c.access_pages(acc_c, iova, len, uptr));
+                let r = format!("{:?}", self.rust.access_pages(acc_r, iova, len, uptr));
+                if let Some(id) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
+                    if let Ok(id) = id.parse() {
+                        self.access_items.push((at, id));
+                    }
+                }
+                (
+                    format!("access_pages {at} iova={iova:#x} len={len:#x} va={va:#x}"),
+                    c,
+                    r,
+                )
+            }
+            _ => {
+                let (at, item) = match self.access_items.is_empty() || self.rng.chance(10) {
+                    true => (at, self.rng.below(8) as u32),
+                    false => self.rng.pick(&self.access_items),
+                };
+                let (acc_c, acc_r, _) = &self.accesses[at];
+                let c = format!("{}", self.c.destroy_access_pages(acc_c, item));
+                let r = format!("{}", self.rust.destroy_access_pages(acc_r, item));
+                if c == "0" {
+                    self.access_items.retain(|&x| x != (at, item));
+                }
+                (format!("destroy_access_pages {at} item={item}"), c, r)
+            }
+        }
+    }
+
     /// One random step: its description and both outcomes.
     fn step(&mut self) -> (String, Outcome, Outcome) {
         // Keep a handful of IOAS objects so that operations meet each other.
-        let roll = match self.rng.below(140) {
+        let roll = match self.rng.below(150) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             r => r,
         };
@@ -520,6 +659,7 @@ impl Fuzz {
                     r,
                 )
             }
+            140..=149 => self.access_step(),
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -553,6 +693,8 @@ fn main() {
             devices: Vec::new(),
             hwpts: Vec::new(),
             scratch: Box::new([0; 4096]),
+            accesses: Vec::new(),
+            access_items: Vec::new(),
         })
     };
     let mut fuzz = match setup() {
