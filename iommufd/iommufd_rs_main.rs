@@ -13,7 +13,7 @@
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas, and its pins;
-//!   [`page_table`]: the sparse per-page table it records PFNs in;
+//!   [`page_table`]: the sparse per-page table access pins are counted in;
 //! - [`hw_pagetable`]: domains attached to an IOAS; [`device`]: devices;
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
@@ -35,9 +35,10 @@
 //! 5. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
 //!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
 //!    an unmap drops it before asking accesses to unpin;
-//! 6. `Pages::state` (it holds the PFN records), then the mm's `mmap_lock`
+//! 6. `Pages::state` (its pins and domain uses), then the mm's `mmap_lock`
 //!    (remote GUP, `locked_vm`);
-//! 7. `MockDomain::table` (a domain is mapped while `Pages::state` is held).
+//! 7. `MockDomain::table` (a domain is mapped, unmapped and read back while
+//!    `Pages::state` is held).
 //!
 //! No lock is held across a copy to or from userspace except `Ioas::iopt`
 //! while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write their ranges, as
