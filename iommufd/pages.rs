@@ -171,18 +171,25 @@ impl PfnBuf {
         }
     }
 
-    /// Room for `pages` PFNs, at most a batch. If that cannot be
-    /// allocated: `ENOMEM`, or with `fallback`, the small buffer.
-    fn get(&mut self, pages: u64, fallback: bool) -> Result<&mut [u64]> {
+    /// Room for `pages` PFNs, at most a batch; `ENOMEM`.
+    fn get(&mut self, pages: u64) -> Result<&mut [u64]> {
         let want = pages.min(batch_pages()) as usize;
         if want <= self.stack.len() {
             return Ok(&mut self.stack[..want]);
         }
-        match self.heap.resize(want, 0, GFP_KERNEL) {
-            Ok(()) => Ok(&mut self.heap[..]),
-            Err(_) if fallback => Ok(&mut self.stack[..]),
-            Err(e) => Err(e.into()),
+        self.heap.resize(want, 0, GFP_KERNEL)?;
+        Ok(&mut self.heap[..])
+    }
+
+    /// Like [`PfnBuf::get`], but without memory the small buffer will do,
+    /// for paths that may not fail.
+    fn get_or_small(&mut self, pages: u64) -> &mut [u64] {
+        let want = pages.min(batch_pages()) as usize;
+        if want > self.stack.len() && self.heap.resize(want, 0, GFP_KERNEL).is_ok() {
+            return &mut self.heap[..];
         }
+        let small = want.min(self.stack.len());
+        &mut self.stack[..small]
     }
 }
 
@@ -350,10 +357,10 @@ impl Pages {
     ) -> Result {
         let (first, last) = span.pages();
         let node = NewNode::new(first, last, DomainUse { span, storage }, GFP_KERNEL)?;
+        let mut buf = PfnBuf::new();
+        let batch = buf.get(last - first + 1)?;
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let mut buf = PfnBuf::new();
-        let batch = buf.get(last - first + 1, false)?;
         let mut idx = first;
         while idx <= last {
             let n = (last - idx + 1).min(batch.len() as u64);
@@ -462,11 +469,10 @@ impl Pages {
         unmap: &mut impl FnMut(u64, u64),
     ) {
         let mut buf = PfnBuf::new();
-        // Without memory for a batch, a small one will do.
-        let buf = buf.get(last - first + 1, true).unwrap_or(&mut []);
+        let buf = buf.get_or_small(last - first + 1);
         let mut freed = 0u64;
         let mut idx = first;
-        while idx <= last && !buf.is_empty() {
+        while idx <= last {
             let n = (last - idx + 1).min(buf.len() as u64);
             let pfns = &mut buf[..n as usize];
             used.read_pfns(idx, pfns);
@@ -569,10 +575,10 @@ impl Pages {
     /// nothing: on error (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...)
     /// nothing changes.
     pub(crate) fn access_pin(&self, first: u64, last: u64) -> Result {
+        let mut buf = PfnBuf::new();
+        let batch = buf.get(last - first + 1)?;
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let mut buf = PfnBuf::new();
-        let batch = buf.get(last - first + 1, false)?;
         let mut idx = first;
         while idx <= last {
             // Pages that accesses pin gain one, up to the first without.
@@ -692,9 +698,9 @@ impl Pages {
         last: u64,
         mut f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
-        let st = self.state.lock();
         let mut buf = PfnBuf::new();
-        let buf = buf.get(last - first + 1, false)?;
+        let buf = buf.get(last - first + 1)?;
+        let st = self.state.lock();
         let mut idx = first;
         while idx <= last {
             let n = (last - idx + 1).min(buf.len() as u64);
@@ -888,18 +894,12 @@ impl PfnRuns {
 
     /// Adds a page; returns the run it ends, if it starts a new one.
     fn push(&mut self, idx: u64, pfn: u64) -> Option<(u64, u64, u64)> {
-        self.push_run(idx, pfn, 1)
-    }
-
-    /// Adds `count` pages of consecutive PFNs from `pfn`; returns the run
-    /// it ends, if it starts a new one.
-    fn push_run(&mut self, idx: u64, pfn: u64, count: u64) -> Option<(u64, u64, u64)> {
         match &mut self.run {
             Some((_, start, n)) if *start + *n == pfn => {
-                *n += count;
+                *n += 1;
                 None
             }
-            run => run.replace((idx, pfn, count)),
+            run => run.replace((idx, pfn, 1)),
         }
     }
 
