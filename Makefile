@@ -38,9 +38,13 @@ check-debug:
 bench:
 	bash scripts/bench.sh
 
+# Instructions per call, per function, C vs Rust: make profile WORKLOAD=native_pair
+profile:
+	bash scripts/profile.sh $(WORKLOAD) $(ITERATIONS)
+
 # Differential fuzzing against C iommufd: make fuzz SEED=7 STEPS=100000
 fuzz:
 	bash scripts/fuzz.sh $(SEED) $(STEPS)
 
-.PHONY: modules clean setup run check check-debug conformance bench fuzz
+.PHONY: modules clean setup run check check-debug conformance bench profile fuzz
 endif

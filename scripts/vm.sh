@@ -11,6 +11,8 @@
 #   IOMMUFD_RS_KVM=1  use KVM instead of TCG (KVM hung at boot here)
 #   VM_ICOUNT=1 guest time counts executed instructions (1 ns each), so
 #               timings are deterministic instruction counts
+#   VM_QEMU_ARGS extra QEMU arguments, as paths inside the build root
+#               (make profile passes its TCG plugin this way)
 . "$(dirname "$0")/lib.sh"
 
 script=${1:?usage: vm.sh GUEST_SCRIPT}
@@ -57,7 +59,7 @@ in_root /bin/bash -c "
 	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
 		-m ${VM_MEM:-6G} -smp 2 -nodefaults -nographic -no-reboot -monitor none -serial stdio \
 		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/initramfs.cpio.gz \
-		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024'
+		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024' ${VM_QEMU_ARGS:-}
 " </dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$log_file"
 qemu_rc=${PIPESTATUS[0]}
 set -e

@@ -1,0 +1,43 @@
+#!/bin/bash
+# make profile WORKLOAD=NAME [ITERATIONS=N]: where the instructions of one
+# small workload go, per call, in C iommufd and in iommufd_rs, in one boot.
+#
+# A QEMU TCG plugin (scripts/profile/tbprof.c) counts the instructions of
+# every translated block between two markers that iommufd_profile places
+# around its loop. scripts/profile.py names the blocks with System.map and
+# the modules' /proc/kallsyms lines, and prints a table per function.
+# Not part of make check; nothing here is timed.
+. "$(dirname "$0")/lib.sh"
+
+workload=${1:?usage: profile.sh WORKLOAD [ITERATIONS]}
+iterations=${2:-20000}
+case $workload in *[!a-z_]*) die "bad workload name: $workload" ;; esac
+case $iterations in '' | *[!0-9]*) die "bad iteration count: $iterations" ;; esac
+
+build_all
+kdir=$(bash "$REPO/scripts/build-kernel.sh")
+in_root gcc -O2 -Wall -Wextra -shared -fPIC -fvisibility=hidden \
+	-o /build/tbprof.so "$ROOT_REPO/scripts/profile/tbprof.c"
+
+out=$ROOT/build/profile
+rm -rf "$out"
+mkdir -p "$out"
+guest=$out/guest.sh
+cat >"$guest" <<EOF_GUEST
+# C first (window 1), then iommufd_rs (window 2).
+load_c || exit 1
+section kallsyms_c grep -E '\\[(iommufd|iommu_amdv1)\\]' /proc/kallsyms
+/bin/iommufd_profile $workload $iterations; c_rc=\$?
+unload_c || exit 1
+load_rust || exit 1
+section kallsyms_rust grep '\\[iommufd_rs\\]' /proc/kallsyms
+/bin/iommufd_profile $workload $iterations; rust_rc=\$?
+unload_rust
+[ \$c_rc = 0 ] && [ \$rust_rc = 0 ]
+EOF_GUEST
+log "profiling $workload, $iterations calls per module (TCG with the tbprof plugin)"
+VM_QEMU_ARGS="-plugin /build/tbprof.so,out=/build/profile/window" \
+	VM_LOG=$out/vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null ||
+	die "the profiling guest failed; see $out/vm.log"
+in_root python3 "$ROOT_REPO/scripts/profile.py" "$kdir/System.map" /build/profile/vm.log \
+	/build/profile/window.1 /build/profile/window.2 "$iterations"
