@@ -5,6 +5,7 @@
  * rust/helpers/ for the same pattern in the kernel crate.
  */
 #include <linux/mm.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/highmem.h>
 #include <linux/sched/user.h>
@@ -31,6 +32,11 @@ void iommufd_rs_put_page(struct page *page)
 int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr)
 {
 	return get_user(*out, uptr);
+}
+
+void *iommufd_rs_kmalloc(size_t size)
+{
+	return kmalloc(size, GFP_KERNEL);
 }
 
 unsigned long iommufd_rs_page_to_pfn(struct page *page)

@@ -8,6 +8,7 @@
 //! span iterator walks a range as alternating used and hole spans. This is
 //! the only file that calls the C interval tree or touches its structs.
 
+use crate::sys::DBox;
 use core::{
     marker::PhantomData,
     mem::{offset_of, size_of},
@@ -38,7 +39,7 @@ struct Node<T> {
 
 /// A node allocated ahead of insertion, so that inserting cannot fail.
 pub(crate) struct NewNode<T> {
-    node: Pin<KBox<Node<T>>>,
+    node: Pin<DBox<Node<T>>>,
 }
 
 impl<T> NewNode<T> {
@@ -54,7 +55,7 @@ impl<T> NewNode<T> {
             last: to_c(last),
             ..Default::default()
         };
-        let node = KBox::pin_init(
+        let node = DBox::pin_init(
             pin_init!(Node {
                 itree: Opaque::new(itree),
                 value
@@ -94,14 +95,14 @@ impl<T> NewNode<T> {
 /// # Invariants
 ///
 /// - `root` is a valid `rb_root_cached` whose nodes are exactly the
-///   `interval_tree_node`s embedded in `Node<T>`s leaked from `KBox`es by
+///   `interval_tree_node`s embedded in `Node<T>`s leaked from `DBox`es by
 ///   [`IntervalTree::insert`]; each is freed once, by `remove` or `Drop`.
 /// - The C tree keeps no pointer to `root` itself, only node-to-node links,
 ///   so the tree may move; the nodes are heap-allocated and pinned.
 pub(crate) struct IntervalTree<T> {
     root: bindings::rb_root_cached,
     len: usize,
-    _owns: PhantomData<KBox<Node<T>>>,
+    _owns: PhantomData<DBox<Node<T>>>,
 }
 
 // SAFETY: The tree owns its values; sending the tree sends them.
@@ -159,7 +160,7 @@ impl<T> IntervalTree<T> {
     pub(crate) fn insert(&mut self, node: NewNode<T>) {
         // SAFETY: The node is pinned on the heap; leaking the box hands its
         // ownership to the tree, as the type invariants require.
-        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(node.node) });
+        let raw = DBox::into_raw(unsafe { Pin::into_inner_unchecked(node.node) });
         // SAFETY: `raw` is valid and its C node was initialised with its
         // range; `root` is a valid tree per the type invariants.
         unsafe {
@@ -212,8 +213,8 @@ impl<T> IntervalTree<T> {
             }
             bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
             self.len -= 1;
-            let node = KBox::from_raw(Self::node_of(raw.as_ptr()));
-            Some((s, l, Some(KBox::into_inner(node).value)))
+            let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
+            Some((s, l, Some(DBox::into_inner(node).value)))
         }
     }
 
@@ -237,8 +238,8 @@ impl<T> IntervalTree<T> {
                 if remove(s, l, &(*Self::node_of(raw.as_ptr())).value) {
                     bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
                     self.len -= 1;
-                    let node = KBox::from_raw(Self::node_of(raw.as_ptr()));
-                    done(s, l, KBox::into_inner(node).value);
+                    let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
+                    done(s, l, DBox::into_inner(node).value);
                 }
             }
         }

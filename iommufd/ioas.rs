@@ -76,7 +76,11 @@ pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
 
 /// Looks up an IOAS by ID in `table`: `ENOENT` if the ID is not an IOAS.
 pub(crate) fn get_ioas_in(table: &ObjectTable, id: u32) -> Result<IoasRef> {
-    let obj = table.get(id)?;
+    ioas_of(table.get(id)?)
+}
+
+/// The IOAS behind a user reference: `ENOENT` if the object is not one.
+pub(crate) fn ioas_of(obj: ObjectRef) -> Result<IoasRef> {
     match &obj.object().kind {
         ObjectKind::Ioas(ioas) => {
             let ioas = ioas.clone();

@@ -67,6 +67,15 @@ struct TableInner {
     compat_ioas: Option<u32>,
 }
 
+impl TableInner {
+    /// A user reference to the visible object `id`, if there is one.
+    fn get(&self, id: u32) -> Option<ObjectRef> {
+        let obj = self.ids.get(&id).and_then(Option::as_ref)?;
+        obj.users.inc();
+        Some(ObjectRef { obj: obj.clone() })
+    }
+}
+
 /// The object table of one open file.
 #[pin_data]
 pub(crate) struct ObjectTable {
@@ -111,10 +120,14 @@ impl ObjectTable {
 
     /// Looks up a visible object and takes a user reference on it.
     pub(crate) fn get(&self, id: u32) -> Result<ObjectRef> {
+        self.inner.lock().get(id).ok_or(ENOENT)
+    }
+
+    /// Looks up the compat IOAS's object, as [`ObjectTable::get`], under
+    /// one lock: `ENODEV` if none is set.
+    pub(crate) fn get_compat(&self) -> Result<ObjectRef> {
         let inner = self.inner.lock();
-        let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
-        obj.users.inc();
-        Ok(ObjectRef { obj: obj.clone() })
+        inner.compat_ioas.and_then(|id| inner.get(id)).ok_or(ENODEV)
     }
 
     /// Removes an object by ID: `ENOENT` if there is none, `EBUSY` if it has
@@ -151,11 +164,6 @@ impl ObjectTable {
             inner.ids.remove(&id)
         };
         drop(removed);
-    }
-
-    /// The compat IOAS's ID, if one is set.
-    pub(crate) fn compat_ioas(&self) -> Option<u32> {
-        self.inner.lock().compat_ioas
     }
 
     /// Sets or clears the compat IOAS.

@@ -18,6 +18,7 @@
 //!
 //! The table has no lock of its own: it lives inside its owner's lock.
 
+use crate::sys::{DBox, DVec};
 use kernel::prelude::*;
 
 /// log2 of the entries per node.
@@ -37,7 +38,7 @@ static EMPTY_LEAF: Leaf = [0; FANOUT];
 #[derive(Zeroable)]
 struct Middle {
     /// The leaves, `None` where all 512 values are zero.
-    leaves: [Option<KBox<Leaf>>; FANOUT],
+    leaves: [Option<DBox<Leaf>>; FANOUT],
     /// Nonzero values in each leaf.
     used: [u16; FANOUT],
     /// Leaves present.
@@ -53,9 +54,9 @@ struct Middle {
 /// progress; `nleaves` counts the `Some` leaves; a middle node with no
 /// leaves is `None`. The spares are all zeros (`used` too).
 pub(crate) struct PageTable {
-    top: KVec<Option<KBox<Middle>>>,
-    spare_leaf: Option<KBox<Leaf>>,
-    spare_middle: Option<KBox<Middle>>,
+    top: DVec<Option<DBox<Middle>>>,
+    spare_leaf: Option<DBox<Leaf>>,
+    spare_middle: Option<DBox<Middle>>,
     /// Small tables: the values of indexes `0..limit`; `top` is then
     /// unused.
     small: Option<SmallTable>,
@@ -68,7 +69,7 @@ pub(crate) struct PageTable {
 /// `values` is empty or `limit` long; `used` counts its nonzero values,
 /// and it is empty when that is 0.
 struct SmallTable {
-    values: KVec<u64>,
+    values: DVec<u64>,
     limit: usize,
     used: usize,
 }
@@ -99,7 +100,7 @@ impl PageTable {
     /// An empty table; allocates nothing.
     pub(crate) const fn new() -> Self {
         Self {
-            top: KVec::new(),
+            top: DVec::new(),
             spare_leaf: None,
             spare_middle: None,
             small: None,
@@ -110,7 +111,7 @@ impl PageTable {
     pub(crate) fn with_limit(limit: u64) -> Self {
         Self {
             small: (limit <= FANOUT as u64).then(|| SmallTable {
-                values: KVec::new(),
+                values: DVec::new(),
                 limit: limit as usize,
                 used: 0,
             }),
@@ -335,13 +336,13 @@ impl PageTable {
                 Some(mid) => mid,
                 slot => slot.insert(match self.spare_middle.take() {
                     Some(mid) => mid,
-                    None => KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
+                    None => DBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
                 }),
             };
             if mid.leaves[l].is_none() {
                 mid.leaves[l] = Some(match self.spare_leaf.take() {
                     Some(leaf) => leaf,
-                    None => KBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
+                    None => DBox::init(pin_init::init_zeroed(), GFP_KERNEL)?,
                 });
                 mid.nleaves += 1;
             }
@@ -367,7 +368,7 @@ impl SmallTable {
             }
         }
         if self.used == 0 {
-            self.values = KVec::new();
+            self.values = DVec::new();
         }
     }
 

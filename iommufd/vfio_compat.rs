@@ -51,8 +51,7 @@ pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
 
 /// The compat IOAS: `ENODEV` if none is set (or it was destroyed).
 fn compat_ioas(ctx: &Context) -> Result<IoasRef> {
-    let id = ctx.objects.compat_ioas().ok_or(ENODEV)?;
-    get_ioas(ctx, id).map_err(|_| ENODEV)
+    crate::ioas::ioas_of(ctx.objects.get_compat()?).map_err(|_| ENODEV)
 }
 
 /// Returns the compat IOAS's ID, creating an IOAS for it if there is none.

@@ -19,10 +19,19 @@ const IOVA: u64 = uapi::MOCK_APERTURE_START as u64;
 
 /// The names `make profile` accepts, with what each one does.
 const WORKLOADS: [(&str, &str); 6] = [
-    ("native_pair", "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA"),
+    (
+        "native_pair",
+        "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA",
+    ),
     ("compat_pair", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB (type1v2)"),
-    ("rejected_early", "IOAS_MAP with no flags (EINVAL before any lookup)"),
-    ("rejected_after_lookup", "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)"),
+    (
+        "rejected_early",
+        "IOAS_MAP with no flags (EINVAL before any lookup)",
+    ),
+    (
+        "rejected_after_lookup",
+        "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)",
+    ),
     ("iova_ranges", "IOAS_IOVA_RANGES with room for one range"),
     ("destroy_missing_id", "DESTROY of an ID that does not exist"),
 ];
