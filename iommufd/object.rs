@@ -69,6 +69,7 @@ struct TableInner {
 
 impl TableInner {
     /// A user reference to the visible object `id`, if there is one.
+    #[inline]
     fn get(&self, id: u32) -> Option<ObjectRef> {
         let obj = self.ids.get(&id).and_then(Option::as_ref)?;
         obj.users.inc();
