@@ -19,7 +19,7 @@ use crate::{
     io_pagetable::{IoDomain, NO_PFN},
     page_table::PageTable,
     pin::{self, Charge, PinFrom, UserRef},
-    sys::{self, Capability},
+    sys::{self, Capability, DVec},
 };
 use kernel::{
     fs::File,
@@ -159,14 +159,14 @@ impl DomainUse {
 
 /// A page buffer for PFNs, on the stack when small.
 struct PfnBuf {
-    heap: KVec<u64>,
+    heap: DVec<u64>,
     stack: [u64; 32],
 }
 
 impl PfnBuf {
     fn new() -> Self {
         Self {
-            heap: KVec::new(),
+            heap: DVec::new(),
             stack: [0; 32],
         }
     }

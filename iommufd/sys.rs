@@ -29,7 +29,7 @@ extern "C" {
 /// through `krealloc()`, about 30 instructions more per call, and frees
 /// even a vector that never allocated that way. This allocator is for the
 /// small objects made and freed on every map and unmap (interval-tree
-/// nodes, page-table parts). Anything it does not do itself (resizing,
+/// nodes, page-table parts, PFN batch buffers). Anything it does not do itself (resizing,
 /// alignment above kmalloc's, other flags, a NUMA node) it leaves to
 /// [`Kmalloc`], whose memory is the same kmalloc memory.
 pub(crate) struct DirectKmalloc;
