@@ -20,7 +20,6 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex},
-    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -173,7 +172,7 @@ pub(crate) fn iova_ranges_ioctl(
             };
             UserSlice::new(out, size_of::<uapi::iommu_iova_range>())
                 .writer()
-                .write_slice(elem.as_bytes())?;
+                .write(&elem)?;
             out = out.wrapping_byte_add(size_of::<uapi::iommu_iova_range>());
         }
         count = count.saturating_add(1);

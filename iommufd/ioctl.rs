@@ -295,14 +295,25 @@ fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -
     if user_size > size {
         check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
     }
-    let mut reader = UserSlice::new(user, user_size.min(size)).reader();
-    if user_size >= size {
-        // The usual case: one fixed-size copy.
+    read_prefix(user, user_size)
+}
+
+/// Reads the first `len` bytes of a `T` from `user`; bytes past `len` read
+/// as zero, and bytes past `T`'s size are not read.
+pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(
+    user: UserPtr,
+    len: usize,
+) -> Result<T> {
+    let size = size_of::<T>();
+    let mut reader = UserSlice::new(user, len.min(size)).reader();
+    if len >= size {
+        // The usual case: one fixed-size copy, without the checks a
+        // variable-size copy makes.
         return reader.read::<T>();
     }
-    let mut cmd = T::default();
-    reader.read_slice(&mut cmd.as_bytes_mut()[..user_size])?;
-    Ok(cmd)
+    let mut value = T::default();
+    reader.read_slice(&mut value.as_bytes_mut()[..len])?;
+    Ok(value)
 }
 
 /// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO

@@ -13,14 +13,14 @@ use crate::{
     errno::eopnotsupp,
     io_pagetable::{Placement, Prot},
     ioas::{get_ioas, map_memory, unmap_iova_range, Ioas, IoasRef},
-    ioctl::Ucmd,
+    ioctl::{read_prefix, Ucmd},
     pages::{PagesKind, PAGE_SIZE_U64},
     uapi,
 };
 use core::mem::{offset_of, size_of};
 use kernel::{
     prelude::*,
-    transmute::{AsBytes, FromBytes},
+    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -99,16 +99,6 @@ fn set_iommu(ctx: &Context, kind: usize) -> Result {
         return ioas.iopt.lock().set_huge_pages(false);
     }
     Ok(())
-}
-
-/// Reads the first `N` bytes of a struct from userspace into `T`'s bytes.
-fn read_prefix<T: FromBytes + AsBytes + Default>(user: UserPtr, len: usize) -> Result<T> {
-    let mut value = T::default();
-    let len = len.min(size_of::<T>());
-    UserSlice::new(user, len)
-        .reader()
-        .read_slice(&mut value.as_bytes_mut()[..len])?;
-    Ok(value)
 }
 
 /// Writes `bytes` at `offset` from `base`.
@@ -286,7 +276,7 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
         }
     };
     unmap.size = unmapped;
-    write_at(user, 0, &unmap.as_bytes()[..size])?;
+    UserSlice::new(user, size).writer().write(&unmap)?;
     rc
 }
 
