@@ -12,7 +12,7 @@ use crate::{
     context::Context,
     errno::eopnotsupp,
     io_pagetable::{AttachedDomain, IoDomain},
-    ioas::IoasRef,
+    ioas::{ioas_of, IoasRef},
     ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
     uapi,
@@ -81,10 +81,10 @@ pub(crate) fn attach(
     new_domain: impl FnOnce() -> Result<Arc<dyn IoDomain>>,
 ) -> Result<ObjectRef> {
     let obj = table.get(pt_id)?;
-    let ioas = match &obj.object().kind {
-        ObjectKind::HwptPaging(_) => return Ok(obj),
-        ObjectKind::Ioas(ioas) => ioas.clone(),
-        _ => return Err(EINVAL),
+    let ioas = match ioas_of(obj) {
+        Ok(ioas) => ioas,
+        Err(obj) if matches!(obj.object().kind, ObjectKind::HwptPaging(_)) => return Ok(obj),
+        Err(_) => return Err(EINVAL),
     };
     let existing = ioas.iopt.lock().auto_domain();
     if let Some(hwpt_id) = existing {
@@ -92,7 +92,7 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_auto(table, IoasRef::new(obj, ioas), new_domain()?)
+    alloc_auto(table, ioas, new_domain()?)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device

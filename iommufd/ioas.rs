@@ -11,7 +11,7 @@ use crate::{
     errno::{edeadlock, eopnotsupp},
     io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, Prot, UnmapStop},
     ioctl::Ucmd,
-    object::{ObjectKind, ObjectRef, ObjectTable},
+    object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
     sys::{self, Capability},
     uapi,
@@ -42,31 +42,11 @@ impl Ioas {
 }
 
 /// A user reference to an IOAS object, from [`get_ioas`]: while it lives,
-/// `IOMMU_DESTROY` of the IOAS fails with `EBUSY`.
-pub(crate) struct IoasRef {
-    obj: ObjectRef,
-    ioas: Arc<Ioas>,
-}
-
-impl IoasRef {
-    /// Wraps a user reference to an IOAS object and the IOAS.
-    pub(crate) fn new(obj: ObjectRef, ioas: Arc<Ioas>) -> Self {
-        Self { obj, ioas }
-    }
-
-    /// The object's ID.
-    pub(crate) fn id(&self) -> u32 {
-        self.obj.object().id
-    }
-}
-
-impl core::ops::Deref for IoasRef {
-    type Target = Ioas;
-
-    fn deref(&self) -> &Ioas {
-        &self.ioas
-    }
-}
+/// `IOMMU_DESTROY` of the IOAS fails with `EBUSY`. Its [`id`] is the IOAS's
+/// ID and it dereferences to the [`Ioas`].
+///
+/// [`id`]: ObjectPart::id
+pub(crate) type IoasRef = ObjectPart<Ioas>;
 
 /// Looks up an IOAS by ID: `ENOENT` if the ID is not an IOAS.
 pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
@@ -75,18 +55,16 @@ pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
 
 /// Looks up an IOAS by ID in `table`: `ENOENT` if the ID is not an IOAS.
 pub(crate) fn get_ioas_in(table: &ObjectTable, id: u32) -> Result<IoasRef> {
-    ioas_of(table.get(id)?)
+    ioas_of(table.get(id)?).map_err(|_| ENOENT)
 }
 
-/// The IOAS behind a user reference: `ENOENT` if the object is not one.
-pub(crate) fn ioas_of(obj: ObjectRef) -> Result<IoasRef> {
-    match &obj.object().kind {
-        ObjectKind::Ioas(ioas) => {
-            let ioas = ioas.clone();
-            Ok(IoasRef { obj, ioas })
-        }
-        _ => Err(ENOENT),
-    }
+/// The IOAS behind a user reference, or the reference back if the object
+/// is not one.
+pub(crate) fn ioas_of(obj: ObjectRef) -> Result<IoasRef, ObjectRef> {
+    obj.project(|kind| match kind {
+        ObjectKind::Ioas(ioas) => Some(&**ioas),
+        _ => None,
+    })
 }
 
 const MAP_FIXED_IOVA: u32 = uapi::IOMMU_IOAS_MAP_FIXED_IOVA;

@@ -21,8 +21,10 @@
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
 //! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`],
 //!   `anon_file`: thin FFI wrappers (misc device, string parameter, the
-//!   kernel's interval tree, capabilities and files, GUP and accounting,
-//!   access files; `helpers.c` has the C shims).
+//!   kernel's interval tree, capabilities, files and a direct kmalloc
+//!   allocator, GUP and accounting, access files; `helpers.c` has the C
+//!   shims); [`shared`]: the counted object type that objects and pages
+//!   live in.
 //!
 //! # Lock order
 //!
@@ -73,6 +75,7 @@ mod param;
 mod pin;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod selftest;
+mod shared;
 mod sys;
 mod uapi;
 mod vfio_compat;

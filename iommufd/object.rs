@@ -10,18 +10,26 @@
 //! look up yet; the caller builds the object; [`Reservation::finalize`] makes
 //! it visible. Dropping a reservation unfinalized gives the ID back. Lookups
 //! take a *user* reference ([`ObjectRef`]); destroy succeeds only when no
-//! user is left, else it fails with `EBUSY`.
+//! user is left, else it fails with `EBUSY`. As in C, one count does both
+//! jobs: an object is a [`Shared`], and it has users while the table's
+//! handle is not the only one.
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::mock::MockDevice;
 use crate::{
-    context::Context, device::DeviceInfo, hw_pagetable::HwptPaging, ioas::Ioas, ioctl::Ucmd, uapi,
+    context::Context,
+    device::DeviceInfo,
+    hw_pagetable::HwptPaging,
+    ioas::Ioas,
+    ioctl::Ucmd,
+    shared::{Shared, SharedPart},
+    uapi,
 };
 use kernel::{
     new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
-    sync::{atomic::Relaxed, Arc, Mutex, Refcount, UniqueArc},
+    sync::{Arc, Mutex},
 };
 
 /// Largest ID handed out, as mainline's `xa_limit_31b`.
@@ -50,12 +58,11 @@ pub(crate) struct Object {
     pub(crate) id: u32,
     /// What it is.
     pub(crate) kind: ObjectKind,
-    /// 1 for the table's own reference, plus one per [`ObjectRef`].
-    users: Refcount,
 }
 
-/// One ID's entry: `None` while the object is being built.
-type Slot = Option<Arc<Object>>;
+/// One ID's entry: `None` while the object is being built. The table's
+/// handle is the one that is not a user.
+type Slot = Option<Shared<Object>>;
 
 /// The state behind the table lock.
 struct TableInner {
@@ -72,7 +79,6 @@ impl TableInner {
     #[inline]
     fn get(&self, id: u32) -> Option<ObjectRef> {
         let obj = self.ids.get(&id).and_then(Option::as_ref)?;
-        obj.users.inc();
         Some(ObjectRef { obj: obj.clone() })
     }
 }
@@ -95,10 +101,7 @@ impl ObjectTable {
     /// Takes the lowest free ID for a new object; the object stays
     /// invisible until [`Reservation::finalize`].
     pub(crate) fn reserve(&self, kind: ObjectKind) -> Result<Reservation<'_>> {
-        // Everything is allocated before the ID is taken, so that nothing
-        // can fail once the table has changed.
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let uninit = UniqueArc::<Object>::new_uninit(GFP_KERNEL)?;
         let id = {
             let mut inner = self.inner.lock();
             let hint = inner.free_hint;
@@ -107,15 +110,19 @@ impl ObjectTable {
             inner.ids.insert(node.into_node(id, None));
             id
         };
-        let obj = uninit.write(Object {
-            id,
-            kind,
-            users: Refcount::new(1),
-        });
+        // The object holds its ID, so it is allocated once the ID is known;
+        // if that fails the ID goes back (and `kind` is dropped unlocked).
+        let obj = match Shared::new(Object { id, kind }) {
+            Ok(obj) => obj,
+            Err(e) => {
+                self.remove_internal(id);
+                return Err(e);
+            }
+        };
         Ok(Reservation {
             table: self,
             id,
-            obj: Some(obj.into()),
+            obj: Some(obj),
         })
     }
 
@@ -138,13 +145,13 @@ impl ObjectTable {
     }
 
     /// Removes an object by ID, as [`ObjectTable::destroy`], and returns it.
-    fn remove(&self, id: u32) -> Result<Option<Arc<Object>>> {
+    fn remove(&self, id: u32) -> Result<Option<Shared<Object>>> {
         let removed = {
             let mut inner = self.inner.lock();
             let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
-            if matches!(obj.kind, ObjectKind::Access | ObjectKind::Device(_))
-                || obj.users.as_atomic().cmpxchg(1, 0, Relaxed).is_err()
-            {
+            // Under the lock nobody can take a new user reference, so a
+            // unique handle stays unique until it is removed.
+            if matches!(obj.kind, ObjectKind::Access | ObjectKind::Device(_)) || !obj.is_unique() {
                 return Err(EBUSY);
             }
             inner.free_hint = inner.free_hint.min(id);
@@ -223,7 +230,7 @@ pub(crate) struct Reservation<'a> {
     /// The reserved ID.
     pub(crate) id: u32,
     /// The object; `None` once `finalize` moved it into the table.
-    obj: Option<Arc<Object>>,
+    obj: Option<Shared<Object>>,
 }
 
 impl Reservation<'_> {
@@ -244,7 +251,6 @@ impl Reservation<'_> {
         // `reserve` always sets `obj`.
         let obj = self.obj.take().ok_or(EINVAL)?;
         let mut inner = self.table.inner.lock();
-        obj.users.inc();
         if let Some(slot) = inner.ids.get_mut(&self.id) {
             *slot = Some(obj.clone());
         }
@@ -269,7 +275,7 @@ impl Drop for Reservation<'_> {
 /// A user reference to an object, from [`ObjectTable::get`]. While it lives,
 /// destroying the object fails with `EBUSY`.
 pub(crate) struct ObjectRef {
-    obj: Arc<Object>,
+    obj: Shared<Object>,
 }
 
 impl ObjectRef {
@@ -277,11 +283,38 @@ impl ObjectRef {
     pub(crate) fn object(&self) -> &Object {
         &self.obj
     }
+
+    /// A user reference to the part of the object's kind that `part`
+    /// picks, or this reference back if it picks none.
+    pub(crate) fn project<P>(
+        self,
+        part: impl for<'a> FnOnce(&'a ObjectKind) -> Option<&'a P>,
+    ) -> Result<ObjectPart<P>, ObjectRef> {
+        self.obj
+            .project(|obj| part(&obj.kind))
+            .map(|part| ObjectPart { part })
+            .map_err(|obj| ObjectRef { obj })
+    }
 }
 
-impl Drop for ObjectRef {
-    fn drop(&mut self) {
-        self.obj.users.dec();
+/// A user reference to a part of an object, from [`ObjectRef::project`]:
+/// it counts as a user of the whole object.
+pub(crate) struct ObjectPart<P> {
+    part: SharedPart<Object, P>,
+}
+
+impl<P> ObjectPart<P> {
+    /// The object's ID.
+    pub(crate) fn id(&self) -> u32 {
+        self.part.owner().id
+    }
+}
+
+impl<P> core::ops::Deref for ObjectPart<P> {
+    type Target = P;
+
+    fn deref(&self) -> &P {
+        &self.part
     }
 }
 
