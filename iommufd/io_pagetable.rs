@@ -19,6 +19,7 @@ use crate::{
     free_space::{FreeSpace, SpareNode},
     interval_tree::{IntervalTree, NewNode},
     pages::{AreaSpan, Pages, PAGE_SIZE_U64},
+    shared::Shared,
 };
 use kernel::{
     prelude::*,
@@ -147,7 +148,7 @@ pub(crate) struct Prot {
 /// its node's range in the areas tree.
 pub(crate) struct Area {
     /// The memory.
-    pub(crate) pages: Arc<Pages>,
+    pub(crate) pages: Shared<Pages>,
     /// Offset of the area's first IOVA inside `pages`.
     pub(crate) start_byte: u64,
     /// Protection.
@@ -222,7 +223,7 @@ pub(crate) type NewArea = NewNode<Area>;
 /// Allocates an area of `length` (nonzero) bytes from `start_byte` of
 /// `pages`.
 pub(crate) fn new_area(
-    pages: Arc<Pages>,
+    pages: Shared<Pages>,
     start_byte: u64,
     length: u64,
     prot: Prot,
@@ -1057,7 +1058,10 @@ impl IoPagetable {
     }
 
     /// Calls `f` on the pages object of every area, by IOVA.
-    pub(crate) fn for_each_area_pages(&self, mut f: impl FnMut(&Arc<Pages>) -> Result) -> Result {
+    pub(crate) fn for_each_area_pages(
+        &self,
+        mut f: impl FnMut(&Shared<Pages>) -> Result,
+    ) -> Result {
         for area in self.areas.iter(0, u64::MAX) {
             f(&area.value.pages)?;
         }

@@ -19,6 +19,7 @@ use crate::{
     io_pagetable::{IoDomain, NO_PFN},
     page_table::PageTable,
     pin::{self, Charge, PinFrom, UserRef},
+    shared::Shared,
     sys::{self, Capability, DVec},
 };
 use kernel::{
@@ -263,7 +264,7 @@ impl Pages {
     /// Returns it with the offset of `req.start` inside its first page.
     ///
     /// `EINVAL` for an empty or nearly 2^64-byte length; `ENOMEM`.
-    pub(crate) fn new(req: PagesRequest) -> Result<(Arc<Pages>, u64)> {
+    pub(crate) fn new(req: PagesRequest) -> Result<(Shared<Pages>, u64)> {
         if req.length == 0 || req.length > u64::MAX - PAGE_SIZE_U64 {
             return Err(EINVAL);
         }
@@ -286,21 +287,18 @@ impl Pages {
             account_mode = AccountMode::Mm;
         }
         let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
-        let pages = Arc::pin_init(
-            pin_init!(Pages {
-                source,
-                len: start_byte + req.length,
-                writable: req.writable,
-                account_mode,
-                state <- new_mutex!(PagesState {
-                    owner: Owner::current(mm),
-                    npinned: 0,
-                    access: PageTable::with_limit(npages),
-                    domain_uses: IntervalTree::new(),
-                }),
+        let pages = Shared::pin_init(pin_init!(Pages {
+            source,
+            len: start_byte + req.length,
+            writable: req.writable,
+            account_mode,
+            state <- new_mutex!(PagesState {
+                owner: Owner::current(mm),
+                npinned: 0,
+                access: PageTable::with_limit(npages),
+                domain_uses: IntervalTree::new(),
             }),
-            GFP_KERNEL,
-        )?;
+        }))?;
         Ok((pages, start_byte))
     }
 
