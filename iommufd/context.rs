@@ -62,6 +62,7 @@ impl FileOps for Context {
         )
     }
 
+    #[inline]
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
         ioctl::dispatch(&this, cmd, arg)
     }

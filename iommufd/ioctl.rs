@@ -84,15 +84,15 @@ macro_rules! op {
             size: size_of::<$ty>(),
             min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
             execute: |ctx, user, user_size| {
-                let cmd = read_cmd::<$ty>(user, user_size)?;
-                $handler(
-                    ctx,
-                    &mut Ucmd {
-                        cmd,
-                        user,
-                        user_size,
-                    },
-                )
+                // Read in place: returning the struct by value costs two
+                // copies of it.
+                let mut ucmd = Ucmd {
+                    cmd: <$ty>::default(),
+                    user,
+                    user_size,
+                };
+                read_cmd(&mut ucmd.cmd, user, user_size)?;
+                $handler(ctx, &mut ucmd)
             },
         }
     };
@@ -289,13 +289,14 @@ fn check_zeroed(user: UserPtr, len: usize) -> Result {
     Ok(())
 }
 
-/// Copies a command struct in, applying the extensible-struct rules.
-fn read_cmd<T: FromBytes + AsBytes + Default>(user: UserPtr, user_size: usize) -> Result<T> {
+/// Copies a command struct into `cmd` (all zero), applying the
+/// extensible-struct rules.
+fn read_cmd<T: FromBytes + AsBytes>(cmd: &mut T, user: UserPtr, user_size: usize) -> Result {
     let size = size_of::<T>();
     if user_size > size {
         check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
     }
-    read_prefix(user, user_size)
+    read_prefix_into(cmd, user, user_size)
 }
 
 /// Reads the first `len` bytes of a `T` from `user`; bytes past `len` read
@@ -304,20 +305,27 @@ pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(
     user: UserPtr,
     len: usize,
 ) -> Result<T> {
-    let size = size_of::<T>();
-    let mut reader = UserSlice::new(user, len.min(size)).reader();
-    if len >= size {
+    let mut value = T::default();
+    read_prefix_into(&mut value, user, len)?;
+    Ok(value)
+}
+
+/// As [`read_prefix`], into `out`, whose bytes past `len` are left as they
+/// are.
+fn read_prefix_into<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr, len: usize) -> Result {
+    if len >= size_of::<T>() {
         // The usual case: one fixed-size copy, without the checks a
         // variable-size copy makes.
-        return reader.read::<T>();
+        return crate::sys::read_user(out, user);
     }
-    let mut value = T::default();
-    reader.read_slice(&mut value.as_bytes_mut()[..len])?;
-    Ok(value)
+    UserSlice::new(user, len)
+        .reader()
+        .read_slice(&mut out.as_bytes_mut()[..len])
 }
 
 /// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO
 /// container ioctls.
+#[inline]
 pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
     let Some(slot) = slot(cmd) else {
         return crate::vfio_compat::ioctl(ctx, cmd, arg);

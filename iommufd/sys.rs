@@ -2,7 +2,7 @@
 
 //! Thin wrappers over kernel services the kernel crate does not wrap in
 //! 7.2: capability checks, taking a file by descriptor for keeps, reading
-//! one user word the cheap way, and a direct kmalloc allocator.
+//! one user word or struct the cheap way, and a direct kmalloc allocator.
 
 use core::{
     alloc::Layout,
@@ -15,6 +15,7 @@ use kernel::{
     fs::LocalFile,
     prelude::*,
     sync::aref::ARef,
+    transmute::{AsBytes, FromBytes},
     uaccess::UserPtr,
 };
 
@@ -102,6 +103,28 @@ pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
         return Err(EFAULT);
     }
     Ok(value)
+}
+
+/// Fills `out` from the `size_of::<T>()` bytes at `user`, with one
+/// fixed-size `copy_from_user()` (the path a constant-size copy takes in
+/// C): `EFAULT` if they cannot all be read, and then `out` may hold some of
+/// them. Unlike `UserSliceReader::read`, it writes in place, so a large
+/// struct is not copied again on its way to the caller.
+pub(crate) fn read_user<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr) -> Result {
+    // SAFETY: `out` is valid for writing `size_of::<T>()` bytes, and any
+    // bytes are a valid `T` (`FromBytes`); `_copy_from_user()` checks and
+    // faults on `user` itself.
+    let left = unsafe {
+        bindings::_copy_from_user(
+            core::ptr::from_mut(out).cast(),
+            user.as_const_ptr(),
+            size_of::<T>(),
+        )
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
 }
 
 /// Capabilities this module checks.
