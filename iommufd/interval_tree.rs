@@ -101,7 +101,6 @@ impl<T> NewNode<T> {
 ///   so the tree may move; the nodes are heap-allocated and pinned.
 pub(crate) struct IntervalTree<T> {
     root: bindings::rb_root_cached,
-    len: usize,
     _owns: PhantomData<DBox<Node<T>>>,
 }
 
@@ -131,14 +130,19 @@ impl<T> IntervalTree<T> {
                 },
                 rb_leftmost: core::ptr::null_mut(),
             },
-            len: 0,
             _owns: PhantomData,
         }
     }
 
-    /// Number of nodes.
+    /// Whether the tree has no node.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.root.rb_root.rb_node.is_null()
+    }
+
+    /// Number of nodes, counted.
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.iter(0, u64::MAX).count()
     }
 
     fn root_ptr(&self) -> *mut bindings::rb_root_cached {
@@ -169,7 +173,6 @@ impl<T> IntervalTree<T> {
                 self.root_ptr(),
             )
         };
-        self.len += 1;
     }
 
     /// The first node overlapping `[start, last]`, as a raw C node.
@@ -212,7 +215,6 @@ impl<T> IntervalTree<T> {
                 return Some((s, l, None));
             }
             bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
-            self.len -= 1;
             let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
             Some((s, l, Some(DBox::into_inner(node).value)))
         }
@@ -237,7 +239,6 @@ impl<T> IntervalTree<T> {
                 let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
                 if remove(s, l, &(*Self::node_of(raw.as_ptr())).value) {
                     bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
-                    self.len -= 1;
                     let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
                     done(s, l, DBox::into_inner(node).value);
                 }
@@ -288,6 +289,9 @@ impl<T> IntervalTree<T> {
 
 impl<T> Drop for IntervalTree<T> {
     fn drop(&mut self) {
+        if self.is_empty() {
+            return;
+        }
         self.remove_if(0, u64::MAX, |_, _, _| true, |_, _, value| drop(value));
     }
 }

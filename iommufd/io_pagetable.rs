@@ -20,6 +20,7 @@ use crate::{
     interval_tree::{IntervalTree, NewNode},
     pages::{AreaSpan, Pages, PAGE_SIZE_U64},
     shared::Shared,
+    sys::DBox,
 };
 use kernel::{
     prelude::*,
@@ -283,11 +284,52 @@ pub(crate) struct IoPagetable {
     /// never pay for it; dropped after an allocation failure on a path that
     /// may not fail (unmap), when the allocator walks the trees instead.
     free: Option<FreeSpace>,
+    /// The domains and accesses attached.
+    attached: Attached,
+}
+
+/// What is attached to an IOAS, allocated on first use: most IOASes have
+/// nothing attached, and this keeps an empty one in a 128-byte kmalloc.
+struct Attached(Option<DBox<Attachments>>);
+
+/// The domains and accesses of an [`Attached`].
+struct Attachments {
     /// In-kernel accesses attached to the IOAS.
     accesses: KVec<Arc<dyn AccessNotify>>,
     /// Domains attached to the IOAS. While there is one, every area holds
     /// one user (and so a pin) on each of its pages.
     domains: KVec<AttachedDomain>,
+}
+
+impl Attached {
+    /// The attached domains; the first one is the pages' storage domain.
+    fn domains(&self) -> &[AttachedDomain] {
+        self.0.as_ref().map_or(&[], |a| &a.domains)
+    }
+
+    /// The attached accesses.
+    fn accesses(&self) -> &[Arc<dyn AccessNotify>] {
+        self.0.as_ref().map_or(&[], |a| &a.accesses)
+    }
+
+    /// The attachments, allocated if this is the first: `ENOMEM`.
+    fn get_or_alloc(&mut self) -> Result<&mut Attachments> {
+        if self.0.is_none() {
+            self.0 = Some(DBox::new(
+                Attachments {
+                    accesses: KVec::new(),
+                    domains: KVec::new(),
+                },
+                GFP_KERNEL,
+            )?);
+        }
+        self.0.as_deref_mut().ok_or(ENOMEM)
+    }
+
+    /// The attachments, if any were ever allocated.
+    fn existing(&mut self) -> Option<&mut Attachments> {
+        self.0.as_deref_mut()
+    }
 }
 
 /// How an unmap stopped before its end.
@@ -335,8 +377,7 @@ impl IoPagetable {
             iova_alignment: 1,
             disable_large_pages: false,
             free: None,
-            accesses: KVec::new(),
-            domains: KVec::new(),
+            attached: Attached(None),
         }
     }
 
@@ -445,7 +486,7 @@ impl IoPagetable {
     /// never at IOVA 0 or in the last page.
     fn search(&self, length: u64, align: u64, page_offset: u64) -> Option<u64> {
         let (lo, hi) = (PAGE_SIZE_U64, u64::MAX - PAGE_SIZE_U64);
-        if self.allowed.len() == 0 {
+        if self.allowed.is_empty() {
             let whole = [IovaRange {
                 start: lo,
                 last: hi,
@@ -565,7 +606,7 @@ impl IoPagetable {
             node.set_range(at, last);
             at = last.wrapping_add(1);
         }
-        if !self.domains.is_empty() {
+        if !self.attached.domains().is_empty() {
             self.fill_new_areas(areas)?;
         }
         for node in areas.iter_mut() {
@@ -624,8 +665,8 @@ impl IoPagetable {
     /// The accesses attached, to tell about an unmap once the lock is
     /// dropped.
     pub(crate) fn accesses(&self) -> Result<KVec<Arc<dyn AccessNotify>>> {
-        let mut out = KVec::with_capacity(self.accesses.len(), GFP_KERNEL)?;
-        for a in self.accesses.iter() {
+        let mut out = KVec::with_capacity(self.attached.accesses().len(), GFP_KERNEL)?;
+        for a in self.attached.accesses().iter() {
             out.push(a.clone(), GFP_KERNEL)?;
         }
         Ok(out)
@@ -634,14 +675,19 @@ impl IoPagetable {
     /// Attaches an access: `EBUSY` past the limit, `EADDRINUSE` if it needs
     /// page alignment that an area lacks.
     pub(crate) fn add_access(&mut self, access: Arc<dyn AccessNotify>) -> Result {
-        if self.accesses.len() >= MAX_ACCESSES {
+        if self.attached.accesses().len() >= MAX_ACCESSES {
             return Err(EBUSY);
         }
         let needs_pin = access.needs_pin();
-        self.accesses.push(access, GFP_KERNEL)?;
+        self.attached
+            .get_or_alloc()?
+            .accesses
+            .push(access, GFP_KERNEL)?;
         if needs_pin {
             if let Err(e) = self.recalc_alignment() {
-                self.accesses.pop();
+                if let Some(attached) = self.attached.existing() {
+                    attached.accesses.pop();
+                }
                 return Err(e);
             }
         }
@@ -650,8 +696,10 @@ impl IoPagetable {
 
     /// Detaches the access with object ID `id`.
     pub(crate) fn remove_access(&mut self, id: u32) {
-        if let Some(pos) = self.accesses.iter().position(|a| a.id() == id) {
-            let _ = self.accesses.remove(pos);
+        if let Some(attached) = self.attached.existing() {
+            if let Some(pos) = attached.accesses.iter().position(|a| a.id() == id) {
+                let _ = attached.accesses.remove(pos);
+            }
         }
         // Lowering the alignment cannot fail.
         let _ = self.recalc_alignment();
@@ -662,10 +710,10 @@ impl IoPagetable {
     /// it fails with `EADDRINUSE` if an area does not meet it.
     fn recalc_alignment(&mut self) -> Result {
         let mut align = 1;
-        if self.disable_large_pages || self.accesses.iter().any(|a| a.needs_pin()) {
+        if self.disable_large_pages || self.attached.accesses().iter().any(|a| a.needs_pin()) {
             align = PAGE_SIZE_U64;
         }
-        for d in self.domains.iter() {
+        for d in self.attached.domains().iter() {
             align = align.max(min_page_size(d.domain.pgsize_bitmap()));
         }
         if align > self.iova_alignment {
@@ -795,7 +843,7 @@ impl IoPagetable {
         }
         let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
         let mut high = new_area(pages.clone(), next_byte, last - p, prot)?;
-        if !self.domains.is_empty() {
+        if !self.attached.domains().is_empty() {
             let span = self.span_of(start, last - start + 1, start_byte);
             pages.split_domain_use(span, next_byte)?;
         }
@@ -820,7 +868,7 @@ impl IoPagetable {
             return Ok(());
         }
         // Areas already in a domain may be mapped with large pages.
-        if !enable && !self.domains.is_empty() && self.areas.len() != 0 {
+        if !enable && !self.attached.domains().is_empty() && !self.areas.is_empty() {
             return Err(EINVAL);
         }
         let was = self.disable_large_pages;
@@ -863,7 +911,7 @@ impl IoPagetable {
     /// Pins the pages of `area`, at `[iova, iova + length)`, and maps it
     /// into every domain, if there are any. All or nothing.
     fn fill_area(&self, iova: u64, length: u64, area: &Area) -> Result {
-        let Some(storage) = self.domains.first() else {
+        let Some(storage) = self.attached.domains().first() else {
             return Ok(());
         };
         let span = self.span_of(iova, length, area.start_byte);
@@ -871,13 +919,13 @@ impl IoPagetable {
             span,
             storage.domain.clone(),
             |idx, pfn, n| {
-                for d in self.domains.iter() {
+                for d in self.attached.domains().iter() {
                     map_run(&*d.domain, &span, area.prot, idx, pfn, n)?;
                 }
                 Ok(())
             },
             |first, last| {
-                for d in self.domains.iter() {
+                for d in self.attached.domains().iter() {
                     unmap_pages(&*d.domain, &span, first, last);
                 }
             },
@@ -886,12 +934,12 @@ impl IoPagetable {
 
     /// Undoes [`IoPagetable::fill_area`], if there are domains.
     fn unfill_area(&self, iova: u64, length: u64, area: &Area) {
-        if self.domains.is_empty() {
+        if self.attached.domains().is_empty() {
             return;
         }
         let span = self.span_of(iova, length, area.start_byte);
         area.pages.unfill_domains(span, |first, last| {
-            for d in self.domains.iter() {
+            for d in self.attached.domains().iter() {
                 unmap_pages(&*d.domain, &span, first, last);
             }
         });
@@ -931,7 +979,10 @@ impl IoPagetable {
         if outside.iter().flatten().any(|r| self.meets_used(*r)) {
             return Err(eaddrinuse());
         }
-        self.domains.reserve(1, GFP_KERNEL)?;
+        self.attached
+            .get_or_alloc()?
+            .domains
+            .reserve(1, GFP_KERNEL)?;
         let owner = ReservedBy::Domain(new.hwpt_id);
         let mut result = Ok(());
         for r in outside.iter().flatten() {
@@ -948,7 +999,10 @@ impl IoPagetable {
             return Err(e);
         }
         // Cannot fail: room was reserved above.
-        self.domains.push(new, GFP_KERNEL)?;
+        self.attached
+            .get_or_alloc()?
+            .domains
+            .push(new, GFP_KERNEL)?;
         self.iova_alignment = align;
         Ok(())
     }
@@ -956,7 +1010,7 @@ impl IoPagetable {
     /// Maps every area into `domain`, pinning first if there is no other
     /// domain yet. All or nothing.
     fn fill_domain(&self, domain: &Arc<dyn IoDomain>) -> Result {
-        let first_domain = self.domains.is_empty();
+        let first_domain = self.attached.domains().is_empty();
         let mut result = Ok(());
         let mut failed_at = None;
         for a in self.areas.iter(0, u64::MAX) {
@@ -1003,18 +1057,25 @@ impl IoPagetable {
     /// it, pages are unpinned if it was the last domain, and its aperture
     /// reservations go.
     pub(crate) fn remove_domain(&mut self, hwpt_id: u32) {
-        let Some(pos) = self.domains.iter().position(|d| d.hwpt_id == hwpt_id) else {
+        let Some(attached) = self.attached.existing() else {
             return;
         };
-        let Ok(gone) = self.domains.remove(pos) else {
+        let Some(pos) = attached.domains.iter().position(|d| d.hwpt_id == hwpt_id) else {
+            return;
+        };
+        let Ok(gone) = attached.domains.remove(pos) else {
             return;
         };
         // PFNs are read from the first domain; the next one takes over.
-        let next_storage = if pos == 0 { self.domains.first() } else { None };
+        let next_storage = if pos == 0 {
+            self.attached.domains().first()
+        } else {
+            None
+        };
         for a in self.areas.iter(0, u64::MAX) {
             let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
             let unmap = |first, last| unmap_pages(&*gone.domain, &span, first, last);
-            if self.domains.is_empty() {
+            if self.attached.domains().is_empty() {
                 a.value.pages.unfill_domains(span, unmap);
                 continue;
             }
@@ -1031,19 +1092,25 @@ impl IoPagetable {
 
     /// The HWPT ID of the first automatic domain, if any.
     pub(crate) fn auto_domain(&self) -> Option<u32> {
-        self.domains.iter().find(|d| d.auto).map(|d| d.hwpt_id)
+        self.attached
+            .domains()
+            .iter()
+            .find(|d| d.auto)
+            .map(|d| d.hwpt_id)
     }
 
     /// The IO page sizes every domain supports (all sizes with none).
     pub(crate) fn pgsize_bitmap(&self) -> u64 {
-        self.domains
+        self.attached
+            .domains()
             .iter()
             .fold(u64::MAX, |acc, d| acc & d.domain.pgsize_bitmap())
     }
 
     /// Whether every domain enforces cache coherency (true with none).
     pub(crate) fn cache_coherent(&self) -> bool {
-        self.domains
+        self.attached
+            .domains()
             .iter()
             .all(|d| d.domain.enforces_cache_coherency())
     }
