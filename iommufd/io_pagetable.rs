@@ -314,16 +314,16 @@ impl Attached {
 
     /// The attachments, allocated if this is the first: `ENOMEM`.
     fn get_or_alloc(&mut self) -> Result<&mut Attachments> {
-        if self.0.is_none() {
-            self.0 = Some(DBox::new(
-                Attachments {
+        match &mut self.0 {
+            Some(attached) => Ok(attached),
+            empty @ None => {
+                let attached = Attachments {
                     accesses: KVec::new(),
                     domains: KVec::new(),
-                },
-                GFP_KERNEL,
-            )?);
+                };
+                Ok(empty.insert(DBox::new(attached, GFP_KERNEL)?))
+            }
         }
-        self.0.as_deref_mut().ok_or(ENOMEM)
     }
 
     /// The attachments, if any were ever allocated.

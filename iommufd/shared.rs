@@ -96,11 +96,6 @@ impl<T> Shared<T> {
         self.inner().refs.as_atomic().load(Acquire) == 1
     }
 
-    /// Whether two handles point to the same object.
-    pub(crate) fn ptr_eq(a: &Self, b: &Self) -> bool {
-        a.ptr == b.ptr
-    }
-
     /// A counted reference to a part of the object that `part` picks, or
     /// `self` back if it picks none.
     pub(crate) fn project<P>(
@@ -180,16 +175,6 @@ impl<O, P> Deref for SharedPart<O, P> {
     }
 }
 
-impl<O, P> Clone for SharedPart<O, P> {
-    fn clone(&self) -> Self {
-        // INVARIANT: The same part of the same object.
-        Self {
-            owner: self.owner.clone(),
-            part: self.part,
-        }
-    }
-}
-
 #[kunit_tests(iommufd_rs_shared)]
 mod tests {
     use super::*;
@@ -210,7 +195,7 @@ mod tests {
         assert!(a.is_unique());
         let b = a.clone();
         assert!(!a.is_unique());
-        assert!(Shared::ptr_eq(&a, &b));
+        assert!(core::ptr::eq(&*a, &*b));
         assert_eq!(b.1, 5);
         drop(a);
         assert!(b.is_unique());
