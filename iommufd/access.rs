@@ -190,7 +190,8 @@ impl<D: AccessOps> Access<D> {
     /// Pins the pages behind `[iova, iova + length)` for the kernel and
     /// returns their PFNs, one per page. The range must start page
     /// aligned in its memory, and areas inside it must end on a page
-    /// boundary (`EINVAL`); `EPERM` without the needed protection.
+    /// boundary (`EINVAL`); `EPERM` without the needed protection. Each
+    /// area is checked in that order as the walk reaches it.
     pub(crate) fn pin_pages(&self, iova: u64, length: u64, write: bool) -> Result<KVec<u64>> {
         if length == 0 {
             return Err(EINVAL);
@@ -200,12 +201,15 @@ impl<D: AccessOps> Access<D> {
             let iopt = ioas.iopt.lock();
             let mut pfns = KVec::new();
             let (reached, result) = iopt.for_each_access_piece(iova, last, |p| {
-                check_piece(p, write)?;
-                if p.start_byte % PAGE_SIZE_U64 != 0
+                // As C: a piece being unmapped or not page aligned at its
+                // edges is EINVAL before a missing protection is EPERM.
+                if p.area.access_prevented()
+                    || p.start_byte % PAGE_SIZE_U64 != 0
                     || (!p.is_final && (p.start_byte + (p.last - p.iova) + 1) % PAGE_SIZE_U64 != 0)
                 {
                     return Err(EINVAL);
                 }
+                check_piece(p, write)?;
                 if write && !p.area.pages.writable {
                     return Err(EPERM);
                 }
