@@ -815,26 +815,31 @@ impl IoPagetable {
 
     /// Splits the area containing `p` into `[start, p]` and `[p + 1, last]`,
     /// both sharing its pages, so that VFIO type1 (v1) clients can unmap
-    /// part of a mapping. Nothing to do if `p` is in no area or is already
-    /// an area's first or last IOVA. `EINVAL` if the second half would not
-    /// start aligned, in IOVA or in its pages.
+    /// part of a mapping. In C's order: nothing to do if `p` is in no area
+    /// or is already an area's first or last IOVA, whatever holds the
+    /// area; `EBUSY` if the area is being unmapped; `EINVAL` if the second
+    /// half would not start aligned, in IOVA or in its pages; then, once
+    /// the new areas are allocated, `EINVAL` if an access holds pins in it
+    /// or a domain may have mapped it with large pages.
     pub(crate) fn split_at(&mut self, p: u64) -> Result {
-        let (start, last, pages, start_byte, prot) = match self.areas.first(p, p) {
-            None => return Ok(()),
-            Some(a) if a.value.num_accesses.load(Relaxed) > 0 || a.value.access_prevented() => {
-                return Err(EINVAL)
-            }
-            Some(a) => (
-                a.start,
-                a.last,
-                a.value.pages.clone(),
-                a.value.start_byte,
-                a.value.prot,
-            ),
+        let Some(a) = self.areas.first(p, p) else {
+            return Ok(());
         };
-        if p == start || p == last {
+        if p == a.start || p == a.last {
             return Ok(());
         }
+        if a.value.access_prevented() {
+            return Err(EBUSY);
+        }
+        let (start, last, pages, start_byte, prot) = (
+            a.start,
+            a.last,
+            a.value.pages.clone(),
+            a.value.start_byte,
+            a.value.prot,
+        );
+        // Access pins only change under the IOAS lock, which `&mut self` holds.
+        let accessed = a.value.num_accesses.load(Relaxed) > 0;
         let align = self.iova_alignment;
         let next = p + 1;
         let next_byte = start_byte + (next - start);
@@ -843,6 +848,9 @@ impl IoPagetable {
         }
         let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
         let mut high = new_area(pages.clone(), next_byte, last - p, prot)?;
+        if accessed || (!self.attached.domains().is_empty() && !self.disable_large_pages) {
+            return Err(EINVAL);
+        }
         if !self.attached.domains().is_empty() {
             let span = self.span_of(start, last - start + 1, start_byte);
             pages.split_domain_use(span, next_byte)?;
