@@ -135,14 +135,16 @@ fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
                     }
                 }
             }
+            // As C, an ID is used up once its item exists, even if the
+            // answer then cannot be written back.
             let id = st.next_id;
-            st.next_id = st.next_id.wrapping_add(1);
             let item = AccessItem {
                 iova: req.iova,
                 length: req.length,
                 id,
             };
             st.items.push(item, GFP_KERNEL)?;
+            st.next_id = st.next_id.wrapping_add(1);
             ucmd.cmd.__bindgen_anon_1.access_pages.out_access_pages_id = id;
             if let Err(e) = ucmd.respond() {
                 st.items.pop();
