@@ -835,6 +835,7 @@ fn main() {
     tests.extend(iommufd_rs_selftests::ioas_tests::tests());
     tests.extend(iommufd_rs_selftests::compat_tests::tests());
     tests.extend(iommufd_rs_selftests::domain_tests::tests());
+    tests.extend(iommufd_rs_selftests::fuzz_regressions::tests());
     // An argument keeps only the tests whose names start with it.
     if let Some(prefix) = std::env::args().nth(1) {
         tests.retain(|t| t.name.starts_with(prefix.as_str()));
