@@ -116,19 +116,41 @@ pub enum AnonPages {
 /// An anonymous private read-write mapping of `len` bytes, 2 MiB aligned
 /// and not yet touched; `None` if the kernel refuses it.
 pub fn mmap_anon(len: u64, pages: AnonPages) -> Option<u64> {
+    mmap_anon_inner(None, len, pages)
+}
+
+/// As [`mmap_anon`], but exactly at `addr` (2 MiB aligned), so that runs
+/// see the same addresses in every boot; `None` if the kernel refuses it or
+/// something is mapped there already.
+pub fn mmap_anon_at(addr: u64, len: u64, pages: AnonPages) -> Option<u64> {
+    mmap_anon_inner(Some(addr), len, pages)
+}
+
+fn mmap_anon_inner(at: Option<u64>, len: u64, pages: AnonPages) -> Option<u64> {
     const PROT_RW: i32 = 3;
     const MAP_PRIVATE_ANON: i32 = 0x02 | 0x20;
     const MAP_HUGETLB: i32 = 0x40000;
+    const MAP_FIXED_NOREPLACE: i32 = 0x100000;
     const MADV_HUGEPAGE: i32 = 14;
     const MADV_NOHUGEPAGE: i32 = 15;
     const HUGE: u64 = 2 << 20;
     let huge = pages == AnonPages::Hugetlb;
-    let flags = MAP_PRIVATE_ANON | if huge { MAP_HUGETLB } else { 0 };
-    // Room to align the start to 2 MiB; hugetlb mappings come aligned.
-    let span = if huge { len } else { len + HUGE };
-    // SAFETY: A fresh anonymous mapping at an address the kernel picks.
-    let p = unsafe { mmap(std::ptr::null_mut(), span as usize, PROT_RW, flags, -1, 0) };
-    if p as isize == -1 {
+    let mut flags = MAP_PRIVATE_ANON | if huge { MAP_HUGETLB } else { 0 };
+    // Room to align the start to 2 MiB; hugetlb and fixed mappings come
+    // aligned.
+    let span = if huge || at.is_some() {
+        len
+    } else {
+        len + HUGE
+    };
+    if at.is_some() {
+        flags |= MAP_FIXED_NOREPLACE;
+    }
+    let hint = at.unwrap_or(0) as *mut u8;
+    // SAFETY: A fresh anonymous mapping at an address the kernel picks, or
+    // at `hint` only if nothing is mapped there (MAP_FIXED_NOREPLACE).
+    let p = unsafe { mmap(hint, span as usize, PROT_RW, flags, -1, 0) };
+    if p as isize == -1 || at.is_some_and(|a| a != p as u64) {
         return None;
     }
     let start = (p as u64 + HUGE - 1) & !(HUGE - 1);
@@ -142,6 +164,34 @@ pub fn mmap_anon(len: u64, pages: AnonPages) -> Option<u64> {
         unsafe { madvise(start as *mut u8, len as usize, advice) };
     }
     Some(start)
+}
+
+/// Turns off address-space randomisation for this process: if it was on,
+/// sets `ADDR_NO_RANDOMIZE` and executes this program again with the same
+/// arguments (so its stack and heap move too). Returns only if it was
+/// already off, or if it cannot be turned off.
+pub fn exec_without_aslr() {
+    use std::os::unix::process::CommandExt;
+    const SYS_PERSONALITY: i64 = 135;
+    const ADDR_NO_RANDOMIZE: i64 = 0x0040000;
+    const QUERY: i64 = 0xffff_ffff;
+    // SAFETY: personality() with 0xffffffff only reads this process's
+    // persona.
+    let persona = unsafe { syscall(SYS_PERSONALITY, QUERY) };
+    if persona < 0 || persona & ADDR_NO_RANDOMIZE != 0 {
+        return;
+    }
+    // SAFETY: Sets a persona bit that takes effect at the next exec.
+    if unsafe { syscall(SYS_PERSONALITY, persona | ADDR_NO_RANDOMIZE) } < 0 {
+        return;
+    }
+    let mut args = std::env::args_os();
+    let Some(prog) = args.next() else {
+        return;
+    };
+    let exe = std::env::current_exe().map_or(prog.into(), |p| p.into_os_string());
+    // exec() returns only on failure; then this run simply keeps ASLR.
+    let _ = std::process::Command::new(exe).args(args).exec();
 }
 
 /// A shared read-write mapping of the first `len` bytes of `file`; `None`

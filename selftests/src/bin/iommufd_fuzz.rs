@@ -46,17 +46,25 @@ struct Backing {
     memfd_len: u64,
 }
 
+/// Where the fuzzer's user memory lives: fixed, so that a seed alone
+/// decides every address (and so every alignment) a run uses.
+const BACKING_BASE: u64 = 0x2000_0000_0000;
+
 impl Backing {
     fn new() -> Result<Self, String> {
+        const MIB: u64 = 1 << 20;
         let mut user = Vec::new();
-        let anon = sys::mmap_anon(1 << 20, AnonPages::Small).ok_or("mmap anon")?;
-        user.push((anon, 1 << 20));
-        let thp = sys::mmap_anon(2 << 20, AnonPages::Thp).ok_or("mmap thp")?;
-        user.push((thp, 2 << 20));
-        if let Some(huge) = sys::mmap_anon(2 << 20, AnonPages::Hugetlb) {
-            user.push((huge, 2 << 20));
-        }
-        let memfd_len = 1 << 20;
+        let anon = sys::mmap_anon_at(BACKING_BASE, MIB, AnonPages::Small).ok_or("mmap anon")?;
+        user.push((anon, MIB));
+        let thp =
+            sys::mmap_anon_at(BACKING_BASE + 4 * MIB, 2 * MIB, AnonPages::Thp).ok_or("mmap thp")?;
+        user.push((thp, 2 * MIB));
+        // Without reserved hugetlb pages a run differs from one with them:
+        // say so, rather than run a different sequence silently.
+        let huge = sys::mmap_anon_at(BACKING_BASE + 8 * MIB, 2 * MIB, AnonPages::Hugetlb)
+            .ok_or("mmap hugetlb (are 2 MiB pages reserved?)")?;
+        user.push((huge, 2 * MIB));
+        let memfd_len = MIB;
         let memfd = sys::memfd(memfd_len).map_err(|e| format!("memfd: {e}"))?;
         Ok(Self {
             user,
@@ -88,6 +96,8 @@ struct Fuzz {
     accesses: Vec<(std::fs::File, std::fs::File, u32)>,
     /// Pinned items: (access position, item ID).
     access_items: Vec<(usize, u32)>,
+    /// The last container type `VFIO_SET_IOMMU` accepted (0: none yet).
+    compat_type: u64,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -266,6 +276,9 @@ impl Fuzz {
                 ]);
                 let value = self.rng.pick(&[0u64, 1, 3, 3, 4, 8, 9, 11, 1 << 32]);
                 let (c, r) = self.both(|f| format!("{:?}", f.vfio_value(req, value)));
+                if name == "set_iommu" && c == "Ok(0)" {
+                    self.compat_type = value;
+                }
                 (format!("{name} {value}"), c, r)
             }
             2 => {
@@ -679,7 +692,67 @@ impl Fuzz {
     }
 }
 
+/// What the fuzzer's state was when a step ran.
+#[derive(Clone, Copy)]
+struct Context {
+    /// The container type `VFIO_SET_IOMMU` last accepted (0: none).
+    compat_type: u64,
+    /// Whether an access held pins.
+    pins: bool,
+    /// Whether a mock domain existed.
+    domain: bool,
+}
+
+impl Fuzz {
+    fn context(&self) -> Context {
+        Context {
+            compat_type: self.compat_type,
+            pins: !self.access_items.is_empty(),
+            domain: !self.devices.is_empty(),
+        }
+    }
+}
+
+impl Context {
+    /// `op` with the state it met, as counted: so that a path never reached
+    /// shows (for example a type1 v1 unmap while an access holds pins).
+    fn label(self, op: &str) -> String {
+        let mut label = op.to_string();
+        if matches!(op, "map_dma" | "unmap_dma") {
+            label.push_str(match self.compat_type {
+                1 => ".type1",
+                3 => ".type1v2",
+                _ => ".notype",
+            });
+        }
+        if matches!(
+            op,
+            "map" | "unmap" | "copy" | "map_dma" | "unmap_dma" | "access_pages" | "map_and_pin"
+        ) {
+            if self.pins {
+                label.push_str("+pins");
+            }
+            if self.domain {
+                label.push_str("+domain");
+            }
+        }
+        label
+    }
+}
+
+/// FNV-1a, folding every step's description and both outcomes into one
+/// number: two runs with equal hashes made the same calls and saw the
+/// same answers.
+fn fold(hash: &mut u64, text: &str) {
+    for b in text.bytes().chain([0]) {
+        *hash ^= u64::from(b);
+        *hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
 fn main() {
+    // Same seed, same addresses: no address-space randomisation.
+    sys::exec_without_aslr();
     let args: Vec<String> = std::env::args().collect();
     let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
@@ -701,6 +774,7 @@ fn main() {
             scratch: Box::new([0; 4096]),
             accesses: Vec::new(),
             access_items: Vec::new(),
+            compat_type: 0,
         })
     };
     let mut fuzz = match setup() {
@@ -711,7 +785,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    // Per operation: (calls, successes), to show the mix reaches real work.
+    // Per operation in its context: (calls, successes), to show the mix
+    // reaches real work.
     let mut stats: Vec<(String, u64, u64)> = Vec::new();
     // FUZZ_TRACE=N prints the last N steps before a divergence.
     let trace: usize = std::env::var("FUZZ_TRACE")
@@ -719,15 +794,20 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for step in 1..=steps {
+        let met = fuzz.context();
         let (what, c, r) = fuzz.step();
+        fold(&mut hash, &what);
+        fold(&mut hash, &c);
+        fold(&mut hash, &r);
         if trace > 0 {
             if recent.len() == trace {
                 recent.pop_front();
             }
             recent.push_back(format!("# {step}: {what} -> {c}"));
         }
-        let op = what.split(' ').next().unwrap_or("").to_string();
+        let op = met.label(what.split(' ').next().unwrap_or(""));
         let ok = u64::from(
             c.starts_with("Ok(") || c == "0" || c.starts_with("(0,") || c.starts_with("0 "),
         );
@@ -745,7 +825,7 @@ fn main() {
             println!("# divergence at seed={seed} step={step}: {what}");
             println!("#   C iommufd:  {c}");
             println!("#   iommufd_rs: {r}");
-            println!("# reproduce: iommufd_fuzz {seed} {step}");
+            println!("# reproduce: make fuzz SEED={seed} STEPS={step} (FUZZ_TRACE=40 for the steps before)");
             println!("not ok 1 fuzz seed={seed} steps={steps}");
             std::process::exit(1);
         }
@@ -757,7 +837,7 @@ fn main() {
         .collect();
     println!("# succeeded/called: {}", mix.join(", "));
     println!(
-        "# fuzz: {steps} steps, 0 divergences, {} live IOAS, {} maps seen",
+        "# fuzz: {steps} steps, 0 divergences, {} live IOAS, {} maps seen, trace hash {hash:016x}",
         fuzz.ids.len(),
         fuzz.mapped.len()
     );
