@@ -13,6 +13,8 @@
 #               timings are deterministic instruction counts
 #   VM_QEMU_ARGS extra QEMU arguments, as paths inside the build root
 #               (make profile passes its TCG plugin this way)
+#   VM_NAME     names this VM's initramfs, so that several VMs can boot at
+#               once (make fuzz-campaign runs two)
 . "$(dirname "$0")/lib.sh"
 
 script=${1:?usage: vm.sh GUEST_SCRIPT}
@@ -23,7 +25,8 @@ module=${MODULE_KO:-$REPO/iommufd/iommufd_rs.ko}
 [ -d "$ROOT/build/guest-bin" ] || die "guest programs not built (run scripts/build-userspace.sh)"
 log_file=${VM_LOG:-$CACHE/vm.log}
 
-stage=$ROOT/build/initramfs
+initrd=initramfs${VM_NAME:+-$VM_NAME}
+stage=$ROOT/build/$initrd
 rm -rf "$stage"
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,sbin,usr/bin,usr/sbin}
 cp "$ROOT/bin/busybox" "$stage/bin/busybox"
@@ -55,10 +58,10 @@ accel="-accel tcg -cpu max"
 [ "${VM_ICOUNT:-0}" = 1 ] && accel="$accel -icount shift=0,align=off,sleep=off"
 set +e
 in_root /bin/bash -c "
-	cd /build/initramfs && find . | cpio -o -H newc --quiet | gzip -1 >/build/initramfs.cpio.gz
+	cd /build/$initrd && find . | cpio -o -H newc --quiet | gzip -1 >/build/$initrd.cpio.gz
 	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
 		-m ${VM_MEM:-6G} -smp 2 -nodefaults -nographic -no-reboot -monitor none -serial stdio \
-		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/initramfs.cpio.gz \
+		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/$initrd.cpio.gz \
 		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024' ${VM_QEMU_ARGS:-}
 " </dev/null | tr -d '\r' | sed -u 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' | tee "$log_file"
 qemu_rc=${PIPESTATUS[0]}
