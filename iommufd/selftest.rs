@@ -46,7 +46,8 @@ struct AccessItem {
 
 /// The pins a test access holds, by item.
 struct AccessItems {
-    items: KVec<AccessItem>,
+    /// Unbounded, as C's list: kvmalloc'ed past what kmalloc can give.
+    items: KVVec<AccessItem>,
     /// The next item's ID: from 0, never reused.
     next_id: u32,
 }
@@ -63,7 +64,9 @@ impl AccessOps for TestAccess {
         let last = iova.wrapping_add(length).wrapping_sub(1);
         let mut st = self.items.lock();
         st.items.retain(|item| {
-            if iova > item.iova + item.length - 1 || last < item.iova {
+            // An item may end at the top of the IOVA space: wrap, as C.
+            let item_last = item.iova.wrapping_add(item.length).wrapping_sub(1);
+            if iova > item_last || last < item.iova {
                 return true;
             }
             access.unpin_pages(item.iova, item.length);
@@ -94,7 +97,7 @@ fn create_access(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result
         FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC).map_err(|_| ENOMEM)?;
     let needs_pin = flags != 0;
     let data = pin_init!(TestAccess {
-        items <- new_mutex!(AccessItems { items: KVec::new(), next_id: 0 }),
+        items <- new_mutex!(AccessItems { items: KVVec::new(), next_id: 0 }),
     });
     let access = Access::create(&ctx.objects, ucmd.cmd.id, needs_pin, data)?;
     let file_data = KBox::new(AccessFileData { access }, GFP_KERNEL)?;
@@ -126,11 +129,18 @@ fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
         let pfns = access.pin_pages(req.iova, req.length, write)?;
         let result = (|| {
             if req.uptr != 0 {
-                let base = req.uptr - req.iova % PAGE_SIZE_U64;
-                for (i, &pfn) in pfns.iter().enumerate() {
-                    let addr = base + i as u64 * PAGE_SIZE_U64;
+                // As C: one user page per page the IOVA range touches, from
+                // `uptr` less the IOVA's page offset (wrapping). An area
+                // may start mid-page in IOVA yet page aligned in memory;
+                // then fewer pages were pinned, and a missing one differs.
+                let page_mask = PAGE_SIZE_U64 - 1;
+                let end = req.iova.wrapping_add(req.length).wrapping_add(page_mask) & !page_mask;
+                let npages = end.wrapping_sub(req.iova & !page_mask) / PAGE_SIZE_U64;
+                let base = req.uptr.wrapping_sub(req.iova & page_mask);
+                for i in 0..npages {
+                    let addr = base.wrapping_add(i * PAGE_SIZE_U64);
                     let user = pin::user_page_pfn(usize::try_from(addr).map_err(|_| EFAULT)?)?;
-                    if user != pfn {
+                    if usize::try_from(i).ok().and_then(|i| pfns.get(i)) != Some(&user) {
                         return Err(ebade());
                     }
                 }
