@@ -203,11 +203,10 @@ const MAX_FOLIOS: usize = 64;
 /// at `offset` of `file`, one pin per page, and returns how many.
 fn pin_file(file: &File, offset: u64, out: &mut [u64]) -> Result<usize> {
     let mut folios = [core::ptr::null_mut::<bindings::folio>(); MAX_FOLIOS];
-    let last = offset
-        .checked_add(out.len() as u64 * PAGE_SIZE_U64 - 1)
-        .and_then(|l| i64::try_from(l).ok())
-        .ok_or(EFAULT)?;
-    let start = i64::try_from(offset).map_err(|_| EFAULT)?;
+    // As C, offsets past `i64::MAX` (and ranges that wrap) reach
+    // `memfd_pin_folios` as negative `loff_t`s, which it refuses (EINVAL).
+    let last = offset.wrapping_add(out.len() as u64 * PAGE_SIZE_U64 - 1) as i64;
+    let start = offset as i64;
     let mut first_offset: kernel::ffi::c_ulong = 0;
     // SAFETY: `folios` has room for `MAX_FOLIOS` entries; the file is
     // referenced by the caller for the whole call.
@@ -274,6 +273,58 @@ pub(crate) fn unpin_run(pfn: u64, npages: u64, dirty: bool) {
         let page = iommufd_rs_pfn_to_page(pfn as usize);
         bindings::unpin_user_page_range_dirty_lock(page, npages as usize, dirty);
     }
+}
+
+/// Copies between `buf` and the page at page-aligned user address `addr`
+/// of `mm`, from byte `offset` (the range must lie in the page), through a
+/// pin held for the copy only: taken from the address space as it is now,
+/// writable only for a write, not long-term. `None` if the address space
+/// is gone.
+pub(crate) fn rw_user_page(
+    mm: &Mm,
+    addr: u64,
+    offset: usize,
+    buf: &mut [u8],
+    write: bool,
+) -> Option<Result> {
+    if offset + buf.len() > PAGE_SIZE {
+        return Some(Err(EINVAL));
+    }
+    let user = mm.mmget_not_zero()?;
+    let Ok(addr) = usize::try_from(addr) else {
+        return Some(Err(EFAULT));
+    };
+    let flags = if write { bindings::FOLL_WRITE } else { 0 };
+    let mut page: *mut bindings::page = core::ptr::null_mut();
+    let got = {
+        let _lock = user.mmap_read_lock();
+        // SAFETY: `user` holds the mm's users count and we hold its mmap
+        // lock for reading, as GUP requires with a NULL `locked`; `page`
+        // has room for the one page asked for.
+        unsafe {
+            bindings::pin_user_pages_remote(
+                user.as_raw(),
+                addr,
+                1,
+                flags,
+                &mut page,
+                core::ptr::null_mut(),
+            )
+        }
+    };
+    if got != 1 || page.is_null() {
+        return Some(Err(if got < 0 {
+            Error::from_errno(got as i32)
+        } else {
+            EINVAL
+        }));
+    }
+    // SAFETY: GUP returned `page` pinned.
+    let pfn = unsafe { iommufd_rs_page_to_pfn(page) } as u64;
+    copy_page(pfn, offset, buf, write);
+    // Not marked dirty, as C's single-page path.
+    unpin_run(pfn, 1, false);
+    Some(Ok(()))
 }
 
 /// Copies between `buf` and the page `pfn` at byte `offset`, which must
