@@ -15,7 +15,7 @@ use crate::{
     io_pagetable::{page_span, AccessNotify, AccessPiece},
     ioas::{get_ioas_in, IoasRef},
     object::{ObjectKind, ObjectTable},
-    pages::PAGE_SIZE_U64,
+    pages::{RwRoute, PAGE_SIZE_U64},
 };
 use kernel::{
     new_mutex,
@@ -266,14 +266,11 @@ impl<D: AccessOps> Access<D> {
                 }
                 let n = (p.last - p.iova + 1) as usize;
                 let chunk = &mut buf[done..done + n];
-                let user = if flags.slow_path {
-                    None
-                } else {
-                    p.area.pages.current_user_address(p.start_byte)
-                };
-                match user {
-                    Some(addr) => user_copy(addr, chunk, flags.write)?,
-                    None => p.area.pages.rw_pages(p.start_byte, chunk, flags.write)?,
+                let pages = &p.area.pages;
+                match pages.rw_route(p.start_byte, n as u64, flags.slow_path) {
+                    RwRoute::UserCopy(addr) => user_copy(addr, chunk, flags.write)?,
+                    RwRoute::OnePage => pages.rw_one_page(p.start_byte, chunk, flags.write)?,
+                    RwRoute::Pages => pages.rw_pages(p.start_byte, chunk, flags.write)?,
                 }
                 done += n;
                 Ok(())

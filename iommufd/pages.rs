@@ -754,16 +754,54 @@ impl Pages {
         Ok(())
     }
 
-    /// The user address of byte `start`, if the memory is the current
-    /// process's own, so that it can be copied with plain user copies.
-    pub(crate) fn current_user_address(&self, start: u64) -> Option<u64> {
+    /// How an access reads or writes `len` bytes from byte `start`, as C
+    /// chooses: the current process's own user memory with plain user
+    /// copies; another process's (or any, on the test slow path) through a
+    /// fresh pin of the page when the bytes lie in one page; otherwise, and
+    /// for files, through the object's pages.
+    pub(crate) fn rw_route(&self, start: u64, len: u64, slow_path: bool) -> RwRoute {
         let PagesSource::User { base } = self.source else {
-            return None;
+            return RwRoute::Pages;
         };
         let st = self.state.lock();
         let current = kernel::current!().mm().map(|mm| mm.as_raw());
-        (current == Some(st.owner.mm.as_raw())).then(|| base + start)
+        if !slow_path && current == Some(st.owner.mm.as_raw()) {
+            return RwRoute::UserCopy(base + start);
+        }
+        let last = start + len.max(1) - 1;
+        match start / PAGE_SIZE_U64 == last / PAGE_SIZE_U64 {
+            true => RwRoute::OnePage,
+            false => RwRoute::Pages,
+        }
     }
+
+    /// Copies between `buf` and the memory from byte `start`, which lie in
+    /// one page, through a pin of that page taken from the owner's address
+    /// space for the copy only: the pins the object holds are not used, so
+    /// the copy sees the address space as it is now. If the address space
+    /// is gone, goes through the object's pages instead.
+    pub(crate) fn rw_one_page(&self, start: u64, buf: &mut [u8], write: bool) -> Result {
+        let PagesSource::User { base } = self.source else {
+            return self.rw_pages(start, buf, write);
+        };
+        let offset = (start % PAGE_SIZE_U64) as usize;
+        let addr = base + (start - offset as u64);
+        let done = {
+            let st = self.state.lock();
+            pin::rw_user_page(&st.owner.mm, addr, offset, buf, write)
+        };
+        done.unwrap_or_else(|| self.rw_pages(start, buf, write))
+    }
+}
+
+/// How an access's read or write reaches memory: [`Pages::rw_route`].
+pub(crate) enum RwRoute {
+    /// Plain user copies at this address of the current process.
+    UserCopy(u64),
+    /// [`Pages::rw_one_page`].
+    OnePage,
+    /// [`Pages::rw_pages`].
+    Pages,
 }
 
 #[pinned_drop]
