@@ -337,8 +337,18 @@ pub(crate) enum UnmapStop {
     /// At an area crossing the range's edge, or busy: this errno.
     Failed(Error),
     /// At an area accesses hold pins on: `[iova, iova + length)`. The
-    /// accesses must be told, and the unmap retried from `iova`.
-    Accessed(u64, u64),
+    /// accesses must be told, and the unmap retried from `iova`. `after_gap`
+    /// says whether the area starts past where the search stood (the start
+    /// asked for, or the end of the area unmapped before it): only then
+    /// does C count the retries afresh.
+    Accessed {
+        /// First IOVA of the area.
+        iova: u64,
+        /// Its length.
+        length: u64,
+        /// Whether a hole precedes it in the search.
+        after_gap: bool,
+    },
 }
 
 /// Where a map goes.
@@ -635,7 +645,11 @@ impl IoPagetable {
                     stop = Some(UnmapStop::Failed(ENOENT));
                 } else if area.num_accesses.load(Relaxed) > 0 {
                     area.prevent_access.store(true, Relaxed);
-                    stop = Some(UnmapStop::Accessed(s, l - s + 1));
+                    stop = Some(UnmapStop::Accessed {
+                        iova: s,
+                        length: l - s + 1,
+                        after_gap: s != from,
+                    });
                 }
                 stop.is_none()
             });

@@ -274,15 +274,21 @@ pub(crate) fn unmap_iova_range(ioas: &Ioas, start: u64, last: u64) -> (Result, u
             match result {
                 Ok(()) => return (Ok(()), unmapped),
                 Err(UnmapStop::Failed(e)) => return (Err(e), unmapped),
-                Err(UnmapStop::Accessed(iova, length)) => ((iova, length), iopt.accesses()),
+                Err(UnmapStop::Accessed {
+                    iova,
+                    length,
+                    after_gap,
+                }) => ((iova, length, after_gap), iopt.accesses()),
             }
         };
-        let (iova, length) = result;
+        let (iova, length, after_gap) = result;
         let accesses = match accesses {
             Ok(a) => a,
             Err(e) => return (Err(e), unmapped),
         };
-        if iova != from {
+        // As C: the count runs on across adjacent areas that each need
+        // their accesses told, and starts again after a hole.
+        if after_gap {
             tries = 0;
         }
         from = iova;
