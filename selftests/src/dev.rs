@@ -383,11 +383,24 @@ impl Iommufd {
         length: u64,
         uptr: *const u8,
     ) -> Result<u32, Errno> {
+        self.access_pages_flags(access, iova, length, uptr, 0)
+    }
+
+    /// ACCESS_PAGES with `flags` (`MOCK_FLAGS_ACCESS_*`): the item ID.
+    pub fn access_pages_flags(
+        &self,
+        access: &File,
+        iova: u64,
+        length: u64,
+        uptr: *const u8,
+        flags: u32,
+    ) -> Result<u32, Errno> {
         use std::os::fd::AsRawFd;
         let (rc, cmd) = self.test_cmd(
             uapi::IOMMU_TEST_OP_ACCESS_PAGES,
             access.as_raw_fd() as u32,
             |cmd| {
+                cmd.__bindgen_anon_1.access_pages.flags = flags;
                 cmd.__bindgen_anon_1.access_pages.iova = iova;
                 cmd.__bindgen_anon_1.access_pages.length = length;
                 cmd.__bindgen_anon_1.access_pages.uptr = uptr as u64;
@@ -398,6 +411,34 @@ impl Iommufd {
         }
         // SAFETY: The union holds plain integers.
         Ok(unsafe { cmd.__bindgen_anon_1.access_pages.out_access_pages_id })
+    }
+
+    /// ACCESS_RW: reads `buf.len()` bytes at `iova` through `access` into
+    /// `buf`, or writes them from it (`MOCK_ACCESS_RW_*` in `flags`).
+    pub fn access_rw(&self, access: &File, iova: u64, buf: &mut [u8], flags: u32) -> Errno {
+        use std::os::fd::AsRawFd;
+        self.test_cmd(
+            uapi::IOMMU_TEST_OP_ACCESS_RW,
+            access.as_raw_fd() as u32,
+            |cmd| {
+                cmd.__bindgen_anon_1.access_rw.iova = iova;
+                cmd.__bindgen_anon_1.access_rw.length = buf.len() as u64;
+                cmd.__bindgen_anon_1.access_rw.uptr = buf.as_mut_ptr() as u64;
+                cmd.__bindgen_anon_1.access_rw.flags = flags;
+            },
+        )
+        .0
+    }
+
+    /// ACCESS_REPLACE_IOAS: moves `access` to IOAS `ioas`.
+    pub fn access_replace_ioas(&self, access: &File, ioas: u32) -> Errno {
+        use std::os::fd::AsRawFd;
+        self.test_cmd(
+            uapi::IOMMU_TEST_OP_ACCESS_REPLACE_IOAS,
+            access.as_raw_fd() as u32,
+            |cmd| cmd.__bindgen_anon_1.access_replace_ioas.ioas_id = ioas,
+        )
+        .0
     }
 
     /// DESTROY_ACCESS_PAGES: unpins the item `item` of `access`.

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Cases where the differential fuzzer once saw iommufd_rs answer
-//! differently from C iommufd. Each asserts C's answer, runs against both
-//! modules, and checks that nothing stays pinned afterwards.
+//! Cases where iommufd_rs once answered differently from C iommufd: found
+//! by the differential fuzzer (`fuzz_*`) or by reading C against our code
+//! (`audit_*`). Each asserts C's answer, runs against both modules, and
+//! checks that nothing stays pinned afterwards.
 
 use crate::check_eq;
-use crate::dev::{vm_pin_kb, Iommufd, PageBuf, FIXED, READ, WRITE};
+use crate::dev::{vm_pin_kb, Iommufd, PageBuf, FIXED, READ, RW, WRITE};
 use crate::ktap::{Test, TestResult};
 use crate::sys::errno::*;
+use crate::sys::{self, AnonPages};
 use crate::uapi;
+use std::os::fd::AsRawFd;
 
 const PAGE: u64 = 4096;
 const NEEDS_PIN: u32 = uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES;
@@ -181,6 +184,146 @@ fn compat_type1_split_with_domain() -> TestResult {
     Ok(())
 }
 
+/// An item that ends at the top of the IOVA space is dropped when its
+/// area is unmapped or its access closed (its last IOVA is `u64::MAX`).
+fn access_item_at_top_of_iova_space() -> TestResult {
+    let buf = PageBuf::new(1);
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let pin0 = vm_pin_kb()?;
+    let top = u64::MAX - PAGE + 1;
+    let access = ok("create_access", fd.create_access(ioas, NEEDS_PIN))?;
+    for close in [false, true] {
+        ok("map", fd.map(ioas, buf.addr(), PAGE, RW | FIXED, top))?;
+        ok(
+            "access_pages",
+            fd.access_pages(&access, top, PAGE, buf.ptr()),
+        )?;
+        check_eq!(fd.check_refs(buf.ptr(), PAGE, 1), 0);
+        if close {
+            break;
+        }
+        check_eq!(fd.unmap(ioas, top, PAGE), Ok(PAGE));
+        check_eq!(fd.check_refs(buf.ptr(), PAGE, 0), 0);
+    }
+    drop(access);
+    check_eq!(fd.check_refs(buf.ptr(), PAGE, 0), 0);
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.unmap(ioas, top, PAGE), Ok(PAGE));
+    check_eq!(fd.destroy(ioas), 0);
+    Ok(())
+}
+
+/// Memory mapped from a file offset past `i64::MAX` maps, but every pin of
+/// it is refused by the file (`EINVAL`), as it is in C.
+fn map_file_offset_past_loff_t() -> TestResult {
+    let memfd = sys::memfd(4 * PAGE).map_err(|e| format!("memfd: {e}"))?;
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    // Inside the mock domain's aperture.
+    let iova = uapi::MOCK_APERTURE_START as u64;
+    for start in [1u64 << 63, u64::MAX - PAGE + 1, 4 * PAGE] {
+        let raw = memfd.as_raw_fd();
+        check_eq!(
+            fd.map_file(ioas, raw, start, PAGE, RW | FIXED, iova),
+            Ok(iova)
+        );
+        let access = ok("create_access", fd.create_access(ioas, NEEDS_PIN))?;
+        let null = std::ptr::null();
+        check_eq!(fd.access_pages(&access, iova, PAGE, null), Err(EINVAL));
+        let mut byte = [0u8; 1];
+        check_eq!(fd.access_rw(&access, iova, &mut byte, 0), EINVAL);
+        drop(access);
+        check_eq!(fd.mock_domain(ioas).map(|_| ()), Err(EINVAL));
+        check_eq!(fd.unmap(ioas, iova, PAGE), Ok(PAGE));
+    }
+    check_eq!(fd.destroy(ioas), 0);
+    Ok(())
+}
+
+/// On the test slow path, a read that fits in one page pins that page
+/// afresh from the address space, as it is now: after `MADV_DONTNEED` it
+/// reads the new zero page, not the page an access still holds.
+fn access_rw_one_page_reads_address_space() -> TestResult {
+    let Some(va) = sys::mmap_anon(2 << 20, AnonPages::Small) else {
+        return Err("mmap".into());
+    };
+    // SAFETY: Our own fresh writable mapping, one page of it.
+    unsafe { std::ptr::write_bytes(va as *mut u8, 0x5a, PAGE as usize) };
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let pin0 = vm_pin_kb()?;
+    let iova = 0x10_0000;
+    ok("map", fd.map(ioas, va, 2 * PAGE, RW | FIXED, iova))?;
+    let access = ok("create_access", fd.create_access(ioas, NEEDS_PIN))?;
+    let item = ok(
+        "access_pages",
+        fd.access_pages(&access, iova, PAGE, va as *const u8),
+    )?;
+    sys::madvise_dontneed(va, PAGE).map_err(|e| format!("madvise: {e}"))?;
+    let slow = uapi::MOCK_ACCESS_RW_SLOW_PATH;
+    let mut buf = [0xffu8; 64];
+    check_eq!(fd.access_rw(&access, iova + 8, &mut buf, slow), 0);
+    check_eq!(buf, [0u8; 64]);
+    buf.fill(0xff);
+    check_eq!(fd.access_rw(&access, iova + 8, &mut buf, 0), 0);
+    check_eq!(buf, [0u8; 64]);
+    check_eq!(fd.destroy_access_pages(&access, item), 0);
+    drop(access);
+    check_eq!(fd.unmap(ioas, iova, 2 * PAGE), Ok(2 * PAGE));
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.destroy(ioas), 0);
+    sys::munmap_anon(va, 2 << 20);
+    Ok(())
+}
+
+/// An access keeps as many items as it is asked for: more than a kmalloc'd
+/// array of them could hold (C keeps a list).
+fn access_items_unbounded() -> TestResult {
+    const ITEMS: u32 = 140_000;
+    let buf = PageBuf::new(1);
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let iova = 0x10_0000;
+    ok("map", fd.map(ioas, buf.addr(), PAGE, RW | FIXED, iova))?;
+    let access = ok("create_access", fd.create_access(ioas, NEEDS_PIN))?;
+    let null = std::ptr::null();
+    for i in 0..ITEMS {
+        check_eq!(fd.access_pages(&access, iova, PAGE, null), Ok(i));
+    }
+    check_eq!(fd.check_refs(buf.ptr(), PAGE, 1), 0);
+    drop(access);
+    check_eq!(fd.check_refs(buf.ptr(), PAGE, 0), 0);
+    check_eq!(fd.destroy(ioas), 0);
+    Ok(())
+}
+
+/// A COPY of two source areas, the first shorter than a page, gives an
+/// area that starts mid-page in IOVA but page aligned in its memory. A pin
+/// there checks one user page per page of the IOVA range (C's count), so a
+/// page the pin did not return is a mismatch (`EBADE`).
+fn access_pages_on_area_mid_page() -> TestResult {
+    let (a, b) = (PageBuf::new(1), PageBuf::new(2));
+    let fd = Iommufd::open()?;
+    let (src, dst) = (ok("alloc", fd.ioas_alloc())?, ok("alloc", fd.ioas_alloc())?);
+    let s = 0x10_0000;
+    ok("map a", fd.map(src, a.addr(), 0x800, RW | FIXED, s))?;
+    ok(
+        "map b",
+        fd.map(src, b.addr(), 0x1800, RW | FIXED, s + 0x800),
+    )?;
+    let access = ok("create_access", fd.create_access(dst, NEEDS_PIN))?;
+    let d = 0x20_0000;
+    check_eq!(fd.copy(dst, src, s, 0x2000, RW | FIXED, d), Ok(d));
+    let mid = b.ptr().wrapping_add(0x800);
+    check_eq!(fd.access_pages(&access, d + 0x800, PAGE, mid), Err(EBADE));
+    check_eq!(fd.check_refs(b.ptr(), 2 * PAGE, 0), 0);
+    drop(access);
+    check_eq!(fd.destroy(dst), 0);
+    check_eq!(fd.destroy(src), 0);
+    Ok(())
+}
+
 /// The fuzz regression tests.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -199,6 +342,26 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "fuzz_compat_type1_split_with_domain",
             run: compat_type1_split_with_domain,
+        },
+        Test {
+            name: "audit_access_item_at_top_of_iova_space",
+            run: access_item_at_top_of_iova_space,
+        },
+        Test {
+            name: "audit_map_file_offset_past_loff_t",
+            run: map_file_offset_past_loff_t,
+        },
+        Test {
+            name: "audit_access_rw_one_page_reads_address_space",
+            run: access_rw_one_page_reads_address_space,
+        },
+        Test {
+            name: "audit_access_items_unbounded",
+            run: access_items_unbounded,
+        },
+        Test {
+            name: "audit_access_pages_on_area_mid_page",
+            run: access_pages_on_area_mid_page,
         },
     ]
 }

@@ -166,6 +166,18 @@ fn mmap_anon_inner(at: Option<u64>, len: u64, pages: AnonPages) -> Option<u64> {
     Some(start)
 }
 
+/// `madvise(MADV_DONTNEED)` on `[start, start + len)`: private anonymous
+/// pages are dropped, and read back as zeroes.
+pub fn madvise_dontneed(start: u64, len: u64) -> io::Result<()> {
+    const MADV_DONTNEED: i32 = 4;
+    // SAFETY: Advice on the caller's own mapping; the caller no longer
+    // relies on the contents.
+    if unsafe { madvise(start as *mut u8, len as usize, MADV_DONTNEED) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Turns off address-space randomisation for this process: if it was on,
 /// sets `ADDR_NO_RANDOMIZE` and executes this program again with the same
 /// arguments (so its stack and heap move too). Returns only if it was
@@ -272,4 +284,6 @@ pub mod errno {
     pub const ENODEV: i32 = 19;
     pub const EACCES: i32 = 13;
     pub const ENOMEM: i32 = 12;
+    pub const EBADE: i32 = 52;
+    pub const EDEADLOCK: i32 = 35;
 }

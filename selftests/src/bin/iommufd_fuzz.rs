@@ -86,6 +86,8 @@ struct Fuzz {
     mapped: Vec<(u32, u64, u64)>,
     /// Successful user-memory maps: (IOAS, IOVA, length, user address).
     user_maps: Vec<(u32, u64, u64, u64)>,
+    /// Successful file maps: (IOAS, IOVA, length).
+    file_maps: Vec<(u32, u64, u64)>,
     /// Mock devices (stdev IDs) and the HWPTs they reported.
     devices: Vec<u32>,
     hwpts: Vec<u32>,
@@ -134,9 +136,15 @@ impl Fuzz {
             };
         }
         match self.rng.below(8) {
-            0 => self
-                .rng
-                .pick(&[0, 1, PAGE - 1, u64::MAX, u64::MAX - PAGE, 1 << 63]),
+            0 => self.rng.pick(&[
+                0,
+                1,
+                PAGE - 1,
+                u64::MAX,
+                u64::MAX - PAGE,
+                u64::MAX - PAGE + 1,
+                1 << 63,
+            ]),
             1 => self.rng.below(1 << 40),
             _ => self.rng.below(1024) * PAGE,
         }
@@ -333,10 +341,47 @@ impl Fuzz {
         }
     }
 
+    /// A range for an access on `ioas` to use: mostly inside memory mapped
+    /// there (user memory with its address, or a file's with none), at
+    /// most `max` bytes; sometimes anywhere.
+    fn access_range(&mut self, ioas: u32, max: u64) -> (u64, u64, u64) {
+        let users: Vec<_> = self
+            .user_maps
+            .iter()
+            .filter(|m| m.0 == ioas)
+            .copied()
+            .collect();
+        let files: Vec<_> = self
+            .file_maps
+            .iter()
+            .filter(|m| m.0 == ioas)
+            .copied()
+            .collect();
+        let roll = self.rng.below(10);
+        let (iova, len, va) = match roll {
+            0..=1 if !files.is_empty() => {
+                let (_, iova, len) = self.rng.pick(&files);
+                (iova, len, 0)
+            }
+            2..=8 if !users.is_empty() => {
+                let (_, iova, len, va) = self.rng.pick(&users);
+                (iova, len, va)
+            }
+            _ => return (self.iova(), self.length(), self.user_va()),
+        };
+        let skip = self.rng.below(len / PAGE) * PAGE;
+        let n = (self.rng.below(max / PAGE) + 1) * PAGE;
+        (
+            iova + skip,
+            n.min(len - skip),
+            if va == 0 { 0 } else { va + skip },
+        )
+    }
+
     /// An in-kernel access: created on an IOAS, pinning a range, unpinning
     /// it, or closed.
     fn access_step(&mut self) -> (String, Outcome, Outcome) {
-        let roll = self.rng.below(10);
+        let roll = self.rng.below(15);
         if self.accesses.is_empty() || (roll < 2 && self.accesses.len() < 4) {
             // Mostly on an IOAS with memory mapped, so that pins can work.
             let ioas = match self.user_maps.is_empty() || self.rng.chance(30) {
@@ -419,37 +464,88 @@ impl Fuzz {
                     r,
                 )
             }
-            5..=6 => {
+            5..=7 => {
                 let ioas = self.accesses[at].2;
-                let maps: Vec<_> = self
-                    .user_maps
-                    .iter()
-                    .filter(|m| m.0 == ioas)
-                    .copied()
-                    .collect();
-                let (iova, len, va) = match maps.is_empty() || self.rng.chance(20) {
-                    true => (self.iova(), self.length(), self.user_va()),
-                    false => {
-                        let (_, iova, len, va) = self.rng.pick(&maps);
-                        let skip = self.rng.below(len / PAGE) * PAGE;
-                        let n = (self.rng.below(16) + 1) * PAGE;
-                        (iova + skip, n.min(len - skip), va + skip)
-                    }
+                let (iova, len, va) = self.access_range(ioas, 16 * PAGE);
+                let w = uapi::MOCK_FLAGS_ACCESS_WRITE;
+                let syz = uapi::MOCK_FLAGS_ACCESS_SYZ;
+                let flags = self.rng.pick(&[0, 0, 0, 0, w, w, syz, syz | w, 1 << 3]);
+                // The syzkaller form names an area by its position.
+                let iova = match flags & syz {
+                    0 => iova,
+                    _ => self.rng.below(4) | (self.rng.below(3) * PAGE) << 32,
                 };
                 let uptr = va as *const u8;
                 let (acc_c, acc_r, _) = &self.accesses[at];
-                let c = format!("{:?}", self.c.access_pages(acc_c, iova, len, uptr));
-                let r = format!("{:?}", self.rust.access_pages(acc_r, iova, len, uptr));
+                let c = format!(
+                    "{:?}",
+                    self.c.access_pages_flags(acc_c, iova, len, uptr, flags)
+                );
+                let r = format!(
+                    "{:?}",
+                    self.rust.access_pages_flags(acc_r, iova, len, uptr, flags)
+                );
                 if let Some(id) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
                     if let Ok(id) = id.parse() {
                         self.access_items.push((at, id));
                     }
                 }
                 (
-                    format!("access_pages {at} iova={iova:#x} len={len:#x} va={va:#x}"),
+                    format!(
+                        "access_pages {at} iova={iova:#x} len={len:#x} va={va:#x} flags={flags:#x}"
+                    ),
                     c,
                     r,
                 )
+            }
+            8..=10 => {
+                // Reads compare the bytes read; writes land in the same
+                // user memory from both sides, the same bytes.
+                let ioas = self.accesses[at].2;
+                let (iova, len, _) = self.access_range(ioas, 2 * PAGE);
+                // The buffer is the length: kept small.
+                let len = match self.rng.below(10) {
+                    0 => self.rng.pick(&[0, 1, 7, PAGE - 1, PAGE + 1]),
+                    _ => len.min(4 * PAGE),
+                } as usize;
+                let (w, slow) = (uapi::MOCK_ACCESS_RW_WRITE, uapi::MOCK_ACCESS_RW_SLOW_PATH);
+                let syz = uapi::MOCK_FLAGS_ACCESS_SYZ;
+                let flags = self
+                    .rng
+                    .pick(&[0, 0, w, w, slow, slow | w, syz, syz | w, 1 << 4]);
+                let iova = match flags & syz {
+                    0 => iova,
+                    _ => self.rng.below(4) | self.rng.below(PAGE) << 32,
+                };
+                let seed = self.rng.next() as u8;
+                let data: Vec<u8> = (0..len).map(|i| seed.wrapping_add(i as u8)).collect();
+                let (acc_c, acc_r, _) = &self.accesses[at];
+                let run = |f: &Iommufd, acc: &std::fs::File| {
+                    let mut buf = data.clone();
+                    let rc = f.access_rw(acc, iova, &mut buf, flags);
+                    let mut sum = 0u64;
+                    fold(&mut sum, &String::from_utf8_lossy(&buf));
+                    format!("{rc} {sum:x}")
+                };
+                let (c, r) = (run(&self.c, acc_c), run(&self.rust, acc_r));
+                (
+                    format!("access_rw {at} iova={iova:#x} len={len:#x} flags={flags:#x}"),
+                    c,
+                    r,
+                )
+            }
+            11 => {
+                // Moving the access drops its pins on the old IOAS.
+                let ioas = self.ioas();
+                let (acc_c, acc_r, old) = &self.accesses[at];
+                let old = *old;
+                let c = format!("{}", self.c.access_replace_ioas(acc_c, ioas));
+                let r = format!("{}", self.rust.access_replace_ioas(acc_r, ioas));
+                if c == "0" && ioas != old {
+                    self.accesses[at].2 = ioas;
+                    self.access_items.retain(|&(a, _)| a != at);
+                }
+                (format!("access_replace_ioas {at} ioas={ioas}"), c, r)
             }
             _ => {
                 let (at, item) = match self.access_items.is_empty() || self.rng.chance(10) {
@@ -490,6 +586,7 @@ impl Fuzz {
                 if c == "0" {
                     self.ids.retain(|&i| i != id);
                     self.mapped.retain(|m| m.0 != id);
+                    self.file_maps.retain(|m| m.0 != id);
                 }
                 (format!("destroy {id}"), c, r)
             }
@@ -519,8 +616,20 @@ impl Fuzz {
             41..=45 => {
                 let (ioas, len, flags, iova) =
                     (self.ioas(), self.length(), self.flags(), self.iova());
-                let start = self.rng.below(self.mem.memfd_len / PAGE) * PAGE
-                    + if self.rng.chance(10) { 5 } else { 0 };
+                let start = match self.rng.below(10) {
+                    // Offsets past the file, and past what a loff_t holds.
+                    0 => self.rng.pick(&[
+                        1 << 63,
+                        (1 << 63) - PAGE,
+                        u64::MAX - PAGE + 1,
+                        self.mem.memfd_len,
+                        self.mem.memfd_len - PAGE,
+                    ]),
+                    _ => {
+                        self.rng.below(self.mem.memfd_len / PAGE) * PAGE
+                            + if self.rng.chance(10) { 5 } else { 0 }
+                    }
+                };
                 let fd = if self.rng.chance(5) {
                     -1
                 } else {
@@ -531,6 +640,7 @@ impl Fuzz {
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
                     if let Ok(got) = got.parse() {
                         self.mapped.push((ioas, got, len));
+                        self.file_maps.push((ioas, got, len));
                     }
                 }
                 (format!("map_file ioas={ioas} start={start:#x} len={len:#x} flags={flags:#x} iova={iova:#x}"), c, r)
@@ -769,6 +879,7 @@ fn main() {
             ids: Vec::new(),
             mapped: Vec::new(),
             user_maps: Vec::new(),
+            file_maps: Vec::new(),
             devices: Vec::new(),
             hwpts: Vec::new(),
             scratch: Box::new([0; 4096]),
@@ -809,7 +920,11 @@ fn main() {
         }
         let op = met.label(what.split(' ').next().unwrap_or(""));
         let ok = u64::from(
-            c.starts_with("Ok(") || c == "0" || c.starts_with("(0,") || c.starts_with("0 "),
+            c.starts_with("Ok(")
+                || c == "0"
+                || c == "closed"
+                || c.starts_with("(0,")
+                || c.starts_with("0 "),
         );
         match stats.iter_mut().find(|s| s.0 == op) {
             Some(s) => {
