@@ -5,12 +5,12 @@
 # reproduce line; prints how often each operation ran and succeeded, in the
 # state it met.
 #
-#   make fuzz-campaign [SEEDS=48] [STEPS=40000] [FIRST=1]
+#   make fuzz-campaign [SEEDS=48] [STEPS=150000] [FIRST=1]
 #   make fuzz-campaign SEED_LIST="90417:300000 271828:300000"
 #   JOBS (default 2), BUDGET (default 720 s) tune it.
 . "$(dirname "$0")/lib.sh"
 
-seeds=${SEEDS:-48} steps=${STEPS:-40000} first=${FIRST:-1}
+seeds=${SEEDS:-48} steps=${STEPS:-150000} first=${FIRST:-1}
 jobs=${JOBS:-2} budget=${BUDGET:-720}
 start=$SECONDS
 build_all
@@ -25,7 +25,7 @@ fi
 [ "${#specs[@]}" -ge "$jobs" ] || jobs=${#specs[@]}
 
 tmp=$(mktemp -d)
-trap 'pkill -f "initramfs-campaign[0-9]*.cpio.gz" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'pkill -f "initramfs-campaign[0-9]*.cpio.gz" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 logs=()
 log "fuzz campaign: ${#specs[@]} seeds in $jobs VMs, about $budget s each"
 for ((j = 0; j < jobs; j++)); do
