@@ -146,6 +146,8 @@ impl Fuzz {
                 1 << 63,
             ]),
             1 => self.rng.below(1 << 40),
+            // Inside the mock domains' aperture, so that maps reach them.
+            2..=3 => uapi::MOCK_APERTURE_START as u64 + self.rng.below(1024) * PAGE,
             _ => self.rng.below(1024) * PAGE,
         }
     }
