@@ -730,28 +730,56 @@ impl Pages {
     }
 
     /// Copies between `buf` and the memory from byte `start` of the object
-    /// through the pages themselves: pinned pages are used as they are,
-    /// the others are pinned for the copy only. Charges nothing.
+    /// through the pages themselves: pinned pages are used as they are;
+    /// each run of the others is pinned with one call for the copy only,
+    /// as C's reader does (so GUP answers for the run: `EOVERFLOW` for a
+    /// run that wraps the address space, where page by page it would be
+    /// `EFAULT`). Charges nothing.
     pub(crate) fn rw_pages(&self, start: u64, buf: &mut [u8], write: bool) -> Result {
-        let st = self.state.lock();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let at = start + done as u64;
-            let (idx, offset) = (at / PAGE_SIZE_U64, (at % PAGE_SIZE_U64) as usize);
-            let n = (PAGE_SIZE - offset).min(buf.len() - done);
-            let chunk = &mut buf[done..done + n];
-            let mut pfn = [NO_PFN];
-            gather(&st, idx, &mut pfn);
-            if pfn[0] == NO_PFN {
-                pin::pin_pages(&self.pin_from(&st.owner, idx), self.writable, &mut pfn)?;
-                pin::copy_page(pfn[0], offset, chunk, write);
-                pin::unpin_run(pfn[0], 1, write);
-            } else {
-                pin::copy_page(pfn[0], offset, chunk, write);
-            }
-            done += n;
+        if buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let first = start / PAGE_SIZE_U64;
+        let last = (start + buf.len() as u64 - 1) / PAGE_SIZE_U64;
+        let n = (last - first + 1) as usize;
+        let mut pfns = KVec::from_elem(NO_PFN, n, GFP_KERNEL)?;
+        let mut fresh = KVec::from_elem(NO_PFN, n, GFP_KERNEL)?;
+        let st = self.state.lock();
+        gather(&st, first, &mut pfns);
+        let mut result = Ok(());
+        let mut i = 0;
+        while i < n {
+            if pfns[i] != NO_PFN {
+                i += 1;
+                continue;
+            }
+            let run = pfns[i..].iter().take_while(|&&p| p == NO_PFN).count();
+            let from = self.pin_from(&st.owner, first + i as u64);
+            if let Err(e) = pin::pin_pages(&from, self.writable, &mut fresh[i..i + run]) {
+                result = Err(e);
+                break;
+            }
+            for (pfn, &got) in pfns[i..].iter_mut().zip(&fresh[i..i + run]) {
+                *pfn = got;
+            }
+            i += run;
+        }
+        if result.is_ok() {
+            let mut done = 0usize;
+            for &pfn in pfns.iter() {
+                let at = start + done as u64;
+                let offset = (at % PAGE_SIZE_U64) as usize;
+                let len = (PAGE_SIZE - offset).min(buf.len() - done);
+                pin::copy_page(pfn, offset, &mut buf[done..done + len], write);
+                done += len;
+            }
+        }
+        // As C, pages pinned for the copy go back dirty if they could be
+        // written.
+        for &pfn in fresh.iter().filter(|&&p| p != NO_PFN) {
+            pin::unpin_run(pfn, 1, self.writable);
+        }
+        result
     }
 
     /// How an access reads or writes `len` bytes from byte `start`, as C

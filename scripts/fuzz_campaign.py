@@ -85,6 +85,11 @@ def main():
         calls, good = ops[name]
         mark = "   <- never succeeded" if good == 0 else ""
         print(f"{name:<{width}} {calls:>10} {good:>10}{mark}")
+    if divergence and unfinished:
+        # The other VMs were stopped at the first divergence.
+        print("# stopped when the campaign ended: seeds "
+              + " ".join(seed for seed, _, _ in unfinished))
+        unfinished = []
     for seed, steps, tail in unfinished:
         print(f"# seed {seed} ({steps} steps) did not finish; its last lines:")
         for l in tail:

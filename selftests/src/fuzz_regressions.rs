@@ -184,6 +184,27 @@ fn compat_type1_split_with_domain() -> TestResult {
     Ok(())
 }
 
+/// `make fuzz SEED=200000`: memory "mapped" from the last two pages of the
+/// address space (nothing is pinned at map time). A slow-path read over
+/// both pins them with one call, which wraps: `EOVERFLOW`; within one page
+/// it is `EFAULT`, as is the plain user copy.
+fn access_rw_slow_run_wraps() -> TestResult {
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let iova = 0x10_0000;
+    let va = u64::MAX - PAGE;
+    check_eq!(fd.map(ioas, va, PAGE, RW | FIXED, iova), Ok(iova));
+    let access = ok("create_access", fd.create_access(ioas, 0))?;
+    let slow = uapi::MOCK_ACCESS_RW_SLOW_PATH;
+    let mut buf = vec![0u8; PAGE as usize];
+    check_eq!(fd.access_rw(&access, iova, &mut buf, slow), EOVERFLOW);
+    check_eq!(fd.access_rw(&access, iova, &mut buf[..1], slow), EFAULT);
+    check_eq!(fd.access_rw(&access, iova, &mut buf, 0), EFAULT);
+    drop(access);
+    check_eq!(fd.destroy(ioas), 0);
+    Ok(())
+}
+
 /// An item that ends at the top of the IOVA space is dropped when its
 /// area is unmapped or its access closed (its last IOVA is `u64::MAX`).
 fn access_item_at_top_of_iova_space() -> TestResult {
@@ -342,6 +363,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "fuzz_compat_type1_split_with_domain",
             run: compat_type1_split_with_domain,
+        },
+        Test {
+            name: "fuzz_access_rw_slow_run_wraps",
+            run: access_rw_slow_run_wraps,
         },
         Test {
             name: "audit_access_item_at_top_of_iova_space",
