@@ -15,7 +15,8 @@ use crate::{
     io_pagetable::{page_span, AccessNotify, AccessPiece},
     ioas::{get_ioas_in, IoasRef},
     object::{ObjectKind, ObjectTable},
-    pages::{RwRoute, PAGE_SIZE_U64},
+    pages::RwRoute,
+    sys::PAGE_SIZE_U64,
 };
 use kernel::{
     new_mutex,
@@ -133,7 +134,8 @@ impl<D: AccessOps> Access<D> {
             this.data.unmap(this, 0, u64::MAX);
             att = this.attachment.lock();
             if let Some(cur) = &att.ioas {
-                debug_assert_eq!(cur.id(), old);
+                // Changes are serialised by `usable`: nobody else moved it.
+                kernel::warn_on!(cur.id() != old);
                 cur.iopt.lock().remove_access(this.id);
             }
         }

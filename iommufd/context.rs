@@ -2,12 +2,8 @@
 
 //! The state of one open /dev/iommu file.
 
-use crate::{ioctl, misc::FileOps, object::ObjectTable, pages::AccountMode};
-use kernel::{
-    new_mutex,
-    prelude::*,
-    sync::{Arc, Mutex},
-};
+use crate::{object::ObjectTable, pages::AccountMode};
+use kernel::{prelude::*, sync::Arc};
 
 /// Which node a file was opened through.
 pub(crate) enum Node {
@@ -18,52 +14,31 @@ pub(crate) enum Node {
 }
 
 /// The state of one open file: its object table.
-#[pin_data]
 pub(crate) struct Context {
     /// Objects created through this file, by ID. In-kernel accesses hold
     /// it too, so it outlives the file while they exist, as in C.
     pub(crate) objects: Arc<ObjectTable>,
-    /// How new pages objects are charged (`IOMMU_OPTION_RLIMIT_MODE`).
-    #[pin]
-    account_mode: Mutex<AccountMode>,
 }
 
 impl Context {
+    /// A new file's state: an empty table; pins charged per `node`.
+    pub(crate) fn new(node: &Node) -> Result<Pin<KBox<Self>>> {
+        let mode = match node {
+            Node::Iommu => AccountMode::None,
+            Node::VfioContainer => AccountMode::Mm,
+        };
+        let objects = Arc::pin_init(ObjectTable::new(mode), GFP_KERNEL)?;
+        KBox::pin_init(Context { objects }, GFP_KERNEL)
+    }
+
     /// The accounting mode for new pages objects.
     pub(crate) fn account_mode(&self) -> AccountMode {
-        *self.account_mode.lock()
+        self.objects.account_mode()
     }
 
     /// Sets the accounting mode to what `mode` returns, if no object
     /// exists yet (`EBUSY` otherwise, checked first).
     pub(crate) fn set_account_mode(&self, mode: impl FnOnce() -> Result<AccountMode>) -> Result {
-        self.objects.while_empty(|| {
-            *self.account_mode.lock() = mode()?;
-            Ok(())
-        })
-    }
-}
-
-impl FileOps for Context {
-    type NodeData = Node;
-
-    fn open(node: &Node) -> Result<Pin<KBox<Self>>> {
-        let mode = match node {
-            Node::Iommu => AccountMode::None,
-            Node::VfioContainer => AccountMode::Mm,
-        };
-        let objects = Arc::pin_init(ObjectTable::new(), GFP_KERNEL)?;
-        KBox::pin_init(
-            pin_init!(Context {
-                objects,
-                account_mode <- new_mutex!(mode),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    #[inline]
-    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl::dispatch(&this, cmd, arg)
+        self.objects.set_account_mode(mode)
     }
 }

@@ -6,7 +6,7 @@
 //! userspace passes to device ioctls. Only the test interface's mock device
 //! binds for now; what it reports is the mock IOMMU's.
 
-use crate::{context::Context, errno::eopnotsupp, ioctl::Ucmd, object::ObjectKind, uapi};
+use crate::{context::Context, object::ObjectKind, sys::errno::eopnotsupp, uapi, ucmd::Ucmd};
 use kernel::{
     prelude::*,
     transmute::AsBytes,
@@ -20,16 +20,6 @@ pub(crate) struct DeviceInfo {
     /// log2 of the PASIDs the device has, 0 for none.
     pub(crate) max_pasid_log2: u8,
 }
-
-/// The mock IOMMU's hardware information (`struct iommu_test_hw_info`).
-#[repr(C)]
-struct MockHwInfo {
-    flags: u32,
-    test_reg: u32,
-}
-
-// SAFETY: Two `u32`s, no padding.
-unsafe impl AsBytes for MockHwInfo {}
 
 /// `IOMMU_GET_HW_INFO`: the IOMMU's information about device `dev_id`.
 /// Copies as much of the data as `data_len` allows, zeroes the rest of the
@@ -46,12 +36,11 @@ pub(crate) fn get_hw_info_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hw_in
     let ObjectKind::Device(info) = &obj.object().kind else {
         return Err(ENOENT);
     };
-    // SAFETY: Both members of the union are a `u32`.
-    let in_type = unsafe { cmd.__bindgen_anon_1.in_data_type };
+    let in_type = cmd.in_data_type();
     if in_type != uapi::IOMMU_HW_INFO_TYPE_DEFAULT && in_type != uapi::IOMMU_HW_INFO_TYPE_SELFTEST {
         return Err(eopnotsupp());
     }
-    let data = MockHwInfo {
+    let data = uapi::iommu_test_hw_info {
         flags: 0,
         test_reg: uapi::IOMMU_HW_INFO_SELFTEST_REGVAL,
     };

@@ -10,18 +10,15 @@
 
 use crate::{
     context::Context,
-    errno::eopnotsupp,
-    io_pagetable::{AttachedDomain, IoDomain},
+    domain::IoDomain,
+    io_pagetable::AttachedDomain,
     ioas::{ioas_of, IoasRef},
-    ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
+    sys::errno::eopnotsupp,
     uapi,
+    ucmd::Ucmd,
 };
-use kernel::{
-    prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-    sync::Arc,
-};
+use kernel::{prelude::*, sync::Arc, sync::SetOnce};
 
 /// A domain attached to an IOAS, as an object.
 pub(crate) struct HwptPaging {
@@ -31,14 +28,13 @@ pub(crate) struct HwptPaging {
     pub(crate) domain: Arc<dyn IoDomain>,
     /// Made for a device attaching to the IOAS (else by `HWPT_ALLOC`).
     auto: bool,
-    /// Its object ID once the domain is attached to the IOAS; 0 before.
-    id: Atomic<u32>,
+    /// Its object ID, set once the domain is attached to the IOAS.
+    id: SetOnce<u32>,
 }
 
 impl Drop for HwptPaging {
     fn drop(&mut self) {
-        let id = self.id.load(Relaxed);
-        if id != 0 {
+        if let Some(id) = self.id.copy() {
             self.ioas.iopt.lock().remove_domain(id);
         }
     }
@@ -57,7 +53,7 @@ pub(crate) fn alloc_auto(
             ioas,
             domain,
             auto: true,
-            id: Atomic::new(0),
+            id: SetOnce::new(),
         },
         GFP_KERNEL,
     )?;
@@ -67,7 +63,7 @@ pub(crate) fn alloc_auto(
         hwpt_id: reservation.id,
         auto: true,
     })?;
-    hwpt.id.store(reservation.id, Relaxed);
+    hwpt.id.populate(reservation.id);
     reservation.finalize_get()
 }
 

@@ -8,13 +8,17 @@
 
 use crate::{
     context::Context,
-    errno::{edeadlock, eopnotsupp},
-    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, Prot, UnmapStop},
-    ioctl::Ucmd,
+    domain::Prot,
+    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, UnmapStop},
     object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
-    sys::{self, Capability},
+    sys::{
+        self,
+        errno::{edeadlock, eopnotsupp},
+        Capability,
+    },
     uapi,
+    ucmd::Ucmd,
 };
 use kernel::{
     new_mutex,
@@ -229,13 +233,35 @@ pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map
     ucmd.respond()
 }
 
+/// The test kernel's syzkaller hook on `IOAS_COPY`: with `FLAG_SYZ` set in
+/// `flags`, the flag is cleared and `iova` is read as a (low 32 bits: nth
+/// area, high 32 bits: offset) pair in IOAS `ioas_id`, turned into that
+/// area's first IOVA plus offset, or 0 if there is no such area. Fuzzers
+/// cannot guess live IOVAs; they can guess small area numbers.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flags: &mut u32) {
+    if *flags & uapi::MOCK_FLAGS_ACCESS_SYZ == 0 {
+        return;
+    }
+    *flags &= !uapi::MOCK_FLAGS_ACCESS_SYZ;
+    let Ok(ioas) = get_ioas(ctx, ioas_id) else {
+        return;
+    };
+    let (nth, offset) = (*iova & 0xffff_ffff, *iova >> 32);
+    *iova = ioas
+        .iopt
+        .lock()
+        .nth_area_start(nth)
+        .map_or(0, |start| start.wrapping_add(offset));
+}
+
 /// `IOMMU_IOAS_COPY`: maps memory already mapped in one IOAS into another
 /// (or the same), sharing its pages objects.
 pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) -> Result {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
         let cmd = &mut ucmd.cmd;
-        crate::selftest::syz_conv_iova_id(ctx, cmd.src_ioas_id, &mut cmd.src_iova, &mut cmd.flags);
+        syz_conv_iova_id(ctx, cmd.src_ioas_id, &mut cmd.src_iova, &mut cmd.flags);
     }
     let cmd = &ucmd.cmd;
     if cmd.flags & !MAP_FLAGS != 0 {

@@ -14,50 +14,16 @@
 //!
 //! Handlers check their own reserved fields and flags (`EOPNOTSUPP`).
 
-use crate::{context::Context, ioas, object, uapi};
-use core::mem::{offset_of, size_of};
-use kernel::{
-    ioctl::_IOC_NR,
-    prelude::*,
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
+use crate::{
+    context::{Context, Node},
+    ioas,
+    object::ObjectKind,
+    sys::misc::FileOps,
+    uapi,
+    ucmd::Ucmd,
 };
-
-/// A decoded ioctl call with its command struct in kernel memory.
-pub(crate) struct Ucmd<T> {
-    /// The command, copied in from userspace and zero-extended.
-    pub(crate) cmd: T,
-    user: UserPtr,
-    user_size: usize,
-}
-
-impl<T: AsBytes> Ucmd<T> {
-    /// Copies the command struct back to userspace, truncated to the size
-    /// userspace passed.
-    pub(crate) fn respond(&self) -> Result {
-        let bytes = self.cmd.as_bytes();
-        let len = bytes.len().min(self.user_size);
-        let mut writer = UserSlice::new(self.user, len).writer();
-        if len == bytes.len() {
-            // The usual case: one fixed-size copy.
-            return writer.write(&self.cmd);
-        }
-        writer.write_slice(&bytes[..len])
-    }
-
-    /// Copies back only the field at `offset` of `len` bytes, which must lie
-    /// within the mandatory part of the struct.
-    pub(crate) fn respond_field(&self, offset: usize, len: usize) -> Result {
-        let bytes = self
-            .cmd
-            .as_bytes()
-            .get(offset..offset + len)
-            .ok_or(EINVAL)?;
-        UserSlice::new(self.user.wrapping_byte_add(offset), len)
-            .writer()
-            .write_slice(bytes)
-    }
-}
+use core::mem::{offset_of, size_of};
+use kernel::{ioctl::_IOC_NR, prelude::*, uaccess::UserPtr};
 
 /// One entry of the ioctl table.
 pub(crate) struct IoctlOp {
@@ -84,14 +50,8 @@ macro_rules! op {
             size: size_of::<$ty>(),
             min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
             execute: |ctx, user, user_size| {
-                // Read in place: returning the struct by value costs two
-                // copies of it.
-                let mut ucmd = Ucmd {
-                    cmd: <$ty>::default(),
-                    user,
-                    user_size,
-                };
-                read_cmd(&mut ucmd.cmd, user, user_size)?;
+                let mut ucmd = Ucmd::<$ty>::new(user, user_size);
+                ucmd.read_in()?;
                 $handler(ctx, &mut ucmd)
             },
         }
@@ -114,7 +74,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_DESTROY,
         uapi::iommu_destroy,
         id,
-        object::destroy_ioctl
+        destroy_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_ALLOC)] = Some(op!(
         uapi::IOMMU_IOAS_ALLOC,
@@ -248,6 +208,34 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
     ops
 };
 
+/// `IOMMU_DESTROY`: destroys any object by ID. Destroying a mock device
+/// also detaches it and removes its device object.
+pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>) -> Result {
+    let removed = ctx.objects.remove(ucmd.cmd.id)?;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    if let Some(obj) = &removed {
+        if let ObjectKind::MockDevice(dev) = &obj.kind {
+            dev.destroyed(&ctx.objects);
+        }
+    }
+    drop(removed);
+    Ok(())
+}
+
+/// An open /dev/iommu (or /dev/vfio/vfio): its ioctls go through the table.
+impl FileOps for Context {
+    type NodeData = Node;
+
+    fn open(node: &Node) -> Result<Pin<KBox<Self>>> {
+        Context::new(node)
+    }
+
+    #[inline]
+    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
+        dispatch(&this, cmd, arg)
+    }
+}
+
 /// Handler of the ioctls this module does not implement yet: they pass the
 /// size rules, then answer `ENOTTY`.
 fn not_implemented<T>(_ctx: &Context, _ucmd: &mut Ucmd<T>) -> Result {
@@ -273,54 +261,6 @@ fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
 /// The entry in `slot` if its full number is `cmd`.
 fn matching(slot: &'static Option<IoctlOp>, cmd: u32) -> Option<&'static IoctlOp> {
     slot.as_ref().filter(|op| op.num == cmd)
-}
-
-/// Fails with `E2BIG` unless the `len` user bytes at `user` are all zero.
-fn check_zeroed(user: UserPtr, len: usize) -> Result {
-    let mut reader = UserSlice::new(user, len).reader();
-    let mut chunk = [0u8; 64];
-    while !reader.is_empty() {
-        let n = reader.len().min(chunk.len());
-        reader.read_slice(&mut chunk[..n])?;
-        if chunk[..n].iter().any(|&b| b != 0) {
-            return Err(E2BIG);
-        }
-    }
-    Ok(())
-}
-
-/// Copies a command struct into `cmd` (all zero), applying the
-/// extensible-struct rules.
-fn read_cmd<T: FromBytes + AsBytes>(cmd: &mut T, user: UserPtr, user_size: usize) -> Result {
-    let size = size_of::<T>();
-    if user_size > size {
-        check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
-    }
-    read_prefix_into(cmd, user, user_size)
-}
-
-/// Reads the first `len` bytes of a `T` from `user`; bytes past `len` read
-/// as zero, and bytes past `T`'s size are not read.
-pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(
-    user: UserPtr,
-    len: usize,
-) -> Result<T> {
-    let mut value = T::default();
-    read_prefix_into(&mut value, user, len)?;
-    Ok(value)
-}
-
-/// As [`read_prefix`], into `out`, whose bytes past `len` are left as they
-/// are.
-fn read_prefix_into<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr, len: usize) -> Result {
-    if len >= size_of::<T>() {
-        // The usual case: one fixed-size copy, without the checks a
-        // variable-size copy makes.
-        return crate::sys::read_user(out, user);
-    }
-    UserSlice::new(user, len)
-        .reader()
-        .read_slice(&mut out.as_bytes_mut()[..len])
 }
 
 /// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO

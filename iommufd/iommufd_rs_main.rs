@@ -9,75 +9,81 @@
 //!
 //! Files, one per concept:
 //! - [`context`]: the open file; [`object`]: the object table;
-//! - [`ioctl`]: ioctl table and size rules; [`uapi`]: the ABI types;
+//! - [`ioctl`]: the file's ioctls, their table and size rules, and
+//!   `IOMMU_DESTROY`; [`ucmd`]: a user command, read under those rules and
+//!   written back; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas, and its pins;
 //!   [`page_table`]: the sparse per-page table access pins are counted in;
-//! - [`hw_pagetable`]: domains attached to an IOAS; [`device`]: devices;
+//! - [`domain`]: the contract a domain keeps; [`hw_pagetable`]: domains
+//!   attached to an IOAS; [`device`]: devices;
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
 //!   the mock domain and mock device (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
-//! - [`misc`], [`param`], [`interval_tree`], [`sys`], [`pin`],
-//!   `anon_file`: thin FFI wrappers (misc device, string parameter, the
-//!   kernel's interval tree, capabilities, files and a direct kmalloc
-//!   allocator, GUP and accounting, access files; `helpers.c` has the C
-//!   shims); [`shared`]: the counted object type that objects and pages
-//!   live in.
+//! - [`sys`]: the kernel wrappers, every `unsafe` block and FFI call: the
+//!   misc device, the string parameter, the kernel's interval tree, GUP
+//!   and accounting, a direct kmalloc allocator, counted boxes, user reads,
+//!   errnos, capabilities and files, the test interface's access files,
+//!   and `helpers.c` with the C shims. Nothing in it imports the logic
+//!   above; `scripts/check-layers.py` checks that, and that the only
+//!   import cycle is the object table's with the kinds it names.
 //!
 //! # Lock order
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
 //! 1. the test interface's `TestAccess::items` and `MockDevice::hwpt`;
 //! 2. `Access::attachment` (dropped while an access is told to unpin);
-//! 3. `ObjectTable::inner` (held only for table operations; never while
-//!    calling into an object, except to set `Context::account_mode`);
-//! 4. `Context::account_mode`;
-//! 5. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
+//! 3. `ObjectTable::inner` (held only for table operations, the compat
+//!    IOAS and the account mode; never while calling into an object);
+//! 4. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
 //!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
 //!    an unmap drops it before asking accesses to unpin;
-//! 6. `Pages::state` (its pins and domain uses), then the mm's `mmap_lock`
+//! 5. `Pages::state` (its pins and domain uses), then the mm's `mmap_lock`
 //!    (remote GUP, `locked_vm`);
-//! 7. `MockDomain::table` (a domain is mapped, unmapped and read back while
+//! 6. `MockDomain::table` (a domain is mapped, unmapped and read back while
 //!    `Pages::state` is held).
 //!
-//! No lock is held across a copy to or from userspace except `Ioas::iopt`
-//! while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write their ranges, as
-//! mainline holds its `iova_rwsem` there. Nothing takes `Ioas::iopt` from a
-//! page fault, so this cannot deadlock against `mmap_lock`.
+//! Locks held across a copy to or from userspace (or a GUP of user
+//! memory), each where mainline holds its counterpart:
+//! - `Ioas::iopt` while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write
+//!   their ranges (mainline: `iova_rwsem`);
+//! - `Access::attachment` and `Ioas::iopt` while [`access::Access::rw`]
+//!   copies to or from the owning process's memory (`ioas_lock`,
+//!   `iova_rwsem`);
+//! - `TestAccess::items` while the test `ACCESS_PAGES` compares pins with
+//!   the user's pages and writes its answer back (`staccess->lock`).
+//!
+//! Nothing of this module is called from a page fault, so none of these
+//! can deadlock against `mmap_lock`.
 //!
 //! Every path that may fail allocates first and changes state last (see
 //! `IoPagetable::map_areas`), so an error leaves nothing behind.
 
 use kernel::prelude::*;
+use sys::{misc, param};
 
 #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod access;
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-mod anon_file;
 mod context;
 mod device;
-mod errno;
+mod domain;
 mod free_space;
 mod hw_pagetable;
-mod interval_tree;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
-mod misc;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod mock;
 mod object;
 mod page_table;
 mod pages;
-mod param;
-mod pin;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod selftest;
-mod shared;
 mod sys;
 mod uapi;
+mod ucmd;
 mod vfio_compat;
 
 module! {

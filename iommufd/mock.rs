@@ -10,19 +10,18 @@
 
 use crate::{
     device::DeviceInfo,
-    errno::eaddrinuse,
+    domain::{IoDomain, Prot, NO_PFN},
     hw_pagetable,
-    io_pagetable::{IoDomain, Prot, NO_PFN},
-    ioctl::Ucmd,
     object::{ObjectKind, ObjectRef, ObjectTable},
     page_table::PageTable,
-    pages::PAGE_SIZE_U64,
-    pin, uapi,
+    sys::{errno::eaddrinuse, pin, PAGE_SIZE_U64},
+    uapi,
+    ucmd::Ucmd,
 };
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::SetOnce,
     sync::{Arc, Mutex},
 };
 
@@ -57,7 +56,11 @@ impl MockDomain {
     }
 }
 
-impl IoDomain for MockDomain {
+// SAFETY: `read_pfns` reads the table that `map` fills and `unmap` clears:
+// each entry is the physical page last mapped at that IO page (absent and
+// cleared entries read as zero, reported as `NO_PFN`), and `map` refuses to
+// map over a mapping.
+unsafe impl IoDomain for MockDomain {
     fn map(&self, iova: u64, paddr: u64, length: u64, prot: Prot) -> Result {
         if !prot.read && !prot.write {
             return Err(EINVAL);
@@ -137,8 +140,8 @@ impl IoDomain for MockDomain {
 /// attached to.
 #[pin_data]
 pub(crate) struct MockDevice {
-    /// The ID of its device object (`idev`).
-    idev_id: Atomic<u32>,
+    /// The ID of its device object (`idev`), set once it is bound.
+    idev_id: SetOnce<u32>,
     /// A user reference on the HWPT it is attached to.
     #[pin]
     hwpt: Mutex<Option<ObjectRef>>,
@@ -151,7 +154,9 @@ impl MockDevice {
         if let Some(hwpt) = self.hwpt.lock().take() {
             hw_pagetable::detach(table, hwpt);
         }
-        table.remove_internal(self.idev_id.load(Relaxed));
+        if let Some(id) = self.idev_id.copy() {
+            table.remove_internal(id);
+        }
     }
 }
 
@@ -173,7 +178,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
     };
     let dev = Arc::pin_init(
         pin_init!(MockDevice {
-            idev_id: Atomic::new(0),
+            idev_id: SetOnce::new(),
             hwpt <- new_mutex!(None),
         }),
         GFP_KERNEL,
@@ -210,7 +215,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
         table.remove_internal(idev_id);
         return Err(e);
     }
-    dev.idev_id.store(idev_id, Relaxed);
+    dev.idev_id.populate(idev_id);
     *dev.hwpt.lock() = Some(hwpt);
     stdev.finalize();
     Ok(())

@@ -17,13 +17,11 @@
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::mock::MockDevice;
 use crate::{
-    context::Context,
     device::DeviceInfo,
     hw_pagetable::HwptPaging,
     ioas::Ioas,
-    ioctl::Ucmd,
-    shared::{Shared, SharedPart},
-    uapi,
+    pages::AccountMode,
+    sys::shared::{Shared, SharedPart},
 };
 use kernel::{
     new_mutex,
@@ -72,6 +70,9 @@ struct TableInner {
     /// The IOAS the VFIO container ioctls work on (`IOMMU_VFIO_IOAS`). Not
     /// a reference: destroying that IOAS clears it, under this lock.
     compat_ioas: Option<u32>,
+    /// How new pages objects are charged (`IOMMU_OPTION_RLIMIT_MODE`): may
+    /// change only while the table is empty, so it lives under its lock.
+    account_mode: AccountMode,
 }
 
 impl TableInner {
@@ -92,9 +93,14 @@ pub(crate) struct ObjectTable {
 
 impl ObjectTable {
     /// Creates an empty table.
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(account_mode: AccountMode) -> impl PinInit<Self> {
         pin_init!(Self {
-            inner <- new_mutex!(TableInner { ids: RBTree::new(), free_hint: 1, compat_ioas: None }),
+            inner <- new_mutex!(TableInner {
+                ids: RBTree::new(),
+                free_hint: 1,
+                compat_ioas: None,
+                account_mode,
+            }),
         })
     }
 
@@ -145,7 +151,7 @@ impl ObjectTable {
     }
 
     /// Removes an object by ID, as [`ObjectTable::destroy`], and returns it.
-    fn remove(&self, id: u32) -> Result<Option<Shared<Object>>> {
+    pub(crate) fn remove(&self, id: u32) -> Result<Option<Shared<Object>>> {
         let removed = {
             let mut inner = self.inner.lock();
             let obj = inner.ids.get(&id).and_then(Option::as_ref).ok_or(ENOENT)?;
@@ -179,14 +185,21 @@ impl ObjectTable {
         self.inner.lock().compat_ioas = id;
     }
 
-    /// Runs `f` with the table locked, if it holds no object at all (built
-    /// or not): `EBUSY` otherwise.
-    pub(crate) fn while_empty(&self, f: impl FnOnce() -> Result) -> Result {
-        let inner = self.inner.lock();
+    /// How new pages objects are charged.
+    pub(crate) fn account_mode(&self) -> AccountMode {
+        self.inner.lock().account_mode
+    }
+
+    /// Sets how new pages objects are charged to what `mode` returns, if
+    /// the table holds no object at all, built or not (`EBUSY` otherwise,
+    /// checked first).
+    pub(crate) fn set_account_mode(&self, mode: impl FnOnce() -> Result<AccountMode>) -> Result {
+        let mut inner = self.inner.lock();
         if inner.ids.iter().next().is_some() {
             return Err(EBUSY);
         }
-        f()
+        inner.account_mode = mode()?;
+        Ok(())
     }
 
     /// Every IOAS in the table, by ID.
@@ -318,27 +331,13 @@ impl<P> core::ops::Deref for ObjectPart<P> {
     }
 }
 
-/// `IOMMU_DESTROY`: destroys any object by ID. Destroying a mock device
-/// also detaches it and removes its device object.
-pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>) -> Result {
-    let removed = ctx.objects.remove(ucmd.cmd.id)?;
-    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    if let Some(obj) = &removed {
-        if let ObjectKind::MockDevice(dev) = &obj.kind {
-            dev.destroyed(&ctx.objects);
-        }
-    }
-    drop(removed);
-    Ok(())
-}
-
 #[kunit_tests(iommufd_rs_object)]
 mod tests {
     use super::*;
     use crate::ioas::Ioas;
 
     fn table() -> Result<Pin<KBox<ObjectTable>>> {
-        KBox::pin_init(ObjectTable::new(), GFP_KERNEL)
+        KBox::pin_init(ObjectTable::new(AccountMode::None), GFP_KERNEL)
     }
 
     fn new_ioas(t: &ObjectTable) -> Result<u32> {

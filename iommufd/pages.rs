@@ -15,13 +15,18 @@
 //! - access pins, counted per page in a [`PageTable`] next to the PFN.
 
 use crate::{
-    interval_tree::{IntervalTree, NewNode},
-    io_pagetable::{IoDomain, NO_PFN},
+    domain::{IoDomain, NO_PFN},
     page_table::PageTable,
-    pin::{self, Charge, PinFrom, UserRef},
-    shared::Shared,
-    sys::{self, Capability, DVec},
+    sys::{
+        self,
+        interval_tree::{IntervalTree, NewNode},
+        pin::{self, Charge, PinFrom, UserRef},
+        shared::Shared,
+        Capability, DVec, PAGE_SIZE_U64,
+    },
 };
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::{
     fs::File,
     mm::Mm,
@@ -31,9 +36,6 @@ use kernel::{
     sync::{aref::ARef, Arc, Mutex},
     task::Task,
 };
-
-/// `PAGE_SIZE` as a `u64`.
-pub(crate) const PAGE_SIZE_U64: u64 = PAGE_SIZE as u64;
 
 /// Where the memory of a pages object lives.
 pub(crate) enum PagesSource {
@@ -200,6 +202,19 @@ impl PfnBuf {
 /// it. PFNs are kept only for access pins; for the others they are read
 /// back from a domain that maps them, so domain-only pages cost no memory
 /// here.
+///
+/// # Invariants
+///
+/// - Each page index that a domain use covers, or that has a nonzero
+///   access record, holds exactly one pin, owned by this object; no other
+///   page index holds one.
+/// - A nonzero access record is `pfn << USER_BITS | users`, `users >= 1`:
+///   the pinned page's PFN and how many access pins need it.
+/// - For each page a domain use covers, the use's storage domain maps the
+///   page (at its IOVA in the use's area) to the pinned page's PFN, so a
+///   PFN read back from it is that pin's page.
+/// - `npinned` counts the pinned pages, and exactly that many are charged
+///   to `owner` in the object's charge mode.
 pub(crate) struct PagesState {
     owner: Owner,
     /// Pages pinned (and charged) now.
@@ -446,11 +461,14 @@ impl Pages {
                 continue;
             }
             if let Some((_, start, n)) = runs.push(i as u64, pfn & !FRESH) {
-                pin::unpin_run(start, n, self.writable);
+                // SAFETY: Pages tagged `FRESH` were pinned by the call at
+                // work and recorded nowhere: their pins are ours to drop.
+                unsafe { pin::unpin_run(start, n, self.writable) };
             }
         }
         if let Some((_, start, n)) = runs.finish() {
-            pin::unpin_run(start, n, self.writable);
+            // SAFETY: As above.
+            unsafe { pin::unpin_run(start, n, self.writable) };
         }
     }
 
@@ -478,7 +496,12 @@ impl Pages {
             unmap(idx, idx + n - 1);
             let _ = pfn_runs(pfns, |_, pfn, count| {
                 freed += count;
-                pin::unpin_run(pfn, count, self.writable);
+                // SAFETY: `used` covered these pages, so (type invariant)
+                // its storage domain gave back their pinned PFNs; it has
+                // left the tree, and `keep_used` cleared every page another
+                // use or an access still needs: the one pin on each of
+                // these has no user left.
+                unsafe { pin::unpin_run(pfn, count, self.writable) };
                 Ok(())
             });
             idx += n;
@@ -674,14 +697,19 @@ impl Pages {
                     // A run of consecutive PFNs at a time.
                     freed += 1;
                     if let Some((_, start, n)) = runs.push(idx, *entry >> USER_BITS) {
-                        pin::unpin_run(start, n, writable);
+                        // SAFETY: Type invariant: each of these records was
+                        // the page's last access user, no domain use covers
+                        // the page, so its one pin has no user left; the
+                        // records are cleared.
+                        unsafe { pin::unpin_run(start, n, writable) };
                     }
                 }
                 *entry = 0;
             });
         }
         if let Some((_, start, n)) = runs.finish() {
-            pin::unpin_run(start, n, writable);
+            // SAFETY: As above.
+            unsafe { pin::unpin_run(start, n, writable) };
         }
         st.npinned -= freed;
         let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
@@ -770,14 +798,18 @@ impl Pages {
                 let at = start + done as u64;
                 let offset = (at % PAGE_SIZE_U64) as usize;
                 let len = (PAGE_SIZE - offset).min(buf.len() - done);
-                pin::copy_page(pfn, offset, &mut buf[done..done + len], write);
+                // SAFETY: Each page is pinned: by this object (type
+                // invariant; `st` is held, so it stays pinned) or freshly
+                // above, until the loop below.
+                unsafe { pin::copy_page(pfn, offset, &mut buf[done..done + len], write) };
                 done += len;
             }
         }
         // As C, pages pinned for the copy go back dirty if they could be
         // written.
         for &pfn in fresh.iter().filter(|&&p| p != NO_PFN) {
-            pin::unpin_run(pfn, 1, self.writable);
+            // SAFETY: Pinned above for this copy only, and recorded nowhere.
+            unsafe { pin::unpin_run(pfn, 1, self.writable) };
         }
         result
     }
@@ -973,11 +1005,23 @@ impl PfnRuns {
     }
 }
 
-/// Pages pinned per GUP batch: the test memory limit's worth of 8-byte
+/// The memory a batch of PFNs may take, in bytes, as C's
+/// `iommufd_test_memory_limit`: the test interface lowers it to force the
+/// slow paths (`SET_TEMP_MEMORY_LIMIT`).
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+static TEMP_MEMORY_LIMIT: Atomic<u64> = Atomic::new(65536);
+
+/// Sets the batch memory limit (test interface).
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) fn set_temp_memory_limit(bytes: u64) {
+    TEMP_MEMORY_LIMIT.store(bytes, Relaxed);
+}
+
+/// Pages pinned per GUP batch: the batch memory limit's worth of 8-byte
 /// entries, at least one.
 fn batch_pages() -> u64 {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    let limit = crate::selftest::temp_memory_limit();
+    let limit = TEMP_MEMORY_LIMIT.load(Relaxed);
     #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
     let limit = 65536;
     (limit / 8).max(1)

@@ -14,22 +14,23 @@
 
 use crate::{
     access::{Access, AccessOps, RwFlags},
-    anon_file,
     context::Context,
-    errno::{ebade, eopnotsupp},
     io_pagetable::IovaRange,
     ioas::get_ioas,
-    ioctl::Ucmd,
     mock,
-    pages::PAGE_SIZE_U64,
-    pin, uapi,
+    sys::{
+        anon_file,
+        errno::{ebade, eopnotsupp},
+        pin, PAGE_SIZE_U64,
+    },
+    uapi,
+    ucmd::Ucmd,
 };
 use kernel::{
     bindings,
     fs::file::FileDescriptorReservation,
     new_mutex,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
     sync::{Arc, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
@@ -76,7 +77,7 @@ impl AccessOps for TestAccess {
 }
 
 /// What an access file owns: the access, destroyed when the file goes.
-pub(crate) struct AccessFileData {
+struct AccessFileData {
     access: Arc<Access<TestAccess>>,
 }
 
@@ -116,7 +117,7 @@ fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
     if req.flags & !(uapi::MOCK_FLAGS_ACCESS_WRITE | FLAG_SYZ) != 0 {
         return Err(eopnotsupp());
     }
-    anon_file::with_access_file(ucmd.cmd.id, |file| {
+    anon_file::with_access_file(ucmd.cmd.id, |file: &AccessFileData| {
         let access = &file.access;
         if !access.needs_pin() {
             return Err(eopnotsupp());
@@ -172,7 +173,7 @@ fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
 /// `DESTROY_ACCESS_PAGES`: drops one `ACCESS_PAGES` item.
 fn destroy_access_pages(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
     let id = ucmd.cmd.access_pages_id();
-    anon_file::with_access_file(ucmd.cmd.id, |file| {
+    anon_file::with_access_file(ucmd.cmd.id, |file: &AccessFileData| {
         let access = &file.access;
         let mut st = access.data.items.lock();
         let pos = st.items.iter().position(|i| i.id == id).ok_or(ENOENT)?;
@@ -192,7 +193,7 @@ fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
     if req.flags & !known != 0 {
         return Err(eopnotsupp());
     }
-    anon_file::with_access_file(ucmd.cmd.id, |file| {
+    anon_file::with_access_file(ucmd.cmd.id, |file: &AccessFileData| {
         let access = &file.access;
         let len = req.length as usize;
         let mut tmp = KVVec::<u8>::with_capacity(len, GFP_KERNEL)?;
@@ -219,39 +220,9 @@ fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
     })
 }
 
-/// The page-batch memory limit the tests may lower to force the slow paths,
-/// as C's `iommufd_test_memory_limit`.
-static TEMP_MEMORY_LIMIT: Atomic<u64> = Atomic::new(65536);
-
-/// The current test memory limit, in bytes.
-pub(crate) fn temp_memory_limit() -> u64 {
-    TEMP_MEMORY_LIMIT.load(Relaxed)
-}
-
 /// `MOCK_FLAGS_ACCESS_SYZ`: in a map flag word, asks for the syzkaller IOVA
 /// encoding below.
 const FLAG_SYZ: u32 = uapi::MOCK_FLAGS_ACCESS_SYZ;
-
-/// The test kernel's syzkaller hook on `IOAS_COPY`: with `FLAG_SYZ` set in
-/// `flags`, the flag is cleared and `iova` is read as a (low 32 bits: nth
-/// area, high 32 bits: offset) pair in IOAS `ioas_id`, turned into that
-/// area's first IOVA plus offset, or 0 if there is no such area. Fuzzers
-/// cannot guess live IOVAs; they can guess small area numbers.
-pub(crate) fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flags: &mut u32) {
-    if *flags & FLAG_SYZ == 0 {
-        return;
-    }
-    *flags &= !FLAG_SYZ;
-    let Ok(ioas) = get_ioas(ctx, ioas_id) else {
-        return;
-    };
-    let (nth, offset) = (*iova & 0xffff_ffff, *iova >> 32);
-    *iova = ioas
-        .iopt
-        .lock()
-        .nth_area_start(nth)
-        .map_or(0, |start| start.wrapping_add(offset));
-}
 
 /// `IOMMU_TEST_CMD`.
 pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
@@ -281,7 +252,7 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             if (limit as usize) < size_of::<usize>() + size_of::<u32>() {
                 return Err(EINVAL);
             }
-            TEMP_MEMORY_LIMIT.store(u64::from(limit), Relaxed);
+            crate::pages::set_temp_memory_limit(u64::from(limit));
             Ok(())
         }
         uapi::IOMMU_TEST_OP_MOCK_DOMAIN | uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS => {
@@ -302,7 +273,9 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
         uapi::IOMMU_TEST_OP_ACCESS_RW => access_rw(ucmd),
         uapi::IOMMU_TEST_OP_ACCESS_REPLACE_IOAS => {
             let ioas_id = ucmd.cmd.replace_ioas_id();
-            anon_file::with_access_file(ucmd.cmd.id, |file| Access::replace(&file.access, ioas_id))
+            anon_file::with_access_file(ucmd.cmd.id, |file: &AccessFileData| {
+                Access::replace(&file.access, ioas_id)
+            })
         }
         _ => Err(eopnotsupp()),
     }

@@ -76,6 +76,17 @@ uapi_pod!(
     iommu_viommu_alloc,
 );
 
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+uapi_pod!(iommu_test_hw_info);
+
+impl iommu_hw_info {
+    /// `in_data_type`, the input member of the data-type union.
+    pub(crate) fn in_data_type(&self) -> u32 {
+        // SAFETY: Both members of the union are a `u32`.
+        unsafe { self.__bindgen_anon_1.in_data_type }
+    }
+}
+
 // SAFETY: As above: integers and a union of integer-only structs, every
 // field naturally aligned (checked against Linux's header).
 unsafe impl FromBytes for iommu_test_cmd {}

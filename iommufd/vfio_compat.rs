@@ -10,12 +10,13 @@
 
 use crate::{
     context::Context,
-    errno::eopnotsupp,
-    io_pagetable::{Placement, Prot},
+    domain::Prot,
+    io_pagetable::Placement,
     ioas::{get_ioas, map_memory, unmap_iova_range, Ioas, IoasRef},
-    ioctl::{read_prefix, Ucmd},
-    pages::{PagesKind, PAGE_SIZE_U64},
+    pages::PagesKind,
+    sys::{errno::eopnotsupp, PAGE_SIZE_U64},
     uapi,
+    ucmd::{read_prefix, Ucmd},
 };
 use core::mem::{offset_of, size_of};
 use kernel::{
@@ -308,7 +309,7 @@ pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_vfio_io
 #[kunit_tests(iommufd_rs_vfio_compat)]
 mod tests {
     use super::*;
-    use crate::{context::Node, misc::FileOps};
+    use crate::{context::Node, sys::misc::FileOps};
 
     #[test]
     fn compat_ioas_created_once() -> Result {

@@ -7,7 +7,7 @@
 //! [`pin_pages`] carries one `FOLL_PIN` pin that must go back through
 //! [`unpin_run`] exactly once.
 
-use crate::pages::PAGE_SIZE_U64;
+use super::PAGE_SIZE_U64;
 use kernel::{
     bindings,
     fs::File,
@@ -137,7 +137,9 @@ pub(crate) fn pin_pages(from: &PinFrom<'_>, writable: bool, out: &mut [u64]) -> 
             Ok(n) if n > 0 => done += n,
             other => {
                 for &pfn in &out[..done] {
-                    unpin_run(pfn, 1, false);
+                    // SAFETY: GUP or `memfd_pin_folios` gave us one pin on
+                    // each of these pages in this call; we give it back.
+                    unsafe { unpin_run(pfn, 1, false) };
                 }
                 return Err(match other {
                     Err(e) => e,
@@ -256,7 +258,9 @@ fn pin_file(file: &File, offset: u64, out: &mut [u64]) -> Result<usize> {
     }
     if let Err(e) = result {
         for &pfn in &out[..done] {
-            unpin_run(pfn, 1, false);
+            // SAFETY: Each page recorded holds one pin taken in this call
+            // (the folio's own, or one `folio_add_pins` added).
+            unsafe { unpin_run(pfn, 1, false) };
         }
         return Err(e);
     }
@@ -265,10 +269,15 @@ fn pin_file(file: &File, offset: u64, out: &mut [u64]) -> Result<usize> {
 
 /// Drops one pin from each of the `npages` pages from `pfn`, marking them
 /// dirty if `dirty`.
-pub(crate) fn unpin_run(pfn: u64, npages: u64, dirty: bool) {
-    // SAFETY: The caller owns one pin on each page of the run, which are
-    // consecutive `struct page`s as their PFNs are consecutive within one
-    // pinned run.
+///
+/// # Safety
+///
+/// The caller owns one pin on each of those pages, taken by [`pin_pages`]
+/// (or GUP), and gives it up here: nobody may use the pin afterwards.
+pub(crate) unsafe fn unpin_run(pfn: u64, npages: u64, dirty: bool) {
+    // SAFETY: By the caller's promise each page of the run is pinned, so
+    // its `struct page` is live; the range call walks the pages of
+    // consecutive PFNs itself.
     unsafe {
         let page = iommufd_rs_pfn_to_page(pfn as usize);
         bindings::unpin_user_page_range_dirty_lock(page, npages as usize, dirty);
@@ -321,20 +330,27 @@ pub(crate) fn rw_user_page(
     }
     // SAFETY: GUP returned `page` pinned.
     let pfn = unsafe { iommufd_rs_page_to_pfn(page) } as u64;
-    copy_page(pfn, offset, buf, write);
+    // SAFETY: The pin taken above holds the page until it is dropped below.
+    unsafe { copy_page(pfn, offset, buf, write) };
     // Not marked dirty, as C's single-page path.
-    unpin_run(pfn, 1, false);
+    // SAFETY: The pin taken above is ours, and nothing uses it any more.
+    unsafe { unpin_run(pfn, 1, false) };
     Some(Ok(()))
 }
 
 /// Copies between `buf` and the page `pfn` at byte `offset`, which must
-/// lie inside the page with `buf`. The caller holds a pin on the page.
-pub(crate) fn copy_page(pfn: u64, offset: usize, buf: &mut [u8], to_page: bool) {
+/// lie inside the page with `buf` (else nothing is copied).
+///
+/// # Safety
+///
+/// Page `pfn` is pinned, by the caller or by an owner the caller keeps
+/// from unpinning it, for the whole call.
+pub(crate) unsafe fn copy_page(pfn: u64, offset: usize, buf: &mut [u8], to_page: bool) {
     if offset + buf.len() > PAGE_SIZE {
         return;
     }
-    // SAFETY: The page is pinned by the caller, and the range was checked
-    // to lie inside it; `buf` is valid for `buf.len()` bytes.
+    // SAFETY: The page is pinned (the caller's promise), and the range was
+    // checked to lie inside it; `buf` is valid for `buf.len()` bytes.
     unsafe { iommufd_rs_memcpy_page(pfn as usize, offset, buf.as_mut_ptr(), buf.len(), to_page) };
 }
 

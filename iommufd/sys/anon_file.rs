@@ -3,11 +3,12 @@
 //! Anonymous-inode files for in-kernel accesses of the test interface
 //! (`IOMMU_TEST_OP_CREATE_ACCESS` hands one to userspace as an fd).
 //!
-//! The file owns an [`AccessFileData`]; it is dropped when the file's last
-//! reference goes. The file operations (`release` only, owner this module)
-//! live in `helpers.c`.
+//! The file owns its data, of any `'static` type; the data is dropped when
+//! the file's last reference goes, and found again by type. The file
+//! operations (`release` only, owner this module) live in `helpers.c`.
 
-use crate::selftest::AccessFileData;
+use super::errno::ebadfd;
+use core::any::Any;
 use kernel::{
     bindings,
     fs::{file::FileDescriptorReservation, File, LocalFile},
@@ -24,6 +25,9 @@ extern "C" {
     fn iommufd_rs_access_file_data(file: *mut bindings::file) -> *mut c_void;
 }
 
+/// What a file owns: boxed twice, so that the file holds a thin pointer.
+type Owned = KBox<dyn Any + Send + Sync>;
+
 /// The file's data is dropped here, when the file is released.
 ///
 /// # Safety
@@ -34,19 +38,23 @@ extern "C" {
 unsafe extern "C" fn iommufd_rs_access_file_release(data: *mut c_void) {
     // SAFETY: `data` came from `into_foreign` in `install`, and release
     // runs once per file.
-    drop(unsafe { KBox::<AccessFileData>::from_foreign(data) });
+    drop(unsafe { KBox::<Owned>::from_foreign(data) });
 }
 
 /// Creates an access file owning `data` and installs it at the reserved
 /// descriptor. On error `data` is dropped.
-pub(crate) fn install(fd: FileDescriptorReservation, data: KBox<AccessFileData>) -> Result {
-    let ptr = data.into_foreign();
+pub(crate) fn install<T: Any + Send + Sync>(
+    fd: FileDescriptorReservation,
+    data: KBox<T>,
+) -> Result {
+    let data: Owned = data;
+    let ptr = KBox::new(data, GFP_KERNEL)?.into_foreign();
     // SAFETY: `ptr` is a valid foreign pointer, owned by the file from now
     // on; its release gives it back.
     let file = unsafe { iommufd_rs_access_file_new(ptr) };
     if let Some(rc) = err_ptr(file) {
         // SAFETY: The file was not created, so `ptr` is still ours.
-        drop(unsafe { KBox::<AccessFileData>::from_foreign(ptr) });
+        drop(unsafe { KBox::<Owned>::from_foreign(ptr) });
         return Err(rc);
     }
     // SAFETY: `anon_inode_getfile` returned a new file with one reference,
@@ -63,19 +71,17 @@ fn err_ptr(ptr: *mut bindings::file) -> Option<Error> {
 }
 
 /// Runs `f` on the data of the access file at descriptor `fd`: `EBADFD` if
-/// `fd` is not an access file.
-pub(crate) fn with_access_file<R>(
-    fd: u32,
-    f: impl FnOnce(&AccessFileData) -> Result<R>,
-) -> Result<R> {
-    let file = LocalFile::fget(fd).map_err(|_| crate::errno::ebadfd())?;
+/// `fd` is not an access file or its data is not a `T`.
+pub(crate) fn with_access_file<T: Any, R>(fd: u32, f: impl FnOnce(&T) -> Result<R>) -> Result<R> {
+    let file = LocalFile::fget(fd).map_err(|_| ebadfd())?;
     // SAFETY: `file` is a valid file we hold a reference on.
     let data = unsafe { iommufd_rs_access_file_data(file.as_ptr()) };
     if data.is_null() {
-        return Err(crate::errno::ebadfd());
+        return Err(ebadfd());
     }
     // SAFETY: `data` is the access file's `private_data`, alive while we
     // hold the file reference, and only borrowed here.
-    let data = unsafe { <KBox<AccessFileData> as ForeignOwnable>::borrow(data) };
-    f(data)
+    let data = unsafe { <KBox<Owned> as ForeignOwnable>::borrow(data) };
+    let data: &(dyn Any + Send + Sync) = &**data;
+    f(data.downcast_ref::<T>().ok_or_else(ebadfd)?)
 }

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reading one user word or struct the cheap way.
+
+use kernel::{
+    bindings,
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::UserPtr,
+};
+
+extern "C" {
+    fn iommufd_rs_get_user_u32(out: *mut u32, uptr: *const u32) -> i32;
+}
+
+/// Reads the `u32` at `uptr` with `get_user()` (one inline access, where a
+/// `UserSlice` read is a full `copy_from_user()` call): `EFAULT` if it
+/// cannot be read.
+pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
+    let mut value = 0u32;
+    // SAFETY: `value` is a valid place for the result; `get_user()` checks
+    // `uptr` itself and faults safely.
+    let rc = unsafe { iommufd_rs_get_user_u32(&mut value, uptr.as_const_ptr().cast()) };
+    if rc != 0 {
+        return Err(EFAULT);
+    }
+    Ok(value)
+}
+
+/// Fills `out` from the `size_of::<T>()` bytes at `user`, with one
+/// fixed-size `copy_from_user()` (the path a constant-size copy takes in
+/// C): `EFAULT` if they cannot all be read, and then `out` may hold some of
+/// them. Unlike `UserSliceReader::read`, it writes in place, so a large
+/// struct is not copied again on its way to the caller.
+pub(crate) fn read_user<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr) -> Result {
+    // SAFETY: `out` is valid for writing `size_of::<T>()` bytes, and any
+    // bytes are a valid `T` (`FromBytes`); `_copy_from_user()` checks and
+    // faults on `user` itself.
+    let left = unsafe {
+        bindings::_copy_from_user(
+            core::ptr::from_mut(out).cast(),
+            user.as_const_ptr(),
+            size_of::<T>(),
+        )
+    };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A user command: an ioctl's struct, read from userspace under the
+//! extensible-struct rules, and answered by writing it back.
+
+use crate::sys;
+use core::mem::size_of;
+use kernel::{
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// A decoded ioctl call with its command struct in kernel memory.
+pub(crate) struct Ucmd<T> {
+    /// The command, copied in from userspace and zero-extended.
+    pub(crate) cmd: T,
+    user: UserPtr,
+    user_size: usize,
+}
+
+impl<T: AsBytes> Ucmd<T> {
+    /// Copies the command struct back to userspace, truncated to the size
+    /// userspace passed.
+    pub(crate) fn respond(&self) -> Result {
+        let bytes = self.cmd.as_bytes();
+        let len = bytes.len().min(self.user_size);
+        let mut writer = UserSlice::new(self.user, len).writer();
+        if len == bytes.len() {
+            // The usual case: one fixed-size copy.
+            return writer.write(&self.cmd);
+        }
+        writer.write_slice(&bytes[..len])
+    }
+
+    /// Copies back only the field at `offset` of `len` bytes, which must lie
+    /// within the mandatory part of the struct.
+    pub(crate) fn respond_field(&self, offset: usize, len: usize) -> Result {
+        let bytes = self
+            .cmd
+            .as_bytes()
+            .get(offset..offset + len)
+            .ok_or(EINVAL)?;
+        UserSlice::new(self.user.wrapping_byte_add(offset), len)
+            .writer()
+            .write_slice(bytes)
+    }
+}
+
+impl<T: FromBytes + AsBytes + Default> Ucmd<T> {
+    /// A call whose `user_size`-byte struct is at `user`, not read yet: the
+    /// command reads as all zero.
+    #[inline(always)]
+    pub(crate) fn new(user: UserPtr, user_size: usize) -> Self {
+        Self {
+            cmd: T::default(),
+            user,
+            user_size,
+        }
+    }
+
+    /// Reads the command struct in place (a struct returned by value costs
+    /// two more copies of it), applying the extensible-struct rules: bytes
+    /// past the kernel's struct must be zero (`E2BIG`); a missing tail
+    /// reads as zero.
+    #[inline(always)]
+    pub(crate) fn read_in(&mut self) -> Result {
+        let size = size_of::<T>();
+        if self.user_size > size {
+            check_zeroed(self.user.wrapping_byte_add(size), self.user_size - size)?;
+        }
+        read_prefix_into(&mut self.cmd, self.user, self.user_size)
+    }
+}
+
+/// Fails with `E2BIG` unless the `len` user bytes at `user` are all zero.
+fn check_zeroed(user: UserPtr, len: usize) -> Result {
+    let mut reader = UserSlice::new(user, len).reader();
+    let mut chunk = [0u8; 64];
+    while !reader.is_empty() {
+        let n = reader.len().min(chunk.len());
+        reader.read_slice(&mut chunk[..n])?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Err(E2BIG);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the first `len` bytes of a `T` from `user`; bytes past `len` read
+/// as zero, and bytes past `T`'s size are not read.
+pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(
+    user: UserPtr,
+    len: usize,
+) -> Result<T> {
+    let mut value = T::default();
+    read_prefix_into(&mut value, user, len)?;
+    Ok(value)
+}
+
+/// As [`read_prefix`], into `out`, whose bytes past `len` are left as they
+/// are.
+fn read_prefix_into<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr, len: usize) -> Result {
+    if len >= size_of::<T>() {
+        // The usual case: one fixed-size copy, without the checks a
+        // variable-size copy makes.
+        return sys::read_user(out, user);
+    }
+    UserSlice::new(user, len)
+        .reader()
+        .read_slice(&mut out.as_bytes_mut()[..len])
+}
