@@ -29,6 +29,11 @@ for pair in "include/uapi/linux/iommufd.h include/uapi/linux/iommufd.h" \
 	host_result "$1 is ABI-identical to Linux 7.2's $2" $rc "$(printf '%s\n' "$out" | grep '^not ok' || true)"
 done
 
+# Layers: kernel wrappers (iommufd/sys/) import no logic module, and the
+# only import cycle is the object table's with the kinds it names.
+rc=0; out=$(python3 "$REPO/scripts/check-layers.py" --crate "$REPO/iommufd" 2>&1) || rc=$?
+host_result "layers: wrappers import no logic, largest import cycle within its ceiling" $rc "$out"
+
 # Formatting, with the kernel's rustfmt settings for module code.
 rc=0; out=$(in_root rustfmt --check --edition 2021 --config-path /build/linux-source-7.2/.rustfmt.toml \
 	"$ROOT_REPO/iommufd/iommufd_rs_main.rs" 2>&1) || rc=$?
