@@ -7,9 +7,10 @@
 //! binds for now; what it reports is the mock IOMMU's.
 
 use crate::{context::Context, object::ObjectKind, sys::errno::eopnotsupp, uapi, ucmd::Ucmd};
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use kernel::transmute::AsBytes;
 use kernel::{
     prelude::*,
-    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -37,14 +38,19 @@ pub(crate) fn get_hw_info_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hw_in
         return Err(ENOENT);
     };
     let in_type = cmd.in_data_type();
-    if in_type != uapi::IOMMU_HW_INFO_TYPE_DEFAULT && in_type != uapi::IOMMU_HW_INFO_TYPE_SELFTEST {
-        return Err(eopnotsupp());
-    }
-    let data = uapi::iommu_test_hw_info {
+    // Only the test interface's mock IOMMU has data of its own yet.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    let mock = uapi::iommu_test_hw_info {
         flags: 0,
         test_reg: uapi::IOMMU_HW_INFO_SELFTEST_REGVAL,
     };
-    let data = data.as_bytes();
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    let (out_type, data) = (uapi::IOMMU_HW_INFO_TYPE_SELFTEST, mock.as_bytes());
+    #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+    let (out_type, data): (u32, &[u8]) = (uapi::IOMMU_HW_INFO_TYPE_NONE, &[]);
+    if in_type != uapi::IOMMU_HW_INFO_TYPE_DEFAULT && in_type != out_type {
+        return Err(eopnotsupp());
+    }
     let user_len = cmd.data_len as usize;
     let copy_len = user_len.min(data.len());
     let user = UserPtr::from_addr(cmd.data_uptr as usize);
@@ -56,7 +62,7 @@ pub(crate) fn get_hw_info_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hw_in
         writer.write_slice(&zeros[..n])?;
     }
     cmd.data_len = data.len() as u32;
-    cmd.__bindgen_anon_1.out_data_type = uapi::IOMMU_HW_INFO_TYPE_SELFTEST;
+    cmd.__bindgen_anon_1.out_data_type = out_type;
     cmd.out_capabilities = u64::from(uapi::IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED);
     if info.dirty_tracking {
         cmd.out_capabilities |= u64::from(uapi::IOMMU_HW_CAP_DIRTY_TRACKING);

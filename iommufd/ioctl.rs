@@ -17,7 +17,6 @@
 use crate::{
     context::{Context, Node},
     ioas,
-    object::ObjectKind,
     sys::misc::FileOps,
     uapi,
     ucmd::Ucmd,
@@ -214,7 +213,7 @@ pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>)
     let removed = ctx.objects.remove(ucmd.cmd.id)?;
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     if let Some(obj) = &removed {
-        if let ObjectKind::MockDevice(dev) = &obj.kind {
+        if let crate::object::ObjectKind::MockDevice(dev) = &obj.kind {
             dev.destroyed(&ctx.objects);
         }
     }

@@ -34,6 +34,7 @@ use kernel::{
 const MAX_ID: u32 = i32::MAX as u32;
 
 /// What an object is.
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 pub(crate) enum ObjectKind {
     /// An IO address space.
     Ioas(Arc<Ioas>),
@@ -260,6 +261,7 @@ impl Reservation<'_> {
 
     /// Makes the object visible, as [`Reservation::finalize`], and returns
     /// a user reference to it, taken before anyone can destroy it.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) fn finalize_get(mut self) -> Result<ObjectRef> {
         // `reserve` always sets `obj`.
         let obj = self.obj.take().ok_or(EINVAL)?;

@@ -718,6 +718,7 @@ impl Pages {
     /// Calls `f(index, pfn, count)` for each run of consecutive PFNs over
     /// `[first, last]`, which must all be pinned; `EFAULT` after the runs
     /// before the first page that is not.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) fn for_each_run(
         &self,
         first: u64,

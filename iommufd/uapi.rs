@@ -89,14 +89,18 @@ impl iommu_hw_info {
 
 // SAFETY: As above: integers and a union of integer-only structs, every
 // field naturally aligned (checked against Linux's header).
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 unsafe impl FromBytes for iommu_test_cmd {}
 // SAFETY: As above. The union's largest member fills it, so no byte of
 // the struct is padding.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 unsafe impl AsBytes for iommu_test_cmd {}
 
 /// `IOMMU_TEST_CMD`: the selftest interface (`iommufd_test.h`).
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
 
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 impl iommu_test_cmd {
     /// `add_reserved`: (start, length).
     pub(crate) fn add_reserved(&self) -> (u64, u64) {
@@ -177,10 +181,13 @@ impl iommu_test_cmd {
 }
 
 /// `iommu_test_cmd.access_pages`.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestAccessPages = iommu_test_cmd__bindgen_ty_1__bindgen_ty_9;
 /// `iommu_test_cmd.access_rw`.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestAccessRw = iommu_test_cmd__bindgen_ty_1__bindgen_ty_10;
 /// `iommu_test_cmd.mock_domain` (and the first fields of `mock_domain_flags`).
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestMockDomain = iommu_test_cmd__bindgen_ty_1__bindgen_ty_2;
 
 /// Builds the number of an iommufd ioctl from its command index.

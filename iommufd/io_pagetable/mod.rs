@@ -35,6 +35,7 @@ use kernel::{
 // `alloc`, domain fill and unfill in `domains`, accesses in `access`.
 mod access;
 mod alloc;
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod domains;
 
 pub(crate) use access::{page_span, AccessNotify, AccessPiece};

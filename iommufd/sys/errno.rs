@@ -17,11 +17,13 @@ pub(crate) fn eaddrinuse() -> Error {
 }
 
 /// `EBADFD`: a descriptor that is not the kind of file the call wants.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn ebadfd() -> Error {
     Error::from_errno(-(bindings::EBADFD as i32))
 }
 
 /// `EBADE`: a test check found different pages than expected.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn ebade() -> Error {
     Error::from_errno(-(bindings::EBADE as i32))
 }

@@ -23,8 +23,11 @@ use kernel::{
 // lint flags; only pointers cross the boundary.
 #[allow(improper_ctypes)]
 extern "C" {
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iommufd_rs_page_ref_count(page: *mut bindings::page) -> u32;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iommufd_rs_page_compound(page: *mut bindings::page) -> bool;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iommufd_rs_put_page(page: *mut bindings::page);
     fn iommufd_rs_page_to_pfn(page: *mut bindings::page) -> usize;
     fn iommufd_rs_pages_to_pfns(slots: *mut u64, n: usize);
@@ -45,6 +48,7 @@ extern "C" {
 
 /// Runs `f` on the page at user address `uaddr` of the current process,
 /// faulted in for reading and referenced (not pinned) for the call.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 fn with_user_page<R>(uaddr: usize, f: impl FnOnce(*mut bindings::page) -> R) -> Result<R> {
     let mut page: *mut bindings::page = core::ptr::null_mut();
     // SAFETY: `page` has room for the one page asked for; the reference
@@ -65,6 +69,7 @@ fn with_user_page<R>(uaddr: usize, f: impl FnOnce(*mut bindings::page) -> R) -> 
 /// The number of long-term pins on the page at user address `uaddr` of the
 /// current process, or `None` for a page of a compound (huge) page, whose
 /// count is not per page.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn user_page_pins(uaddr: usize) -> Result<Option<u32>> {
     with_user_page(uaddr, |page| {
         // SAFETY: `page` is valid and referenced for the call.
@@ -76,6 +81,7 @@ pub(crate) fn user_page_pins(uaddr: usize) -> Result<Option<u32>> {
 }
 
 /// The PFN of the page at user address `uaddr` of the current process.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
     // SAFETY: `page` is valid and referenced for the call.
     with_user_page(uaddr, |page| unsafe { iommufd_rs_page_to_pfn(page) } as u64)
@@ -83,6 +89,7 @@ pub(crate) fn user_page_pfn(uaddr: usize) -> Result<u64> {
 
 /// Checks that every page of `[uptr, uptr + length)` carries `refs` pins:
 /// `EINVAL` for an unaligned range, `EIO` on a mismatch.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn check_user_page_pins(uptr: usize, length: usize, refs: u32) -> Result {
     if length % PAGE_SIZE != 0 || uptr % PAGE_SIZE != 0 || uptr.checked_add(length).is_none() {
         return Err(EINVAL);
