@@ -13,6 +13,7 @@
 #               timings are deterministic instruction counts
 #   VM_QEMU_ARGS extra QEMU arguments, as paths inside the build root
 #               (make profile passes its TCG plugin this way)
+#   PROD_MODULE_KO  the production module, as /lib/modules/iommufd_rs_prod.ko
 #   VM_NAME     names this VM's initramfs, so that several VMs can boot at
 #               once (make fuzz-campaign runs two)
 . "$(dirname "$0")/lib.sh"
@@ -31,6 +32,8 @@ rm -rf "$stage"
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,sbin,usr/bin,usr/sbin}
 cp "$ROOT/bin/busybox" "$stage/bin/busybox"
 cp "$module" "$stage/lib/modules/iommufd_rs.ko"
+# The production build (CONFIG_IOMMUFD_RS_TEST=n), if one is given.
+[ -z "${PROD_MODULE_KO:-}" ] || cp "$PROD_MODULE_KO" "$stage/lib/modules/iommufd_rs_prod.ko"
 for ko in drivers/iommu/iommufd/iommufd.ko drivers/iommu/generic_pt/fmt/iommu_amdv1.ko; do
 	[ -f "$ROOT$kdir/$ko" ] && cp "$ROOT$kdir/$ko" "$stage/lib/modules/"
 done

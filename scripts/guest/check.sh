@@ -32,6 +32,16 @@ section guest pass_fail "/dev/vfio/vfio is char 10:196 mode 0666" \
 section selftests env IOMMUFD_COMPAT_NODE=/dev/vfio/vfio IOMMUFD_COMPAT_EXPECT_MM=1 /bin/iommufd_rs_test compat_
 section guest pass_fail "rmmod iommufd_rs (vfio_container=1)" unload_rust
 section guest pass_fail "/dev/vfio/vfio gone after unload" test ! -e /dev/vfio/vfio
+# The production build: /dev/iommu without the test interface. No upstream
+# case can run on it: every fixture's teardown checks page references with
+# IOMMU_TEST_OP_MD_CHECK_REFS.
+if [ -f /lib/modules/iommufd_rs_prod.ko ]; then
+	section guest pass_fail "insmod iommufd_rs (production build)" insmod /lib/modules/iommufd_rs_prod.ko
+	section selftests /bin/iommufd_rs_test production_
+	section guest pass_fail "rmmod iommufd_rs (production build)" unload_rust
+else
+	section guest pass_fail "production build present" false
+fi
 section guest pass_fail "devname= names the node" load_rust devname=iommu_rs_alt
 section guest pass_fail "node /dev/iommu_rs_alt exists" test -c /dev/iommu_rs_alt
 section guest pass_fail "rmmod after devname=" unload_rust

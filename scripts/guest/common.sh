@@ -29,5 +29,9 @@ unload_c() {
 	rmmod iommufd && { [ ! -f /lib/modules/iommu_amdv1.ko ] || rmmod iommu_amdv1; }
 }
 
-# upstream PROGRAM: the unmodified upstream selftest, bounded in time.
-upstream() { timeout -s KILL "${UPSTREAM_TIMEOUT:-900}" "/bin/$1"; }
+# upstream PROGRAM [ARGS]: the unmodified upstream selftest, bounded in time.
+upstream() {
+	local prog=$1
+	shift
+	timeout -s KILL "${UPSTREAM_TIMEOUT:-900}" "/bin/$prog" "$@"
+}

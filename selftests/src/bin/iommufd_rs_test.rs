@@ -836,9 +836,12 @@ fn main() {
     tests.extend(iommufd_rs_selftests::compat_tests::tests());
     tests.extend(iommufd_rs_selftests::domain_tests::tests());
     tests.extend(iommufd_rs_selftests::fuzz_regressions::tests());
-    // An argument keeps only the tests whose names start with it.
-    if let Some(prefix) = std::env::args().nth(1) {
-        tests.retain(|t| t.name.starts_with(prefix.as_str()));
+    tests.extend(iommufd_rs_selftests::production_tests::tests());
+    // An argument keeps only the tests whose names start with it; the
+    // production module's tests run only when named.
+    match std::env::args().nth(1) {
+        Some(prefix) => tests.retain(|t| t.name.starts_with(prefix.as_str())),
+        None => tests.retain(|t| !t.name.starts_with("production_")),
     }
     let failed = run("iommufd_rs_selftests", &tests);
     std::process::exit(if failed == 0 { 0 } else { 1 });
