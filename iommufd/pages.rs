@@ -1027,3 +1027,64 @@ fn batch_pages() -> u64 {
     let limit = 65536;
     (limit / 8).max(1)
 }
+
+#[kunit_tests(iommufd_rs_pages)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pfn_runs_group_consecutive_pfns() -> Result {
+        // Holes split runs; the FRESH tag does not.
+        let pfns = [10, 11 | FRESH, 12, NO_PFN, 20, 22, 23];
+        let mut runs = KVec::new();
+        pfn_runs(&pfns, |idx, pfn, n| {
+            runs.push((idx, pfn, n), GFP_KERNEL)?;
+            Ok(())
+        })?;
+        assert_eq!(&runs[..], &[(0, 10, 3), (4, 20, 1), (5, 22, 2)]);
+        // An error stops the walk after the runs before it.
+        let mut seen = 0;
+        assert_eq!(
+            pfn_runs(&pfns, |_, _, _| {
+                seen += 1;
+                Err(EFAULT)
+            }),
+            Err(EFAULT)
+        );
+        assert_eq!(seen, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn pfn_runs_builder_ends_runs_where_pfns_jump() {
+        let mut runs = PfnRuns::new();
+        assert_eq!(runs.push(0, 5), None);
+        assert_eq!(runs.push(1, 6), None);
+        assert_eq!(runs.push(2, 9), Some((0, 5, 2)));
+        assert_eq!(runs.push(7, 10), None);
+        assert_eq!(runs.finish(), Some((2, 9, 2)));
+        assert_eq!(PfnRuns::new().finish(), None);
+    }
+
+    #[test]
+    fn area_span_pages_and_iova_ranges() {
+        // An area from byte 0x800 to 0x3400 of its pages, at IOVA 0x10_0800.
+        let span = AreaSpan {
+            owner: 0,
+            base_iova: 0x10_0000,
+            start_byte: 0x800,
+            end_byte: 0x3400,
+        };
+        assert_eq!(span.pages(), (0, 3));
+        // The first page starts mid-page; the last ends mid-page.
+        assert_eq!(span.iova_range(0, 1), (0x10_0800, 0x800, 0x800));
+        assert_eq!(span.iova_range(1, 2), (0x10_1000, 0, 0x2000));
+        assert_eq!(span.iova_range(3, 1), (0x10_3000, 0, 0x400));
+        assert_eq!(span.iova_range(0, 4), (0x10_0800, 0x800, 0x2c00));
+    }
+
+    #[test]
+    fn batches_hold_at_least_one_page() {
+        assert!(batch_pages() >= 1);
+    }
+}

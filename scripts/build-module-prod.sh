@@ -13,6 +13,8 @@ mkdir -p "$src"
 rm -rf "$src/include" "$src/Kbuild"
 cp -r "$REPO/include" "$REPO/Kbuild" "$src/"
 mkdir -p "$src/iommufd"
+# Sources deleted or moved in the repository must go here too.
+find "$src/iommufd" \( -name '*.rs' ! -name 'uapi_generated.rs' -o -name '*.h' -o -name '*.c' \) -delete
 ( cd "$REPO/iommufd" && find . -name '*.rs' ! -name 'uapi_generated.rs' -o -name '*.h' -o -name '*.c' -o -name Kbuild ) |
 	while read -r f; do mkdir -p "$src/iommufd/$(dirname "$f")"; cp -p "$REPO/iommufd/$f" "$src/iommufd/$f"; done
 in_root make -C "$kdir" M=/build/prod-src LLVM=1 CLIPPY="$clippy" CONFIG_IOMMUFD_RS_TEST=n modules >&2 ||

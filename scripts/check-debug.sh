@@ -14,6 +14,9 @@ host=$CACHE/host-checks-debug.ktap
 rc=0; CLIPPY=0 bash "$REPO/scripts/build-module.sh" >/dev/null 2>"$CACHE/module-build-debug.log" || rc=$?
 if [ "$rc" = 0 ]; then echo "ok 1 module builds against the debug kernel" >>"$host"
 else cat "$CACHE/module-build-debug.log" >&2; echo "not ok 1 module builds against the debug kernel" >>"$host"; fi
+prod_ko=$(CLIPPY=0 bash "$REPO/scripts/build-module-prod.sh" 2>"$CACHE/module-prod-build-debug.log") || prod_ko=
+if [ -n "$prod_ko" ]; then echo "ok 2 production module builds against the debug kernel" >>"$host"
+else cat "$CACHE/module-prod-build-debug.log" >&2; echo "not ok 2 production module builds against the debug kernel" >>"$host"; fi
 bash "$REPO/scripts/build-userspace.sh" >/dev/null 2>&1 || die "userspace build failed"
 
 guest=$(mktemp)
@@ -23,7 +26,7 @@ trap 'rm -f "$guest"' EXIT
 	cat "$REPO/scripts/guest/check.sh" "$REPO/scripts/guest/debug-extra.sh"
 } >"$guest"
 log "booting the debug VM (TCG; KASAN makes it slow)"
-vm_rc=0; VM_TIMEOUT=${VM_TIMEOUT:-3000} VM_LOG=$CACHE/check-debug-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || vm_rc=$?
+vm_rc=0; PROD_MODULE_KO=$prod_ko VM_TIMEOUT=${VM_TIMEOUT:-3000} VM_LOG=$CACHE/check-debug-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || vm_rc=$?
 rc=0; python3 "$REPO/scripts/results.py" check "$CACHE/check-debug-vm.log" "$REPO/tests/upstream-must-pass.txt" "$host" || rc=$?
 leaks=$(sed -n '/##BEGIN kmemleak/,/##END kmemleak/p' "$CACHE/check-debug-vm.log" | grep -c 'unreferenced object' || true)
 log "kmemleak: $leaks unreferenced objects; make check-debug took $((SECONDS - start)) s"
