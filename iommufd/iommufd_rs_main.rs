@@ -22,13 +22,16 @@
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
 //!   the mock domain and mock device (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
-//! - [`sys`]: the kernel wrappers, every `unsafe` block and FFI call: the
-//!   misc device, the string parameter, the kernel's interval tree, GUP
-//!   and accounting, a direct kmalloc allocator, counted boxes, user reads,
-//!   errnos, capabilities and files, the test interface's access files,
-//!   and `helpers.c` with the C shims. Nothing in it imports the logic
-//!   above; `scripts/check-layers.py` checks that, and that the only
-//!   import cycle is the object table's with the kinds it names.
+//! - [`sys`]: the kernel wrappers, with every FFI call: the misc device,
+//!   the string parameter, the kernel's interval tree, GUP and accounting,
+//!   a direct kmalloc allocator, counted boxes, user reads, errnos,
+//!   capabilities and files, the test interface's access files, and
+//!   `helpers.c` with the C shims. Nothing in it imports the logic above;
+//!   `scripts/check-layers.py` checks that, and that the only import cycle
+//!   is the object table's with the kinds it names. Outside it, `unsafe`
+//!   appears only where logic calls a wrapper's `unsafe fn` (with a SAFETY
+//!   comment backed by a type's invariants), in the domain contract, and
+//!   in the uAPI's union reads.
 //!
 //! # Lock order
 //!
