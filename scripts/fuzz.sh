@@ -6,7 +6,7 @@ seed=${1:-1} steps=${2:-20000}
 build_all
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
-{ echo "FUZZ_SEED=$seed FUZZ_STEPS=$steps FUZZ_TRACE=${FUZZ_TRACE:-0}"; cat "$REPO/scripts/guest/fuzz.sh"; } >"$guest"
+{ echo "FUZZ_SEED=$seed FUZZ_STEPS=$steps FUZZ_TRACE=${FUZZ_TRACE:-0} FUZZ_FAILURES=${FUZZ_FAILURES:-0}"; cat "$REPO/scripts/guest/fuzz.sh"; } >"$guest"
 VM_LOG=$CACHE/fuzz-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || true
 sed -n '/##BEGIN fuzz/,/##END fuzz/p' "$CACHE/fuzz-vm.log" | grep -v '^##'
 grep -q '^ok 1 fuzz' "$CACHE/fuzz-vm.log"

@@ -91,6 +91,8 @@ struct Fuzz {
     /// Mock devices (stdev IDs) and the HWPTs they reported.
     devices: Vec<u32>,
     hwpts: Vec<u32>,
+    /// HWPTs made on an IOAS: (HWPT, IOAS).
+    hwpt_ioas: Vec<(u32, u32)>,
     /// Where pointer fields of hostile structs point.
     scratch: Box<[u8; 4096]>,
     /// Open mock accesses: (C's file, ours, IOAS). Their descriptor
@@ -755,6 +757,10 @@ impl Fuzz {
                     if !self.hwpts.contains(&hwpt) {
                         self.hwpts.push(hwpt);
                     }
+                    // Attached to an IOAS (else `pt` was that HWPT).
+                    if pt != hwpt {
+                        self.hwpt_ioas.push((hwpt, pt));
+                    }
                 }
                 (format!("mock_domain pt={pt}"), c, r)
             }
@@ -775,15 +781,32 @@ impl Fuzz {
                     true => self.rng.below(12) as u32,
                     false => self.rng.pick(&self.hwpts),
                 };
-                let (iova, len, va) = match self.user_maps.is_empty() {
+                // Mostly memory mapped in the HWPT's own IOAS.
+                let ioas = self.hwpt_ioas.iter().find(|h| h.0 == hwpt).map(|h| h.1);
+                let own: Vec<_> = self
+                    .user_maps
+                    .iter()
+                    .filter(|m| Some(m.0) == ioas)
+                    .copied()
+                    .collect();
+                let maps = match own.is_empty() || self.rng.chance(20) {
+                    true => self.user_maps.clone(),
+                    false => own,
+                };
+                let (iova, len, va) = match maps.is_empty() {
                     true => (self.iova(), PAGE, self.user_va()),
                     false => {
-                        let (_, iova, len, va) = self.rng.pick(&self.user_maps);
+                        let (_, iova, len, va) = self.rng.pick(&maps);
                         (iova, len.min(64 * PAGE) & !2047, va)
                     }
                 };
                 let (c, r) =
                     self.both(|f| format!("{}", f.md_check_map(hwpt, iova, len, va as *const u8)));
+                // A HWPT gone with its last device is forgotten.
+                if c == "2" {
+                    self.hwpts.retain(|&h| h != hwpt);
+                    self.hwpt_ioas.retain(|h| h.0 != hwpt);
+                }
                 (
                     format!("md_check_map hwpt={hwpt} iova={iova:#x} len={len:#x} va={va:#x}"),
                     c,
@@ -884,6 +907,7 @@ fn main() {
             file_maps: Vec::new(),
             devices: Vec::new(),
             hwpts: Vec::new(),
+            hwpt_ioas: Vec::new(),
             scratch: Box::new([0; 4096]),
             accesses: Vec::new(),
             access_items: Vec::new(),
@@ -901,6 +925,11 @@ fn main() {
     // Per operation in its context: (calls, successes), to show the mix
     // reaches real work.
     let mut stats: Vec<(String, u64, u64)> = Vec::new();
+    // FUZZ_FAILURES=1 counts the failing answers per operation too, to see
+    // why an operation rarely succeeds.
+    let fails_wanted = std::env::var("FUZZ_FAILURES").is_ok_and(|v| v == "1");
+    // (operation and answer, how often, the first such step)
+    let mut failures: Vec<(String, u64, String)> = Vec::new();
     // FUZZ_TRACE=N prints the last N steps before a divergence.
     let trace: usize = std::env::var("FUZZ_TRACE")
         .ok()
@@ -928,6 +957,15 @@ fn main() {
                 || c.starts_with("(0,")
                 || c.starts_with("0 "),
         );
+        if ok == 0 && fails_wanted {
+            // The answer without its payload: `Err(22)`, `22`, `(2, ..)`.
+            let head: String = c.chars().take_while(|&ch| ch != ',' && ch != ' ').collect();
+            let key = format!("{op} {head}");
+            match failures.iter_mut().find(|f| f.0 == key) {
+                Some(f) => f.1 += 1,
+                None => failures.push((key, 1, what.clone())),
+            }
+        }
         match stats.iter_mut().find(|s| s.0 == op) {
             Some(s) => {
                 s.1 += 1;
@@ -953,6 +991,12 @@ fn main() {
         .map(|(op, n, ok)| format!("{op} {ok}/{n}"))
         .collect();
     println!("# succeeded/called: {}", mix.join(", "));
+    if fails_wanted {
+        failures.sort_by(|a, b| b.1.cmp(&a.1));
+        for (key, n, first) in &failures {
+            println!("# failed: {key} x{n}, first: {first}");
+        }
+    }
     println!(
         "# fuzz: {steps} steps, 0 divergences, {} live IOAS, {} maps seen, trace hash {hash:016x}",
         fuzz.ids.len(),
