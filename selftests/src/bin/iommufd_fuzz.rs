@@ -345,6 +345,18 @@ impl Fuzz {
         }
     }
 
+    /// Forgets the maps of `ioas` inside `[iova, iova + len)`, after they
+    /// were unmapped (areas go whole), so that later steps aim at live ones.
+    fn forget_maps(&mut self, ioas: u32, iova: u64, len: u64) {
+        let last = iova.saturating_add(len.max(1) - 1);
+        let gone = |m_ioas: u32, m_iova: u64, m_len: u64| {
+            m_ioas == ioas && m_iova >= iova && m_iova.saturating_add(m_len.max(1) - 1) <= last
+        };
+        self.mapped.retain(|m| !gone(m.0, m.1, m.2));
+        self.user_maps.retain(|m| !gone(m.0, m.1, m.2));
+        self.file_maps.retain(|m| !gone(m.0, m.1, m.2));
+    }
+
     /// A range for an access on `ioas` to use: mostly inside memory mapped
     /// there (user memory with its address, or a file's with none), at
     /// most `max` bytes; sometimes anywhere.
@@ -589,8 +601,7 @@ impl Fuzz {
                 let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
                 if c == "0" {
                     self.ids.retain(|&i| i != id);
-                    self.mapped.retain(|m| m.0 != id);
-                    self.file_maps.retain(|m| m.0 != id);
+                    self.forget_maps(id, 0, u64::MAX);
                 }
                 (format!("destroy {id}"), c, r)
             }
@@ -651,18 +662,16 @@ impl Fuzz {
             }
             46..=55 => {
                 let (src, dst) = (self.ioas(), self.ioas());
-                let (src_iova, len) = match self.mapped.is_empty() || self.rng.chance(20) {
-                    true => (self.iova(), self.length()),
+                // Mostly a live mapping, from the IOAS that holds it.
+                let (src, src_iova, len) = match self.mapped.is_empty() || self.rng.chance(20) {
+                    true => (src, self.iova(), self.length()),
                     false => {
-                        let (_, iova, len) = self.rng.pick(&self.mapped);
-                        (
-                            iova,
-                            if self.rng.chance(70) {
-                                len
-                            } else {
-                                self.length()
-                            },
-                        )
+                        let (ioas, iova, len) = self.rng.pick(&self.mapped);
+                        let len = match self.rng.chance(70) {
+                            true => len,
+                            false => self.length(),
+                        };
+                        (if self.rng.chance(90) { ioas } else { src }, iova, len)
                     }
                 };
                 let (flags, dst_iova) = (self.flags(), self.iova());
@@ -686,6 +695,9 @@ impl Fuzz {
                     _ => (self.iova(), self.length()),
                 };
                 let (c, r) = self.both(|f| format!("{:?}", f.unmap(ioas, iova, len)));
+                if c.starts_with("Ok(") {
+                    self.forget_maps(ioas, iova, len);
+                }
                 (
                     format!("unmap ioas={ioas} iova={iova:#x} len={len:#x}"),
                     c,
