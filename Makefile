@@ -47,7 +47,7 @@ fuzz:
 	bash scripts/fuzz.sh $(SEED) $(STEPS)
 
 # Many seeds in two VMs, at most 15 minutes: make fuzz-campaign [SEEDS=48]
-# [STEPS=200000] [FIRST=1], and/or SEED_LIST="90417:300000 ..."
+# [STEPS=150000] [FIRST=1], and/or SEED_LIST="90417:300000 ..."
 fuzz-campaign:
 	SEEDS="$(SEEDS)" STEPS="$(STEPS)" FIRST="$(FIRST)" SEED_LIST="$(SEED_LIST)" \
 		bash scripts/fuzz-campaign.sh

@@ -5,12 +5,12 @@
 # reproduce line; prints how often each operation ran and succeeded, in the
 # state it met.
 #
-#   make fuzz-campaign [SEEDS=48] [STEPS=200000] [FIRST=1]
+#   make fuzz-campaign [SEEDS=48] [STEPS=150000] [FIRST=1]
 #   make fuzz-campaign SEED_LIST="90417:300000 271828:300000" [SEEDS=..]
 #   JOBS (default 2), BUDGET (default 720 s) tune it.
 . "$(dirname "$0")/lib.sh"
 
-seeds=${SEEDS:-48} steps=${STEPS:-200000} first=${FIRST:-1}
+seeds=${SEEDS:-48} steps=${STEPS:-150000} first=${FIRST:-1}
 jobs=${JOBS:-2} budget=${BUDGET:-720}
 start=$SECONDS
 build_all
