@@ -496,11 +496,9 @@ impl Pages {
             unmap(idx, idx + n - 1);
             let _ = pfn_runs(pfns, |_, pfn, count| {
                 freed += count;
-                // SAFETY: `used` covered these pages, so (type invariant)
-                // its storage domain gave back their pinned PFNs; it has
-                // left the tree, and `keep_used` cleared every page another
-                // use or an access still needs: the one pin on each of
-                // these has no user left.
+                // SAFETY: `used` left the tree and its storage gave these
+                // pinned PFNs (type invariant); `keep_used` dropped the pages
+                // still in use, so the one pin on each of these is unused.
                 unsafe { pin::unpin_run(pfn, count, self.writable) };
                 Ok(())
             });
@@ -697,10 +695,9 @@ impl Pages {
                     // A run of consecutive PFNs at a time.
                     freed += 1;
                     if let Some((_, start, n)) = runs.push(idx, *entry >> USER_BITS) {
-                        // SAFETY: Type invariant: each of these records was
-                        // the page's last access user, no domain use covers
-                        // the page, so its one pin has no user left; the
-                        // records are cleared.
+                        // SAFETY: Type invariant: each was its page's last
+                        // access user and no domain use covers the page, so
+                        // its one pin has no user left (the record is cleared).
                         unsafe { pin::unpin_run(start, n, writable) };
                     }
                 }
