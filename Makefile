@@ -44,7 +44,7 @@ profile:
 
 # Differential fuzzing against C iommufd: make fuzz SEED=7 STEPS=100000
 fuzz:
-	bash scripts/fuzz.sh $(SEED) $(STEPS)
+	SEED="$(SEED)" STEPS="$(STEPS)" bash scripts/fuzz.sh
 
 # Many seeds in two VMs, at most 15 minutes: make fuzz-campaign [SEEDS=48]
 # [STEPS=150000] [FIRST=1], and/or SEED_LIST="90417:300000 ..."

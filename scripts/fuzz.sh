@@ -2,7 +2,9 @@
 # make fuzz SEED=.. STEPS=..: the differential fuzzer, C iommufd vs iommufd_rs.
 . "$(dirname "$0")/lib.sh"
 
-seed=${1:-1} steps=${2:-20000}
+# SEED and STEPS come from the environment (make fuzz SEED=.. STEPS=..),
+# or as arguments.
+seed=${SEED:-${1:-1}} steps=${STEPS:-${2:-20000}}
 build_all
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
