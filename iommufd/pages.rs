@@ -418,9 +418,22 @@ impl Pages {
     /// [`NO_PFN`], writing their PFNs tagged with [`FRESH`]. Returns how
     /// many it pinned; on error nothing stays pinned.
     fn pin_missing(&self, st: &PagesState, idx: u64, batch: &mut [u64]) -> Result<u64> {
+        let nfresh = self.pin_holes(st, idx, batch)?;
+        if let Err(e) = pin::account(&st.owner.charge(), self.charge_mode(), nfresh, true) {
+            self.unpin_tagged(batch);
+            return Err(e);
+        }
+        Ok(nfresh)
+    }
+
+    /// Pins the pages of `batch` (from index `idx`) that are [`NO_PFN`],
+    /// each run of them with one call, as C's reader does (so GUP answers
+    /// for the run: `EOVERFLOW` for one that wraps the address space), and
+    /// writes their PFNs tagged with [`FRESH`]. Charges nothing. Returns how
+    /// many it pinned; on error nothing stays pinned.
+    fn pin_holes(&self, st: &PagesState, idx: u64, batch: &mut [u64]) -> Result<u64> {
         let mut nfresh = 0u64;
         let mut k = 0;
-        let mut result = Ok(());
         while k < batch.len() {
             if batch[k] != NO_PFN {
                 k += 1;
@@ -428,22 +441,15 @@ impl Pages {
             }
             let n = batch[k..].iter().take_while(|&&p| p == NO_PFN).count();
             let from = self.pin_from(&st.owner, idx + k as u64);
-            result = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]);
-            if result.is_err() {
-                break;
+            if let Err(e) = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]) {
+                self.unpin_tagged(batch);
+                return Err(e);
             }
             batch[k..k + n].iter_mut().for_each(|pfn| *pfn |= FRESH);
             nfresh += n as u64;
             k += n;
         }
-        if result.is_ok() {
-            result = pin::account(&st.owner.charge(), self.charge_mode(), nfresh, true);
-            if result.is_ok() {
-                return Ok(nfresh);
-            }
-        }
-        self.unpin_tagged(batch);
-        result.map(|()| 0)
+        Ok(nfresh)
     }
 
     /// Undoes [`Pages::pin_missing`], which pinned `n` pages.
@@ -756,60 +762,30 @@ impl Pages {
     }
 
     /// Copies between `buf` and the memory from byte `start` of the object
-    /// through the pages themselves: pinned pages are used as they are;
-    /// each run of the others is pinned with one call for the copy only,
-    /// as C's reader does (so GUP answers for the run: `EOVERFLOW` for a
-    /// run that wraps the address space, where page by page it would be
-    /// `EFAULT`). Charges nothing.
+    /// through the pages themselves: pinned pages are used as they are; the
+    /// others are pinned for the copy only ([`Pages::pin_holes`]) and go
+    /// back dirty if they could be written, as C. Charges nothing.
     pub(crate) fn rw_pages(&self, start: u64, buf: &mut [u8], write: bool) -> Result {
         if buf.is_empty() {
             return Ok(());
         }
         let first = start / PAGE_SIZE_U64;
         let last = (start + buf.len() as u64 - 1) / PAGE_SIZE_U64;
-        let n = (last - first + 1) as usize;
-        let mut pfns = KVec::from_elem(NO_PFN, n, GFP_KERNEL)?;
-        let mut fresh = KVec::from_elem(NO_PFN, n, GFP_KERNEL)?;
+        let mut pfns = KVec::from_elem(NO_PFN, (last - first + 1) as usize, GFP_KERNEL)?;
         let st = self.state.lock();
         gather(&st, first, &mut pfns);
-        let mut result = Ok(());
-        let mut i = 0;
-        while i < n {
-            if pfns[i] != NO_PFN {
-                i += 1;
-                continue;
-            }
-            let run = pfns[i..].iter().take_while(|&&p| p == NO_PFN).count();
-            let from = self.pin_from(&st.owner, first + i as u64);
-            if let Err(e) = pin::pin_pages(&from, self.writable, &mut fresh[i..i + run]) {
-                result = Err(e);
-                break;
-            }
-            for (pfn, &got) in pfns[i..].iter_mut().zip(&fresh[i..i + run]) {
-                *pfn = got;
-            }
-            i += run;
+        self.pin_holes(&st, first, &mut pfns)?;
+        let mut done = 0usize;
+        for &pfn in pfns.iter() {
+            let offset = ((start + done as u64) % PAGE_SIZE_U64) as usize;
+            let len = (PAGE_SIZE - offset).min(buf.len() - done);
+            // SAFETY: Each page is pinned: by this object (type invariant;
+            // `st` is held, so it stays pinned) or, tagged `FRESH`, above.
+            unsafe { pin::copy_page(pfn & !FRESH, offset, &mut buf[done..done + len], write) };
+            done += len;
         }
-        if result.is_ok() {
-            let mut done = 0usize;
-            for &pfn in pfns.iter() {
-                let at = start + done as u64;
-                let offset = (at % PAGE_SIZE_U64) as usize;
-                let len = (PAGE_SIZE - offset).min(buf.len() - done);
-                // SAFETY: Each page is pinned: by this object (type
-                // invariant; `st` is held, so it stays pinned) or freshly
-                // above, until the loop below.
-                unsafe { pin::copy_page(pfn, offset, &mut buf[done..done + len], write) };
-                done += len;
-            }
-        }
-        // As C, pages pinned for the copy go back dirty if they could be
-        // written.
-        for &pfn in fresh.iter().filter(|&&p| p != NO_PFN) {
-            // SAFETY: Pinned above for this copy only, and recorded nowhere.
-            unsafe { pin::unpin_run(pfn, 1, self.writable) };
-        }
-        result
+        self.unpin_tagged(&pfns);
+        Ok(())
     }
 
     /// How an access reads or writes `len` bytes from byte `start`, as C
