@@ -91,6 +91,21 @@ impl<D: AccessOps> Access<D> {
         needs_pin: bool,
         data: impl PinInit<D>,
     ) -> Result<Arc<Self>> {
+        let this = Self::create_detached(table, needs_pin, data)?;
+        if let Err(e) = Self::attach(&this, Some(ioas_id)) {
+            table.remove_internal(this.id);
+            return Err(e);
+        }
+        Ok(this)
+    }
+
+    /// Creates an access in `table`, attached to nothing (C's
+    /// `iommufd_access_create()`).
+    pub(crate) fn create_detached(
+        table: &Arc<ObjectTable>,
+        needs_pin: bool,
+        data: impl PinInit<D>,
+    ) -> Result<Arc<Self>> {
         let reservation = table.reserve(ObjectKind::Access)?;
         let this = Arc::pin_init(
             pin_init!(Self {
@@ -103,11 +118,30 @@ impl<D: AccessOps> Access<D> {
             GFP_KERNEL,
         )?;
         reservation.finalize();
-        if let Err(e) = Self::attach(&this, Some(ioas_id)) {
-            table.remove_internal(this.id);
-            return Err(e);
-        }
         Ok(this)
+    }
+
+    /// The object ID.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Attaches a detached access to IOAS `ioas_id`: `EINVAL` (and a
+    /// warning) if it is attached, `ENOENT` if there is no such IOAS.
+    pub(crate) fn attach_to(this: &Arc<Self>, ioas_id: u32) -> Result {
+        if kernel::warn_on!(this.attachment.lock().ioas.is_some()) {
+            return Err(EINVAL);
+        }
+        Self::attach(this, Some(ioas_id))
+    }
+
+    /// Detaches an attached access (a warning if it is not), after its
+    /// owner dropped its pins through [`AccessOps::unmap`].
+    pub(crate) fn detach(this: &Arc<Self>) {
+        if kernel::warn_on!(this.attachment.lock().ioas.is_none()) {
+            return;
+        }
+        let _ = Self::attach(this, None);
     }
 
     /// Moves the access to IOAS `ioas_id` (`None`: detaches it). Pins on

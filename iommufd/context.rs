@@ -2,7 +2,7 @@
 
 //! The state of one open /dev/iommu file.
 
-use crate::{object::ObjectTable, pages::AccountMode};
+use crate::{object::ObjectTable, pages::AccountMode, sys::misc::OpenFile};
 use kernel::{prelude::*, sync::Arc};
 
 /// Which node a file was opened through.
@@ -18,17 +18,20 @@ pub(crate) struct Context {
     /// Objects created through this file, by ID. In-kernel accesses hold
     /// it too, so it outlives the file while they exist, as in C.
     pub(crate) objects: Arc<ObjectTable>,
+    /// The file this is the state of: in-kernel users (vfio) hold the
+    /// context by holding the file, as in C.
+    pub(crate) file: OpenFile,
 }
 
 impl Context {
     /// A new file's state: an empty table; pins charged per `node`.
-    pub(crate) fn new(node: &Node) -> Result<Pin<KBox<Self>>> {
+    pub(crate) fn new(node: &Node, file: OpenFile) -> Result<Pin<KBox<Self>>> {
         let mode = match node {
             Node::Iommu => AccountMode::None,
             Node::VfioContainer => AccountMode::Mm,
         };
         let objects = Arc::pin_init(ObjectTable::new(mode), GFP_KERNEL)?;
-        KBox::pin_init(Context { objects }, GFP_KERNEL)
+        KBox::pin_init(Context { objects, file }, GFP_KERNEL)
     }
 
     /// The accounting mode for new pages objects.

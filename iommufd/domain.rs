@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The domain contract: what an IO page table (a domain) that an IOAS maps
-//! its areas into must provide. The test interface's mock domain provides
-//! it; a real IOMMU domain will too.
+//! its areas into must provide. The test interface's mock domain and a
+//! real IOMMU's paging domain ([`KernelDomain`]) provide it.
 
-use kernel::prelude::*;
+use crate::sys::{iommu::PagingDomain, PAGE_SIZE_U64};
+use kernel::{prelude::*, sync::Arc};
 
 /// An IO page table that areas are mapped into: a hardware domain, or the
 /// test interface's mock. Every area of an IOAS is mapped into every
@@ -29,6 +30,11 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
     fn enforces_cache_coherency(&self) -> bool;
     /// The physical address `iova` translates to, or 0 if unmapped.
     fn iova_to_phys(&self, iova: u64) -> u64;
+    /// Whether [`IoDomain::map`] may install IO pages larger than
+    /// `PAGE_SIZE` (which a later partial unmap would remove whole).
+    fn maps_large_pages(&self) -> bool {
+        false
+    }
     /// Writes into `out[k]` the PFN that `iova + k * PAGE_SIZE` translates
     /// to, or [`NO_PFN`] if it is unmapped.
     fn read_pfns(&self, iova: u64, out: &mut [u64]);
@@ -44,4 +50,73 @@ pub(crate) struct Prot {
     pub(crate) read: bool,
     /// Devices may write.
     pub(crate) write: bool,
+}
+
+/// A real IOMMU's paging domain, as a domain.
+pub(crate) struct KernelDomain {
+    /// The IOMMU core's domain.
+    pub(crate) domain: Arc<PagingDomain>,
+    /// It was made to force cache-coherent DMA.
+    pub(crate) enforce_cc: bool,
+}
+
+// SAFETY: The domain is `IOMMU_DOMAIN_UNMANAGED` and only this module maps
+// it (the `PagingDomain` invariants), so `iova_to_phys`, which `read_pfns`
+// uses, reports exactly what `map` installed and `unmap` has not removed.
+unsafe impl IoDomain for KernelDomain {
+    fn map(&self, iova: u64, paddr: u64, length: u64, prot: Prot) -> Result {
+        PagingDomain::map(&self.domain, iova, paddr, length, prot.read, prot.write)
+    }
+
+    fn unmap(&self, iova: u64, length: u64) {
+        let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
+            return;
+        };
+        // The core stops at the first hole: step over holes page by page.
+        let mut cur = iova;
+        loop {
+            let done = match PagingDomain::unmap(&self.domain, cur, last - cur + 1) {
+                0 if self.domain.iova_to_phys(cur) == 0 => PAGE_SIZE_U64 - cur % PAGE_SIZE_U64,
+                0 => return,
+                n => n,
+            };
+            match cur.checked_add(done) {
+                Some(next) if next <= last => cur = next,
+                _ => return,
+            }
+        }
+    }
+
+    fn pgsize_bitmap(&self) -> u64 {
+        self.domain.pgsize_bitmap()
+    }
+
+    fn aperture(&self) -> (u64, u64) {
+        self.domain.aperture()
+    }
+
+    fn enforces_cache_coherency(&self) -> bool {
+        self.enforce_cc
+    }
+
+    fn iova_to_phys(&self, iova: u64) -> u64 {
+        self.domain.iova_to_phys(iova)
+    }
+
+    fn maps_large_pages(&self) -> bool {
+        true
+    }
+
+    fn read_pfns(&self, iova: u64, out: &mut [u64]) {
+        for (k, slot) in out.iter_mut().enumerate() {
+            let phys = self
+                .domain
+                .iova_to_phys(iova.wrapping_add(k as u64 * PAGE_SIZE_U64));
+            *slot = if phys == 0 {
+                NO_PFN
+            } else {
+                phys / PAGE_SIZE_U64
+            };
+        }
+    }
 }

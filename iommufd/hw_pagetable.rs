@@ -14,7 +14,7 @@ use crate::{
     io_pagetable::AttachedDomain,
     ioas::{ioas_of, IoasRef},
     object::{ObjectKind, ObjectRef, ObjectTable},
-    sys::errno::eopnotsupp,
+    sys::{errno::eopnotsupp, iommu::PagingDomain},
     uapi,
     ucmd::Ucmd,
 };
@@ -28,8 +28,22 @@ pub(crate) struct HwptPaging {
     pub(crate) domain: Arc<dyn IoDomain>,
     /// Made for a device attaching to the IOAS (else by `HWPT_ALLOC`).
     auto: bool,
+    /// The real IOMMU domain behind `domain`, if it is one.
+    kernel: Option<Arc<PagingDomain>>,
     /// Its object ID, set once the domain is attached to the IOAS.
     id: SetOnce<u32>,
+}
+
+impl HwptPaging {
+    /// The real IOMMU domain, if it is one (else the mock's).
+    pub(crate) fn paging_domain(&self) -> Option<&Arc<PagingDomain>> {
+        self.kernel.as_ref()
+    }
+
+    /// The IOAS whose areas it maps.
+    pub(crate) fn ioas(&self) -> &IoasRef {
+        &self.ioas
+    }
 }
 
 impl Drop for HwptPaging {
@@ -47,12 +61,14 @@ pub(crate) fn alloc_auto(
     table: &ObjectTable,
     ioas: IoasRef,
     domain: Arc<dyn IoDomain>,
+    kernel: Option<Arc<PagingDomain>>,
 ) -> Result<ObjectRef> {
     let hwpt = Arc::new(
         HwptPaging {
             ioas,
             domain,
             auto: true,
+            kernel,
             id: SetOnce::new(),
         },
         GFP_KERNEL,
@@ -88,7 +104,7 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_auto(table, ioas, new_domain()?)
+    alloc_auto(table, ioas, new_domain()?, None)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device

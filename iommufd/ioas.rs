@@ -33,13 +33,20 @@ pub(crate) struct Ioas {
     /// Its IOVA bookkeeping.
     #[pin]
     pub(crate) iopt: Mutex<IoPagetable>,
+    /// Held while a device picks or makes its automatic HWPT here, so that
+    /// devices attaching at once share one (C's `ioas->mutex`).
+    #[pin]
+    pub(crate) auto_domain_lock: Mutex<()>,
 }
 
 impl Ioas {
     /// Allocates an empty IOAS.
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
-            pin_init!(Self { iopt <- new_mutex!(IoPagetable::new()) }),
+            pin_init!(Self {
+                iopt <- new_mutex!(IoPagetable::new()),
+                auto_domain_lock <- new_mutex!(()),
+            }),
             GFP_KERNEL,
         )
     }

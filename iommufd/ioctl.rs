@@ -17,7 +17,7 @@
 use crate::{
     context::{Context, Node},
     ioas,
-    sys::misc::FileOps,
+    sys::misc::{FileOps, OpenFile},
     uapi,
     ucmd::Ucmd,
 };
@@ -225,8 +225,8 @@ pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>)
 impl FileOps for Context {
     type NodeData = Node;
 
-    fn open(node: &Node) -> Result<Pin<KBox<Self>>> {
-        Context::new(node)
+    fn open(node: &Node, file: OpenFile) -> Result<Pin<KBox<Self>>> {
+        Context::new(node, file)
     }
 
     #[inline]

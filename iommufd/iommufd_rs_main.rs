@@ -67,20 +67,16 @@
 use kernel::prelude::*;
 use sys::{misc, param};
 
-#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod access;
 mod context;
 mod device;
-// Until real devices bind (production builds), only the test interface's
-// mock device attaches domains: these are unused there.
-#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod domain;
 mod free_space;
-#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod hw_pagetable;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
+mod kernel_api;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod mock;
 mod object;

@@ -194,6 +194,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
         } else {
             0
         },
+        kernel: None,
     };
     let idev_id = table.reserve(ObjectKind::Device(info))?.finalize();
     let hwpt = match hw_pagetable::attach(table, pt_id, new_mock_domain) {

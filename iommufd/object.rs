@@ -17,7 +17,7 @@
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::mock::MockDevice;
 use crate::{
-    device::DeviceInfo,
+    device::{DeviceInfo, Group},
     hw_pagetable::HwptPaging,
     ioas::Ioas,
     pages::AccountMode,
@@ -74,6 +74,8 @@ struct TableInner {
     /// How new pages objects are charged (`IOMMU_OPTION_RLIMIT_MODE`): may
     /// change only while the table is empty, so it lives under its lock.
     account_mode: AccountMode,
+    /// VFIO's no-IOMMU mode: no compat IOAS may be made.
+    no_iommu: bool,
 }
 
 impl TableInner {
@@ -90,6 +92,9 @@ impl TableInner {
 pub(crate) struct ObjectTable {
     #[pin]
     inner: Mutex<TableInner>,
+    /// The IOMMU groups of the real devices bound to this context.
+    #[pin]
+    pub(crate) groups: Mutex<KVec<Arc<Group>>>,
 }
 
 impl ObjectTable {
@@ -101,7 +106,9 @@ impl ObjectTable {
                 free_hint: 1,
                 compat_ioas: None,
                 account_mode,
+                no_iommu: false,
             }),
+            groups <- new_mutex!(KVec::new()),
         })
     }
 
@@ -179,6 +186,59 @@ impl ObjectTable {
             inner.ids.remove(&id)
         };
         drop(removed);
+    }
+
+    /// Removes object `id` whatever its kind (an unbound device), once no
+    /// ioctl holds a user reference on it: waits up to 60 s, as C.
+    pub(crate) fn remove_waiting(&self, id: u32) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            inner.free_hint = inner.free_hint.min(id);
+            inner.ids.remove(&id).flatten()
+        };
+        let Some(obj) = removed else {
+            return;
+        };
+        for _ in 0..60_000 {
+            if obj.is_unique() {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+        drop(obj);
+    }
+
+    /// Makes the compat IOAS with `make` if there is none (`EINVAL` in
+    /// no-IOMMU mode). Returns its ID.
+    pub(crate) fn create_compat(&self, make: impl FnOnce() -> Result<ObjectKind>) -> Result<u32> {
+        let kind = make()?;
+        let reservation = self.reserve(kind)?;
+        {
+            let inner = self.inner.lock();
+            if inner.no_iommu {
+                return Err(EINVAL);
+            }
+            if let Some(id) = inner.compat_ioas.filter(|id| inner.get(*id).is_some()) {
+                return Ok(id);
+            }
+        }
+        self.inner.lock().compat_ioas = Some(reservation.id);
+        Ok(reservation.finalize())
+    }
+
+    /// Whether VFIO's no-IOMMU mode was selected.
+    pub(crate) fn no_iommu(&self) -> bool {
+        self.inner.lock().no_iommu
+    }
+
+    /// Selects no-IOMMU mode: `EINVAL` if there is a compat IOAS.
+    pub(crate) fn set_no_iommu(&self) -> Result {
+        let mut inner = self.inner.lock();
+        if inner.compat_ioas.is_some() {
+            return Err(EINVAL);
+        }
+        inner.no_iommu = true;
+        Ok(())
     }
 
     /// Sets or clears the compat IOAS.
@@ -289,6 +349,7 @@ impl Drop for Reservation<'_> {
 
 /// A user reference to an object, from [`ObjectTable::get`]. While it lives,
 /// destroying the object fails with `EBUSY`.
+#[derive(Clone)]
 pub(crate) struct ObjectRef {
     obj: Shared<Object>,
 }

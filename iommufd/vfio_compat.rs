@@ -13,6 +13,7 @@ use crate::{
     domain::Prot,
     io_pagetable::Placement,
     ioas::{get_ioas, map_memory, unmap_iova_range, Ioas, IoasRef},
+    object::{ObjectKind, ObjectTable},
     pages::PagesKind,
     sys::{errno::eopnotsupp, PAGE_SIZE_U64},
     uapi,
@@ -57,29 +58,21 @@ fn compat_ioas(ctx: &Context) -> Result<IoasRef> {
     crate::ioas::ioas_of(ctx.objects.get_compat()?).map_err(|_| ENODEV)
 }
 
-/// Returns the compat IOAS's ID, creating an IOAS for it if there is none.
-/// This is what VFIO's group attach (`VFIO_GROUP_SET_CONTAINER`) calls; no
-/// ioctl on our files creates the compat IOAS.
-#[cfg_attr(
-    not(CONFIG_KUNIT),
-    expect(dead_code, reason = "called by VFIO group attach, not wired yet")
-)]
-pub(crate) fn compat_ioas_create(ctx: &Context) -> Result<u32> {
-    if let Ok(ioas) = compat_ioas(ctx) {
-        return Ok(ioas.id());
-    }
-    let reservation = ctx
-        .objects
-        .reserve(crate::object::ObjectKind::Ioas(Ioas::new()?))?;
-    ctx.objects.set_compat_ioas(Some(reservation.id));
-    Ok(reservation.finalize())
+/// Returns the compat IOAS's ID, creating an IOAS for it if there is none
+/// (`EINVAL` in no-IOMMU mode). This is what VFIO's group attach
+/// (`VFIO_GROUP_SET_CONTAINER`) calls; no ioctl on our files creates the
+/// compat IOAS.
+pub(crate) fn compat_ioas_create(table: &ObjectTable) -> Result<u32> {
+    table.create_compat(|| Ok(ObjectKind::Ioas(Ioas::new()?)))
 }
 
 /// `VFIO_CHECK_EXTENSION`: 1 for what is supported, else 0.
 fn check_extension(ctx: &Context, ext: usize) -> Result<isize> {
     let ext = u32::try_from(ext).unwrap_or(u32::MAX);
     match ext {
-        uapi::VFIO_TYPE1_IOMMU | uapi::VFIO_TYPE1v2_IOMMU | uapi::VFIO_UNMAP_ALL => Ok(1),
+        uapi::VFIO_TYPE1_IOMMU | uapi::VFIO_TYPE1v2_IOMMU | uapi::VFIO_UNMAP_ALL => {
+            Ok(isize::from(!ctx.objects.no_iommu()))
+        }
         // Coherent with no domain attached; domains come with the mock
         // domain work.
         uapi::VFIO_DMA_CC_IOMMU => {
@@ -94,7 +87,9 @@ fn check_extension(ctx: &Context, ext: usize) -> Result<isize> {
 /// changes nothing. Other types: `EINVAL`.
 fn set_iommu(ctx: &Context, kind: usize) -> Result {
     let kind = u32::try_from(kind).map_err(|_| EINVAL)?;
-    if kind != uapi::VFIO_TYPE1_IOMMU && kind != uapi::VFIO_TYPE1v2_IOMMU {
+    if (kind != uapi::VFIO_TYPE1_IOMMU && kind != uapi::VFIO_TYPE1v2_IOMMU)
+        || ctx.objects.no_iommu()
+    {
         return Err(EINVAL);
     }
     let ioas = compat_ioas(ctx)?;
@@ -309,26 +304,32 @@ pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_vfio_io
 #[kunit_tests(iommufd_rs_vfio_compat)]
 mod tests {
     use super::*;
-    use crate::{context::Node, sys::misc::FileOps};
+    use crate::pages::AccountMode;
 
     #[test]
     fn compat_ioas_created_once() -> Result {
-        let ctx = Context::open(&Node::Iommu)?;
-        assert_eq!(compat_ioas(&ctx).err(), Some(ENODEV));
-        let id = compat_ioas_create(&ctx)?;
+        let t = KBox::pin_init(ObjectTable::new(AccountMode::None), GFP_KERNEL)?;
+        assert_eq!(t.get_compat().err(), Some(ENODEV));
+        let id = compat_ioas_create(&t)?;
         assert_eq!(id, 1);
         // A second call keeps it and creates nothing.
-        assert_eq!(compat_ioas_create(&ctx)?, 1);
-        assert_eq!(
-            ctx.objects
-                .reserve(crate::object::ObjectKind::Ioas(Ioas::new()?))?
-                .id,
-            2
-        );
+        assert_eq!(compat_ioas_create(&t)?, 1);
+        assert_eq!(t.reserve(ObjectKind::Ioas(Ioas::new()?))?.id, 2);
         // Destroying it clears the choice; the next call makes a new one.
-        ctx.objects.destroy(1)?;
-        assert_eq!(compat_ioas(&ctx).err(), Some(ENODEV));
-        assert_eq!(compat_ioas_create(&ctx)?, 1);
+        t.destroy(1)?;
+        assert_eq!(t.get_compat().err(), Some(ENODEV));
+        assert_eq!(compat_ioas_create(&t)?, 1);
+        // No-IOMMU mode is refused once there is one.
+        assert_eq!(t.set_no_iommu(), Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn no_iommu_mode_refuses_compat_ioas() -> Result {
+        let t = KBox::pin_init(ObjectTable::new(AccountMode::None), GFP_KERNEL)?;
+        t.set_no_iommu()?;
+        assert_eq!(compat_ioas_create(&t), Err(EINVAL));
+        assert_eq!(t.get_compat().err(), Some(ENODEV));
         Ok(())
     }
 

@@ -16,15 +16,27 @@ pub(crate) struct AttachedDomain {
 }
 
 /// Maps the run of `n` pages from index `idx` and PFN `pfn` of the area
-/// at `span` into `domain`.
+/// at `span` into `domain`. With `small` (large IO pages disabled), a
+/// domain that would use large IO pages gets one call per page, so that
+/// any page-aligned part can be unmapped later, as C does.
 fn map_run(
     domain: &dyn IoDomain,
     span: &AreaSpan,
     prot: Prot,
-    idx: u64,
-    pfn: u64,
-    n: u64,
+    (idx, pfn, n): (u64, u64, u64),
+    small: bool,
 ) -> Result {
+    if small && n > 1 && domain.maps_large_pages() {
+        for k in 0..n {
+            if let Err(e) = map_run(domain, span, prot, (idx + k, pfn + k, 1), false) {
+                if k > 0 {
+                    unmap_pages(domain, span, idx, idx + k - 1);
+                }
+                return Err(e);
+            }
+        }
+        return Ok(());
+    }
     let (iova, offset, length) = span.iova_range(idx, n);
     domain.map(iova, pfn * PAGE_SIZE_U64 + offset, length, prot)
 }
@@ -38,10 +50,10 @@ fn unmap_pages(domain: &dyn IoDomain, span: &AreaSpan, first: u64, last: u64) {
 /// Maps the memory of `area`, placed at `[iova, iova + length)`, into
 /// `domain`, one call per run of consecutive PFNs. The pages must be
 /// pinned. On error the part mapped is unmapped.
-fn map_area_into(domain: &dyn IoDomain, span: &AreaSpan, area: &Area) -> Result {
+fn map_area_into(domain: &dyn IoDomain, span: &AreaSpan, area: &Area, small: bool) -> Result {
     let (first, last) = span.pages();
     let result = area.pages.for_each_run(first, last, |idx, pfn, n| {
-        map_run(domain, span, area.prot, idx, pfn, n)
+        map_run(domain, span, area.prot, (idx, pfn, n), small)
     });
     if result.is_err() {
         unmap_pages(domain, span, first, last);
@@ -110,12 +122,13 @@ impl IoPagetable {
             return Ok(());
         };
         let span = self.span_of(iova, length, area.start_byte);
+        let small = self.disable_large_pages;
         area.pages.fill_domains(
             span,
             storage.domain.clone(),
             |idx, pfn, n| {
                 for d in self.attached.domains().iter() {
-                    map_run(&*d.domain, &span, area.prot, idx, pfn, n)?;
+                    map_run(&*d.domain, &span, area.prot, (idx, pfn, n), small)?;
                 }
                 Ok(())
             },
@@ -209,6 +222,7 @@ impl IoPagetable {
     /// domain yet. All or nothing.
     fn fill_domain(&self, domain: &Arc<dyn IoDomain>) -> Result {
         let first_domain = self.attached.domains().is_empty();
+        let small = self.disable_large_pages;
         let mut result = Ok(());
         let mut failed_at = None;
         for a in self.areas.iter(0, u64::MAX) {
@@ -217,11 +231,11 @@ impl IoPagetable {
                 a.value.pages.fill_domains(
                     span,
                     domain.clone(),
-                    |idx, pfn, n| map_run(&**domain, &span, a.value.prot, idx, pfn, n),
+                    |idx, pfn, n| map_run(&**domain, &span, a.value.prot, (idx, pfn, n), small),
                     |first, last| unmap_pages(&**domain, &span, first, last),
                 )
             } else {
-                map_area_into(&**domain, &span, a.value)
+                map_area_into(&**domain, &span, a.value, small)
             };
             if let Err(e) = filled {
                 (result, failed_at) = (Err(e), Some(a.start));
@@ -244,7 +258,7 @@ impl IoPagetable {
     }
 
     /// Removes the reserved ranges of `owner`.
-    fn remove_reserved(&mut self, owner: ReservedBy) {
+    pub(super) fn remove_reserved(&mut self, owner: ReservedBy) {
         self.reserved
             .remove_if(0, u64::MAX, |_, _, by| *by == owner, |_, _, _| {});
         // INVARIANT: (4) the index is rebuilt from the trees when next
@@ -299,6 +313,15 @@ impl IoPagetable {
             .iter()
             .find(|d| d.auto)
             .map(|d| d.hwpt_id)
+    }
+
+    /// The HWPT IDs of the automatic domains, in attach order.
+    pub(crate) fn auto_domains(&self) -> Result<KVec<u32>> {
+        let mut out = KVec::new();
+        for d in self.attached.domains().iter().filter(|d| d.auto) {
+            out.push(d.hwpt_id, GFP_KERNEL)?;
+        }
+        Ok(out)
     }
 
     /// The IO page sizes every domain supports (all sizes with none).

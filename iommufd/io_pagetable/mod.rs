@@ -48,6 +48,9 @@ enum ReservedBy {
     User,
     /// The aperture of the domain of this HWPT: removed with it.
     Domain(u32),
+    /// The reserved regions of the device with this object ID, while it is
+    /// attached to a domain of the IOAS.
+    Device(u32),
 }
 
 /// An inclusive IOVA range `[start, last]`.
@@ -297,6 +300,23 @@ impl IoPagetable {
     #[cfg_attr(not(CONFIG_KUNIT), allow(dead_code))]
     pub(crate) fn reserve(&mut self, range: IovaRange) -> Result {
         self.reserve_for(range, ReservedBy::User)
+    }
+
+    /// Reserves the regions of device `dev_id` (`EADDRINUSE` if an area
+    /// or an allowed range meets one). All or nothing.
+    pub(crate) fn reserve_device(&mut self, dev_id: u32, regions: &[IovaRange]) -> Result {
+        for r in regions {
+            if let Err(e) = self.reserve_for(*r, ReservedBy::Device(dev_id)) {
+                self.unreserve_device(dev_id);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the reservations of device `dev_id`.
+    pub(crate) fn unreserve_device(&mut self, dev_id: u32) {
+        self.remove_reserved(ReservedBy::Device(dev_id));
     }
 
     /// Whether `range` meets an area or an allowed range.

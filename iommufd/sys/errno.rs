@@ -17,7 +17,6 @@ pub(crate) fn eaddrinuse() -> Error {
 }
 
 /// `EBADFD`: a descriptor that is not the kind of file the call wants.
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn ebadfd() -> Error {
     Error::from_errno(-(bindings::EBADFD as i32))
 }

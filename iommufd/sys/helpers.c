@@ -132,3 +132,144 @@ void *iommufd_rs_access_file_data(struct file *file)
 	return file->f_op == &access_file_fops ? file->private_data : NULL;
 }
 #endif
+
+/* Real IOMMUs (sys/iommu.rs). */
+#include <linux/iommu.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/pci-ats.h>
+#include <uapi/linux/iommufd.h>
+#include "iommu-priv.h"
+
+MODULE_IMPORT_NS("IOMMUFD_INTERNAL");
+
+/*
+ * Fills starts[]/lengths[] with up to max reserved regions of dev, leaving
+ * out the relaxable direct ones; returns how many there are.
+ */
+int iommufd_rs_dev_resv_regions(struct device *dev, u64 *starts, u64 *lengths,
+				u32 max)
+{
+	struct iommu_resv_region *resv;
+	LIST_HEAD(regions);
+	int n = 0;
+
+	iommu_get_resv_regions(dev, &regions);
+	list_for_each_entry(resv, &regions, list) {
+		if (resv->type == IOMMU_RESV_DIRECT_RELAXABLE)
+			continue;
+		if (n < max) {
+			starts[n] = resv->start;
+			lengths[n] = resv->length;
+		}
+		n++;
+	}
+	iommu_put_resv_regions(dev, &regions);
+	return n;
+}
+
+void iommufd_rs_dev_warn_unsafe_msi(struct device *dev)
+{
+	dev_warn(dev,
+		 "MSIs of this device cannot be isolated by the platform (no interrupt remapping); bound anyway because allow_unsafe_interrupts is set\n");
+}
+
+bool iommufd_rs_domain_enforce_cc(struct iommu_domain *domain)
+{
+	return domain->ops->enforce_cache_coherency &&
+	       domain->ops->enforce_cache_coherency(domain);
+}
+
+int iommufd_rs_group_attach(struct iommu_domain *domain,
+			    struct iommu_group *group, void **out)
+{
+	struct iommu_attach_handle *handle;
+	int rc;
+
+	handle = kzalloc_obj(*handle);
+	if (!handle)
+		return -ENOMEM;
+	rc = iommu_attach_group_handle(domain, group, handle);
+	if (rc) {
+		kfree(handle);
+		return rc;
+	}
+	*out = handle;
+	return 0;
+}
+
+int iommufd_rs_group_replace(struct iommu_domain *domain,
+			     struct iommu_group *group, void *old, void **out)
+{
+	struct iommu_attach_handle *handle;
+	int rc;
+
+	handle = kzalloc_obj(*handle);
+	if (!handle)
+		return -ENOMEM;
+	rc = iommu_replace_group_handle(group, domain, handle);
+	if (rc) {
+		kfree(handle);
+		return rc;
+	}
+	kfree(old);
+	*out = handle;
+	return 0;
+}
+
+void iommufd_rs_group_detach(struct iommu_domain *domain,
+			     struct iommu_group *group, void *handle)
+{
+	iommu_detach_group_handle(domain, group);
+	kfree(handle);
+}
+
+/*
+ * IOMMU_GET_HW_INFO's driver part for dev: the driver's data (kmalloc'ed,
+ * or NULL with *len 0 if the driver has none), its type (*type is the
+ * requested one on entry), the capability bits and log2 of the PASIDs.
+ */
+void *iommufd_rs_dev_hw_info(struct device *dev, u32 *type, u32 *len,
+			     u64 *caps, u8 *max_pasid_log2)
+{
+	const struct iommu_ops *ops = dev_iommu_ops(dev);
+	void *data = NULL;
+
+	*len = 0;
+	if (ops->hw_info) {
+		data = ops->hw_info(dev, len, (enum iommu_hw_info_type *)type);
+		if (IS_ERR(data))
+			return data;
+		if (WARN_ON_ONCE(*type == IOMMU_HW_INFO_TYPE_NONE)) {
+			kfree(data);
+			return ERR_PTR(-EOPNOTSUPP);
+		}
+	} else {
+		*type = IOMMU_HW_INFO_TYPE_NONE;
+	}
+
+	*caps = 0;
+	if (device_iommu_capable(dev, IOMMU_CAP_DIRTY_TRACKING))
+		*caps |= IOMMU_HW_CAP_DIRTY_TRACKING;
+	if (!device_iommu_capable(dev, IOMMU_CAP_PCI_ATS_SUPPORTED))
+		*caps |= IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED;
+	*max_pasid_log2 = 0;
+	if (dev->iommu->max_pasids) {
+		*max_pasid_log2 = ilog2(dev->iommu->max_pasids);
+		if (dev_is_pci(dev)) {
+			int ctrl = pci_pasid_status(to_pci_dev(dev));
+
+			WARN_ON_ONCE(ctrl < 0 || !(ctrl & PCI_PASID_CTRL_ENABLE));
+			if (ctrl & PCI_PASID_CTRL_EXEC)
+				*caps |= IOMMU_HW_CAP_PCI_PASID_EXEC;
+			if (ctrl & PCI_PASID_CTRL_PRIV)
+				*caps |= IOMMU_HW_CAP_PCI_PASID_PRIV;
+		}
+	}
+	return data;
+}
+
+void iommufd_rs_kfree(const void *p)
+{
+	kfree(p);
+}

@@ -30,6 +30,24 @@ int iommufd_rs_account_locked_vm(struct mm_struct *mm, unsigned long npages,
 void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 			    size_t len, bool to_page);
 
+/* Real IOMMUs (sys/iommu.rs). */
+struct device;
+struct iommu_domain;
+struct iommu_group;
+int iommufd_rs_dev_resv_regions(struct device *dev, u64 *starts, u64 *lengths,
+				u32 max);
+void iommufd_rs_dev_warn_unsafe_msi(struct device *dev);
+bool iommufd_rs_domain_enforce_cc(struct iommu_domain *domain);
+int iommufd_rs_group_attach(struct iommu_domain *domain,
+			    struct iommu_group *group, void **out);
+int iommufd_rs_group_replace(struct iommu_domain *domain,
+			     struct iommu_group *group, void *old, void **out);
+void iommufd_rs_group_detach(struct iommu_domain *domain,
+			     struct iommu_group *group, void *handle);
+void *iommufd_rs_dev_hw_info(struct device *dev, u32 *type, u32 *len,
+			     u64 *caps, u8 *max_pasid_log2);
+void iommufd_rs_kfree(const void *p);
+
 struct file;
 /* The test interface's access files (IOMMUFD_RS_SELFTEST builds). */
 struct file *iommufd_rs_access_file_new(void *data);

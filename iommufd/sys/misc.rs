@@ -8,19 +8,146 @@
 //! operations pin the module while a file is open, and lets the caller pick
 //! those options. All FFI for the character device lives here.
 
-use core::{marker::PhantomData, mem::offset_of, ptr};
-use kernel::{bindings, ffi, prelude::*, types::ForeignOwnable, types::Opaque, ThisModule};
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::{self, NonNull},
+};
+use kernel::{
+    bindings, ffi,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    types::ForeignOwnable,
+    types::Opaque,
+    ThisModule,
+};
 
 /// What an open file of a misc device does.
 pub(crate) trait FileOps: Sized + Send + Sync {
     /// Data fixed at registration and handed to every `open`.
     type NodeData: Send + Sync;
 
-    /// Creates the per-file state for a new open.
-    fn open(node: &Self::NodeData) -> Result<Pin<KBox<Self>>>;
+    /// Creates the per-file state for a new open of `file`.
+    fn open(node: &Self::NodeData, file: OpenFile) -> Result<Pin<KBox<Self>>>;
 
     /// Handles one `ioctl` on an open file.
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize>;
+}
+
+/// The file an open created its state for, as that state keeps it.
+///
+/// # Invariants
+///
+/// `ptr` is a file opened through a [`Registration`]. The state `open`
+/// made for it holds this value, and the VFS frees that state only in the
+/// file's `release`, so the file is live whenever this value is reachable.
+pub(crate) struct OpenFile {
+    ptr: NonNull<bindings::file>,
+}
+
+// SAFETY: A `struct file` is reference counted and may be used and put from
+// any thread.
+unsafe impl Send for OpenFile {}
+// SAFETY: As for `Send`: `&OpenFile` only takes references.
+unsafe impl Sync for OpenFile {}
+
+impl OpenFile {
+    /// Takes a reference to the file (C's `get_file()`).
+    pub(crate) fn hold(&self) -> FileHold {
+        // SAFETY: By the type invariants the file is live.
+        unsafe { bindings::get_file(self.ptr.as_ptr()) };
+        // INVARIANT: We took one reference for it.
+        FileHold { ptr: self.ptr }
+    }
+
+    /// The `struct file`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::file {
+        self.ptr.as_ptr()
+    }
+}
+
+/// A counted reference to a file opened through a [`Registration`]: the
+/// file, and so its state, stays alive while it lives.
+///
+/// # Invariants
+///
+/// The value owns one reference to the live file at `ptr`.
+pub(crate) struct FileHold {
+    ptr: NonNull<bindings::file>,
+}
+
+// SAFETY: See `OpenFile`: a file reference may move between threads.
+unsafe impl Send for FileHold {}
+// SAFETY: See `OpenFile`.
+unsafe impl Sync for FileHold {}
+
+impl FileHold {
+    /// Takes over a reference the caller owns to `file`, a file of one of
+    /// our registrations.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns one reference to `file` and gives it to the value.
+    pub(crate) unsafe fn from_raw(file: NonNull<bindings::file>) -> Self {
+        // INVARIANT: The caller gave us its reference.
+        Self { ptr: file }
+    }
+
+    /// Gives up the reference without putting it; `from_raw` takes it back.
+    pub(crate) fn into_raw(self) -> NonNull<bindings::file> {
+        let ptr = self.ptr;
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// The file's state pointer, as [`OpenFile::state_ptr`].
+    pub(crate) fn state_ptr(&self) -> *mut c_void {
+        // SAFETY: By the type invariants we hold a reference: it is live.
+        unsafe { (*self.ptr.as_ptr()).private_data }
+    }
+}
+
+impl Drop for FileHold {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariants we own one reference.
+        unsafe { bindings::fput(self.ptr.as_ptr()) };
+    }
+}
+
+/// Most misc devices registered at once (`/dev/iommu`, `/dev/vfio/vfio`).
+const MAX_REGISTRATIONS: usize = 4;
+
+/// The file operations of every live registration, to tell our files from
+/// others (C compares `f_op` with its one `iommufd_fops`).
+static OUR_FOPS: [Atomic<usize>; MAX_REGISTRATIONS] = [const { Atomic::new(0) }; MAX_REGISTRATIONS];
+
+/// Whether `file` was opened through one of our registrations.
+///
+/// # Safety
+///
+/// `file` is a live file.
+pub(crate) unsafe fn is_our_file(file: *mut bindings::file) -> bool {
+    // SAFETY: The caller promises the file is live.
+    let fops = unsafe { (*file).f_op } as usize;
+    fops != 0 && OUR_FOPS.iter().any(|f| f.load(Relaxed) == fops)
+}
+
+/// Records `fops` as ours: `EBUSY` when the table is full.
+fn add_our_fops(fops: usize) -> Result {
+    for slot in OUR_FOPS.iter() {
+        if slot.cmpxchg(0, fops, Relaxed).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(EBUSY)
+}
+
+/// Forgets `fops` (the registration is going).
+fn remove_our_fops(fops: usize) {
+    for slot in OUR_FOPS.iter() {
+        let _ = slot.cmpxchg(fops, 0, Relaxed);
+    }
 }
 
 /// Options of a misc device node.
@@ -100,9 +227,16 @@ impl<T: FileOps> Registration<T> {
                     misc.fops = &raw const (*slot).fops;
                     (&raw mut (*slot).misc).write(misc);
                 }
+                // SAFETY: `slot` is valid (see above); only the address is taken.
+                let fops_addr = unsafe { &raw const (*slot).fops } as usize;
+                add_our_fops(fops_addr)?;
                 // SAFETY: `slot.misc` was fully initialised above.
                 // INVARIANT: on success the device is registered with our fops.
-                kernel::error::to_result(unsafe { bindings::misc_register(&raw mut (*slot).misc) })
+                let rc = unsafe { bindings::misc_register(&raw mut (*slot).misc) };
+                if rc != 0 {
+                    remove_our_fops(fops_addr);
+                }
+                kernel::error::to_result(rc)
             }),
             node,
             _t: PhantomData,
@@ -122,7 +256,12 @@ impl<T: FileOps> Registration<T> {
         // before calling us; by the type invariants it is the first field of
         // a live `Registration<T>` (the module is pinned while we run).
         let reg = unsafe { &*(*file).private_data.cast::<Self>() };
-        match T::open(&reg.node) {
+        // INVARIANT: `file` is being opened through our registration, and
+        // the state made here holds the value.
+        let Some(ptr) = NonNull::new(file) else {
+            return EINVAL.to_errno();
+        };
+        match T::open(&reg.node, OpenFile { ptr }) {
             Ok(state) => {
                 // SAFETY: `file` is valid; `private_data` is ours from now on
                 // and is given back in `release`.
@@ -174,6 +313,9 @@ impl<T: FileOps> PinnedDrop for Registration<T> {
         // SAFETY: By the type invariants the device is registered, and this
         // is the one deregistration.
         unsafe { bindings::misc_deregister(&raw mut (*self.raw.get()).misc) };
+        // No new file can be opened with these fops now.
+        // SAFETY: `raw` is pinned and initialised (type invariants).
+        remove_our_fops(unsafe { &raw const (*self.raw.get()).fops } as usize);
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) mod alloc;
 pub(crate) mod anon_file;
 pub(crate) mod errno;
 pub(crate) mod interval_tree;
+pub(crate) mod iommu;
+pub(crate) mod kapi;
 pub(crate) mod misc;
 pub(crate) mod param;
 pub(crate) mod pin;
