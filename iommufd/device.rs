@@ -14,7 +14,7 @@
 
 use crate::{
     context::Context,
-    domain::KernelDomain,
+    domain::{IoDomain, KernelDomain},
     hw_pagetable::{self, HwptPaging},
     io_pagetable::IovaRange,
     ioas::{get_ioas_in, ioas_of, IoasRef},
@@ -259,22 +259,9 @@ impl IDevice {
                 }
             }
         }
-        let domain = PagingDomain::alloc(&self.dev)?;
-        let enforce_cc = self.enforce_cc;
-        if enforce_cc && !domain.enforce_cache_coherency() {
-            // The IOMMU said it could.
-            kernel::warn_on!(true);
-            return Err(EINVAL);
-        }
-        let kernel_domain = Arc::new(
-            KernelDomain {
-                domain: domain.clone(),
-                enforce_cc,
-            },
-            GFP_KERNEL,
-        )?;
+        let (domain, kernel) = self.new_domain(0)?;
         let ioas = get_ioas_in(&self.table, ioas.id())?;
-        let hwpt = hw_pagetable::alloc_auto(&self.table, ioas, kernel_domain, Some(domain))?;
+        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, domain, Some(kernel), true)?;
         match self.attach_hwpt(&hwpt, replace) {
             Ok(old) => {
                 *pt_id = hwpt.object().id;
@@ -285,6 +272,31 @@ impl IDevice {
                 Err(e)
             }
         }
+    }
+
+    /// A new paging domain of the device's IOMMU (`IOMMU_HWPT_ALLOC_*`
+    /// `flags`), forcing cache-coherent DMA if the IOMMU can.
+    pub(crate) fn new_domain(&self, flags: u32) -> Result<(Arc<dyn IoDomain>, Arc<PagingDomain>)> {
+        let domain = PagingDomain::alloc(&self.dev, flags)?;
+        let enforce_cc = self.enforce_cc;
+        if enforce_cc && !domain.enforce_cache_coherency() {
+            // The IOMMU said it could.
+            kernel::warn_on!(true);
+            return Err(EINVAL);
+        }
+        let io_domain: Arc<dyn IoDomain> = Arc::new(
+            KernelDomain {
+                domain: domain.clone(),
+                enforce_cc,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok((io_domain, domain))
+    }
+
+    /// Whether the device's IOMMU can track dirty pages.
+    pub(crate) fn dirty_tracking(&self) -> bool {
+        iommu::device_capable(&self.dev, iommu::Capability::DirtyTracking)
     }
 
     /// Attaches to (or moves to, with `replace`) the HWPT `hwpt`: `EINVAL`

@@ -12,7 +12,7 @@ use crate::{
     context::Context,
     domain::IoDomain,
     io_pagetable::AttachedDomain,
-    ioas::{ioas_of, IoasRef},
+    ioas::{get_ioas_in, ioas_of, IoasRef},
     object::{ObjectKind, ObjectRef, ObjectTable},
     sys::{errno::eopnotsupp, iommu::PagingDomain},
     uapi,
@@ -54,20 +54,22 @@ impl Drop for HwptPaging {
     }
 }
 
-/// Creates an automatic HWPT for `domain` on `ioas` and returns a user
-/// reference to it. The domain is filled from the IOAS's areas first, so
-/// this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`, ...) with nothing changed.
-pub(crate) fn alloc_auto(
+/// Creates a HWPT (automatic with `auto`) for `domain` on `ioas` and
+/// returns a user reference to it. The domain is filled from the IOAS's
+/// areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`, ...) with
+/// nothing changed.
+pub(crate) fn alloc_paging(
     table: &ObjectTable,
     ioas: IoasRef,
     domain: Arc<dyn IoDomain>,
     kernel: Option<Arc<PagingDomain>>,
+    auto: bool,
 ) -> Result<ObjectRef> {
     let hwpt = Arc::new(
         HwptPaging {
             ioas,
             domain,
-            auto: true,
+            auto,
             kernel,
             id: SetOnce::new(),
         },
@@ -77,7 +79,7 @@ pub(crate) fn alloc_auto(
     hwpt.ioas.iopt.lock().add_domain(AttachedDomain {
         domain: hwpt.domain.clone(),
         hwpt_id: reservation.id,
-        auto: true,
+        auto,
     })?;
     hwpt.id.populate(reservation.id);
     reservation.finalize_get()
@@ -104,7 +106,7 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_auto(table, ioas, new_domain()?, None)
+    alloc_paging(table, ioas, new_domain()?, None, true)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device
@@ -131,9 +133,45 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(EINVAL);
     }
     let dev = ctx.objects.get(cmd.dev_id)?;
-    if !matches!(dev.object().kind, ObjectKind::Device(_)) {
+    let ObjectKind::Device(info) = &dev.object().kind else {
         return Err(ENOENT);
+    };
+    let pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
+    // Only real devices get HWPTs made by hand yet, paging ones on an IOAS.
+    let Some(idev) = &info.kernel else {
+        return Err(eopnotsupp());
+    };
+    let ioas = ioas_of(pt).map_err(|_| eopnotsupp())?;
+    const VALID: u32 = uapi::IOMMU_HWPT_ALLOC_NEST_PARENT
+        | uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING
+        | uapi::IOMMU_HWPT_FAULT_ID_VALID
+        | uapi::IOMMU_HWPT_ALLOC_PASID;
+    let flags = cmd.flags;
+    if flags & !VALID != 0 {
+        return Err(eopnotsupp());
     }
-    let _pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
-    Err(eopnotsupp())
+    if flags & uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING != 0 && !idev.dirty_tracking() {
+        return Err(eopnotsupp());
+    }
+    if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0
+        && flags & uapi::IOMMU_HWPT_ALLOC_NEST_PARENT != 0
+    {
+        return Err(eopnotsupp());
+    }
+    // Fault queues, PASID-capable HWPTs and driver data are not supported.
+    if flags & (uapi::IOMMU_HWPT_FAULT_ID_VALID | uapi::IOMMU_HWPT_ALLOC_PASID) != 0 || !none {
+        return Err(eopnotsupp());
+    }
+    let _selecting = ioas.auto_domain_lock.lock();
+    let (domain, kernel) = idev.new_domain(flags)?;
+    let ioas = get_ioas_in(&ctx.objects, ioas.id())?;
+    let hwpt = alloc_paging(&ctx.objects, ioas, domain, Some(kernel), false)?;
+    let id = hwpt.object().id;
+    drop(hwpt);
+    ucmd.cmd.out_hwpt_id = id;
+    if let Err(e) = ucmd.respond() {
+        let _ = ctx.objects.destroy(id);
+        return Err(e);
+    }
+    Ok(())
 }

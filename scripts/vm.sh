@@ -9,6 +9,10 @@
 #   VM_TIMEOUT  seconds before the guest is killed (default 1200)
 #   VM_MEM      guest memory (default 6G: 2 GiB of it is reserved hugetlb)
 #   IOMMUFD_RS_KVM=1  use KVM instead of TCG (KVM hung at boot here)
+#   VM_MACHINE  QEMU machine (default q35: an emulated Intel IOMMU, then
+#               three edu devices: one alone at 00:02.0, and functions 0 and
+#               1 of slot 3, which share an IOMMU group); any other machine
+#               (e.g. pc, the old i440fx) gets neither
 #   VM_ICOUNT=1 guest time counts executed instructions (1 ns each), so
 #               timings are deterministic instruction counts
 #   VM_QEMU_ARGS extra QEMU arguments, as paths inside the build root
@@ -32,12 +36,24 @@ rm -rf "$stage"
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,sbin,usr/bin,usr/sbin}
 cp "$ROOT/bin/busybox" "$stage/bin/busybox"
 cp "$module" "$stage/lib/modules/iommufd_rs.ko"
+# The shim that gives iommufd_rs's in-kernel API the names vfio links to.
+shim=$(dirname "$module")/iommufd_rs_vfio.ko
+[ -f "$shim" ] && cp "$shim" "$stage/lib/modules/iommufd_rs_vfio.ko"
 # The production build (CONFIG_IOMMUFD_RS_TEST=n), if one is given.
 [ -z "${PROD_MODULE_KO:-}" ] || cp "$PROD_MODULE_KO" "$stage/lib/modules/iommufd_rs_prod.ko"
 for ko in drivers/iommu/iommufd/iommufd.ko drivers/iommu/generic_pt/fmt/iommu_amdv1.ko; do
 	[ -f "$ROOT$kdir/$ko" ] && cp "$ROOT$kdir/$ko" "$stage/lib/modules/"
 done
+# vfio, its PCI driver and type1 (the reference), and the mdev sample.
+for ko in virt/lib/irqbypass.ko drivers/vfio/vfio.ko drivers/vfio/vfio_iommu_type1.ko \
+	drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko \
+	drivers/vfio/mdev/mdev.ko samples/vfio-mdev/mtty.ko; do
+	if [ -f "$ROOT$kdir/$ko" ]; then cp "$ROOT$kdir/$ko" "$stage/lib/modules/"; fi
+done
 cp "$ROOT/build/guest-bin/"* "$stage/bin/"
+# Guest scripts that others source (/guest/real-devices.sh).
+mkdir -p "$stage/guest"
+cp "$REPO/scripts/guest/"*.sh "$stage/guest/"
 cat "$REPO/scripts/guest/common.sh" "$script" >"$stage/test.sh"
 cat >"$stage/init" <<'EOF_INIT'
 #!/bin/busybox sh
@@ -59,10 +75,20 @@ chmod +x "$stage/init" "$stage/test.sh"
 accel="-accel tcg -cpu max"
 [ "${IOMMUFD_RS_KVM:-0}" = 1 ] && accel="-enable-kvm -cpu host"
 [ "${VM_ICOUNT:-0}" = 1 ] && accel="$accel -icount shift=0,align=off,sleep=off"
+# The IOMMU must come before the devices it translates for.
+machine=${VM_MACHINE:-q35}
+if [ "$machine" = q35 ]; then
+	irqchip=
+	[ "${IOMMUFD_RS_KVM:-0}" = 1 ] && irqchip=,kernel-irqchip=split
+	machine="-M q35$irqchip -device intel-iommu,intremap=on,caching-mode=on"
+	machine="$machine -device edu,addr=2.0 -device edu,addr=3.0,multifunction=on -device edu,addr=3.1"
+else
+	machine="-M $machine"
+fi
 set +e
 in_root /bin/bash -c "
 	cd /build/$initrd && find . | cpio -o -H newc --quiet | gzip -1 >/build/$initrd.cpio.gz
-	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel \
+	exec timeout --foreground ${VM_TIMEOUT:-1200} qemu-system-x86_64 $accel $machine \
 		-m ${VM_MEM:-6G} -smp 2 -nodefaults -nographic -no-reboot -monitor none -serial stdio \
 		-kernel $kdir/arch/x86/boot/bzImage -initrd /build/$initrd.cpio.gz \
 		-append 'console=ttyS0 quiet panic=-1 hugepagesz=2M hugepages=1024' ${VM_QEMU_ARGS:-}

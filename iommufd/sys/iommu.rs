@@ -220,6 +220,8 @@ pub(crate) enum Capability {
     CacheCoherency,
     /// A domain can force cache-coherent DMA.
     EnforceCacheCoherency,
+    /// Domains can track the pages DMA wrote.
+    DirtyTracking,
 }
 
 /// Whether the IOMMU of `dev` has `cap`.
@@ -227,6 +229,7 @@ pub(crate) fn device_capable(dev: &Device, cap: Capability) -> bool {
     let cap = match cap {
         Capability::CacheCoherency => bindings::iommu_cap_IOMMU_CAP_CACHE_COHERENCY,
         Capability::EnforceCacheCoherency => bindings::iommu_cap_IOMMU_CAP_ENFORCE_CACHE_COHERENCY,
+        Capability::DirtyTracking => bindings::iommu_cap_IOMMU_CAP_DIRTY_TRACKING,
     };
     // SAFETY: `dev` is a live device.
     unsafe { bindings::device_iommu_capable(dev.as_raw(), cap) }
@@ -338,10 +341,11 @@ unsafe impl Sync for PagingDomain {}
 const MAX_CALL: u64 = 1 << 62;
 
 impl PagingDomain {
-    /// Allocates a paging domain that `dev`'s IOMMU can attach.
-    pub(crate) fn alloc(dev: &Device) -> Result<Arc<Self>> {
+    /// Allocates a paging domain that `dev`'s IOMMU can attach, with the
+    /// `IOMMU_HWPT_ALLOC_*` `flags` the driver knows.
+    pub(crate) fn alloc(dev: &Device, flags: u32) -> Result<Arc<Self>> {
         // SAFETY: `dev` is a live device.
-        let ptr = unsafe { bindings::iommu_paging_domain_alloc_flags(dev.as_raw(), 0) };
+        let ptr = unsafe { bindings::iommu_paging_domain_alloc_flags(dev.as_raw(), flags) };
         let ptr = kernel::error::from_err_ptr(ptr)?;
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
         // INVARIANT: A new domain, owned by the value from here on.
