@@ -16,14 +16,20 @@
 //!   [`free_space`]: its index of free holes for the allocator;
 //! - [`pages`]: the user memory behind areas, and its pins;
 //!   [`page_table`]: the sparse per-page table access pins are counted in;
-//! - [`domain`]: the contract a domain keeps; [`hw_pagetable`]: domains
-//!   attached to an IOAS; [`device`]: devices;
+//! - [`domain`]: the contract a domain keeps, and a real IOMMU's paging
+//!   domain behind it; [`hw_pagetable`]: domains attached to an IOAS;
+//!   [`device`]: devices, and the IOMMU groups real ones attach through;
+//! - [`kernel_api`]: the in-kernel API vfio calls (`include/linux/iommufd.h`),
+//!   exported as `iommufd_rs_*` (namespace `IOMMUFD_RS`); the separate
+//!   `iommufd_rs_vfio.ko` (`iommufd_rs_vfio.c`) gives it iommufd.ko's names;
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
 //!   the mock domain and mock device (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
-//! - [`sys`]: the kernel wrappers, with every FFI call: the misc device,
-//!   the string parameter, the kernel's interval tree, GUP and accounting,
+//! - [`sys`]: the kernel wrappers, with every FFI call: the misc device and
+//!   its files, the in-kernel API's C entry points, IOMMU groups, DMA
+//!   ownership and paging domains, the string and bool parameters, the
+//!   kernel's interval tree, GUP and accounting,
 //!   a direct kmalloc allocator, counted boxes, user reads, errnos,
 //!   capabilities and files, the test interface's access files, and
 //!   `helpers.c` with the C shims. Nothing in it imports the logic above;
@@ -37,7 +43,14 @@
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
 //! 1. the test interface's `TestAccess::items` and `MockDevice::hwpt`;
+//!    `AccessCallbacks::open` of an access made through the in-kernel API,
+//!    held while its creator's `unmap` callback runs (which unpins, taking
+//!    the locks below);
 //! 2. `Access::attachment` (dropped while an access is told to unpin);
+//!    `Ioas::auto_domain_lock` (a device picking its automatic HWPT), then
+//!    `ObjectTable::groups`, then `Group::state` (the IOMMU core's group
+//!    mutex is taken inside it, by attach, replace and detach); vfio holds
+//!    its `dev_set->lock` above all of these;
 //! 3. `ObjectTable::inner` (held only for table operations, the compat
 //!    IOAS and the account mode; never while calling into an object);
 //! 4. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before

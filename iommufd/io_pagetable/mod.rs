@@ -640,6 +640,25 @@ mod tests {
     }
 
     #[test]
+    fn device_regions_reserve_all_or_nothing() -> Result {
+        let mut t = IoPagetable::new();
+        t.set_allowed(allowed(&[range(0x10_0000, 0x1f_ffff)])?)?;
+        // The second region meets the allowed range: nothing is kept.
+        let regions = [range(0xfee0_0000, 0xfeef_ffff), range(0x10_0000, 0x10_0fff)];
+        assert_eq!(t.reserve_device(7, &regions), Err(eaddrinuse()));
+        assert_eq!(t.check_iova(0xfee0_0000, 0x1000), Ok(()));
+        // Two devices may reserve the same window; each releases its own.
+        t.reserve_device(7, &regions[..1])?;
+        t.reserve_device(8, &regions[..1])?;
+        assert_eq!(t.check_iova(0xfee0_0000, 0x1000), Err(EINVAL));
+        t.unreserve_device(7);
+        assert_eq!(t.check_iova(0xfee0_0000, 0x1000), Err(EINVAL));
+        t.unreserve_device(8);
+        assert_eq!(t.check_iova(0xfee0_0000, 0x1000), Ok(()));
+        Ok(())
+    }
+
+    #[test]
     fn alloc_alignment_follows_address_and_length() -> Result {
         let mut t = IoPagetable::new();
         // Page-aligned address, one page: the first page after 0.
