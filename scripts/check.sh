@@ -1,7 +1,8 @@
 #!/bin/bash
 # make check: set everything up, then run
 #  - host checks: uAPI header ABI identity, rustfmt, clippy-clean build;
-#  - in the VM: KUnit, our selftests, the upstream ratchet, clean unload.
+#  - in the VM: KUnit, our selftests, the upstream ratchet, clean unload,
+#    real devices (vfio-pci and edu DMA through C iommufd and type1).
 # Ends with `N passed, M failed`; exits non-zero on any failure.
 . "$(dirname "$0")/lib.sh"
 

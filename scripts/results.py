@@ -8,10 +8,10 @@ cases (indented result lines) are counted there. Everywhere else only
 top-level result lines are counted.
 
   results.py check LOG MUST_PASS HOST_KTAP...
-      `make check`: KUnit, our selftests, guest checks, host checks, the
-      upstream ratchet (every case in MUST_PASS must pass against
-      iommufd_rs) and a splat scan. Ends with `N passed, M failed`; exits 1
-      on any failure.
+      `make check`: KUnit, our selftests, guest checks, real devices
+      (vfio-pci and edu), host checks, the upstream ratchet (every case in
+      MUST_PASS must pass against iommufd_rs) and a splat scan. Ends with
+      `N passed, M failed`; exits 1 on any failure.
   results.py conformance LOG
       `make conformance`: per fixture variant, upstream passes for Rust and
       C. Never fails on low Rust counts.
@@ -111,6 +111,9 @@ def check(log_path, must_pass_path, host_paths):
     count("differential fuzz vs C iommufd", results(secs.get("fuzz", []), nested=False))
     count("multi-threaded stress", results(secs.get("stress", []), nested=False))
     count("guest checks", results(secs.get("guest", []), nested=False))
+    if count("real devices", results(secs.get("real-devices", []), nested=False)) == 0:
+        print("  FAILED real devices: no results in the guest log")
+        failed += 1
 
     upstream = dict(results(secs.get("upstream-rust", []), nested=False))
     upstream.update(results(secs.get("failnth-rust", []), nested=False))

@@ -45,4 +45,7 @@ fi
 section guest pass_fail "devname= names the node" load_rust devname=iommu_rs_alt
 section guest pass_fail "node /dev/iommu_rs_alt exists" test -c /dev/iommu_rs_alt
 section guest pass_fail "rmmod after devname=" unload_rust
+# Real devices: vfio-pci and edu behind the emulated Intel IOMMU, through C
+# iommufd and through type1.
+. /guest/real-devices.sh
 section dmesg dmesg
