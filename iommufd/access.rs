@@ -84,7 +84,8 @@ impl<D: AccessOps> AccessNotify for Access<D> {
 impl<D: AccessOps> Access<D> {
     /// Creates an access in `table` and attaches it to IOAS `ioas_id`
     /// (`ENOENT` if there is none; `EADDRINUSE` if `needs_pin` and an area
-    /// is not page aligned).
+    /// is not page aligned). The test interface's accesses are made so.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     pub(crate) fn create(
         table: &Arc<ObjectTable>,
         ioas_id: u32,
@@ -195,6 +196,7 @@ impl<D: AccessOps> Access<D> {
     }
 
     /// Whether the access pins pages.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     pub(crate) fn needs_pin(&self) -> bool {
         self.needs_pin
     }

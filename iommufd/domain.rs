@@ -28,7 +28,9 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
     fn aperture(&self) -> (u64, u64);
     /// Whether it forces DMA to be cache coherent.
     fn enforces_cache_coherency(&self) -> bool;
-    /// The physical address `iova` translates to, or 0 if unmapped.
+    /// The physical address `iova` translates to, or 0 if unmapped (for
+    /// the test interface's checks).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iova_to_phys(&self, iova: u64) -> u64;
     /// Whether [`IoDomain::map`] may install IO pages larger than
     /// `PAGE_SIZE` (which a later partial unmap would remove whole).
@@ -99,6 +101,7 @@ unsafe impl IoDomain for KernelDomain {
         self.enforce_cc
     }
 
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iova_to_phys(&self, iova: u64) -> u64 {
         self.domain.iova_to_phys(iova)
     }

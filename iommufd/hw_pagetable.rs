@@ -88,7 +88,9 @@ pub(crate) fn alloc_paging(
 /// Attaches a device to `pt_id`: an existing HWPT, or an IOAS, which gives
 /// its automatic HWPT or a new one with the domain `new_domain` makes.
 /// Returns a user reference on the HWPT. `ENOENT` for a bad ID, `EINVAL`
-/// for an object that is neither.
+/// for an object that is neither. The test interface's mock device
+/// attaches so.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn attach(
     table: &ObjectTable,
     pt_id: u32,

@@ -2,7 +2,10 @@
 # q35 machine of vm.sh), driven by /bin/iommufd_vfio_edu:
 #  - through C iommufd: the cdev path, the legacy group path with
 #    /dev/vfio/vfio a symlink to /dev/iommu, and the mix of both;
-#  - through vfio's own type1 container (/dev/vfio/vfio): the group path.
+#  - through vfio's own type1 container (/dev/vfio/vfio): the group path;
+#  - through iommufd_rs, with iommufd_rs_vfio.ko giving vfio the in-kernel
+#    API's names: the three iommufd paths again, whose results must equal
+#    C's line for line.
 # Each run's result lines are kept in /tmp/rd-<provider>-<path>.ktap, so that
 # another provider's runs can be diffed against them. Ends with
 # `real devices: N passed, M failed`.
@@ -36,6 +39,14 @@ rd_load_vfio() {
 	for m in irqbypass vfio vfio_iommu_type1 vfio-pci-core vfio-pci; do
 		insmod /lib/modules/$m.ko || return 1
 	done
+}
+
+rd_load_rust_vfio() {
+	insmod /lib/modules/iommufd_rs.ko && insmod /lib/modules/iommufd_rs_vfio.ko
+}
+
+rd_unload_rust_vfio() {
+	rmmod iommufd_rs_vfio && rmmod iommufd_rs
 }
 
 rd_unload_vfio() {
@@ -101,6 +112,22 @@ real_devices() {
 	rd_check "no vfio module or node left" rd_vfio_gone
 	rd_check "rmmod iommufd (C) after vfio" unload_c
 	rd_check "/dev/iommu gone after unload" test ! -e /dev/iommu
+	# The same vfio modules, unmodified, on iommufd_rs.
+	rd_check "insmod iommufd_rs and iommufd_rs_vfio for vfio" rd_load_rust_vfio
+	rd_check "insmod vfio-pci and the rest on iommufd_rs" rd_load_vfio
+	rd_run rs-cdev cdev --iommufd /dev/iommu --module iommufd_rs
+	mv /dev/vfio/vfio /dev/vfio/vfio.type1 && ln -s /dev/iommu /dev/vfio/vfio
+	rd_run rs-group group --container /dev/vfio/vfio --module iommufd_rs
+	rd_run rs-mix mix --container /dev/vfio/vfio --module iommufd_rs
+	rm /dev/vfio/vfio && mv /dev/vfio/vfio.type1 /dev/vfio/vfio
+	local p
+	for p in cdev group mix; do
+		rd_check "$p path: iommufd_rs results equal C iommufd's" \
+			cmp -s /tmp/rd-c-$p.ktap /tmp/rd-rs-$p.ktap
+	done
+	rd_check "rmmod the vfio modules on iommufd_rs" rd_unload_vfio
+	rd_check "rmmod iommufd_rs_vfio, then iommufd_rs" rd_unload_rust_vfio
+	rd_check "/dev/iommu gone after iommufd_rs's unload" test ! -e /dev/iommu
 	dmesg -n "$printk"
 	echo "# real devices took $(($(date +%s) - t0)) s"
 	echo "real devices: $rd_pass passed, $rd_fail failed"
