@@ -36,9 +36,11 @@ rm -rf "$stage"
 mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,tmp,sbin,usr/bin,usr/sbin}
 cp "$ROOT/bin/busybox" "$stage/bin/busybox"
 cp "$module" "$stage/lib/modules/iommufd_rs.ko"
-# The shim that gives iommufd_rs's in-kernel API the names vfio links to.
-shim=$(dirname "$module")/iommufd_rs_vfio.ko
-[ -f "$shim" ] && cp "$shim" "$stage/lib/modules/iommufd_rs_vfio.ko"
+# The other modules built beside it: the shim that gives iommufd_rs's
+# in-kernel API the names vfio links to, and test modules.
+for ko in "$(dirname "$module")"/*.ko; do
+	[ "$ko" = "$module" ] || cp "$ko" "$stage/lib/modules/"
+done
 # The production build (CONFIG_IOMMUFD_RS_TEST=n), if one is given.
 [ -z "${PROD_MODULE_KO:-}" ] || cp "$PROD_MODULE_KO" "$stage/lib/modules/iommufd_rs_prod.ko"
 for ko in drivers/iommu/iommufd/iommufd.ko drivers/iommu/generic_pt/fmt/iommu_amdv1.ko; do
