@@ -777,6 +777,175 @@ fn cdev_two_groups_share_hwpt() -> TestResult {
     Ok(())
 }
 
+/// IOMMU_HWPT_ALLOC of a paging HWPT for device `dev_id` on `pt_id`.
+fn hwpt_alloc(ictx: &Iommufd, dev_id: u32, pt_id: u32, flags: u32) -> Result<u32, i32> {
+    let mut cmd = uapi::iommu_hwpt_alloc {
+        size: size_of_u32::<uapi::iommu_hwpt_alloc>(),
+        flags,
+        dev_id,
+        pt_id,
+        ..Default::default()
+    };
+    match sys::ioctl_struct(&ictx.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
+        0 => Ok(cmd.out_hwpt_id),
+        e => Err(e),
+    }
+}
+
+/// IOMMU_GET_HW_INFO of `dev_id` into a VT-d buffer: the command as
+/// answered, with the buffer.
+fn hw_info(
+    ictx: &Iommufd,
+    dev_id: u32,
+) -> Result<(uapi::iommu_hw_info, uapi::iommu_hw_info_vtd), i32> {
+    let mut vtd = uapi::iommu_hw_info_vtd::default();
+    let mut cmd = uapi::iommu_hw_info {
+        size: size_of_u32::<uapi::iommu_hw_info>(),
+        dev_id,
+        data_len: size_of_u32::<uapi::iommu_hw_info_vtd>(),
+        data_uptr: &mut vtd as *mut _ as u64,
+        ..Default::default()
+    };
+    match sys::ioctl_struct(&ictx.file, uapi::IOMMU_GET_HW_INFO, &mut cmd) {
+        0 => Ok((cmd, vtd)),
+        e => Err(e),
+    }
+}
+
+fn cdev_replace() -> TestResult {
+    let s = cdev_setup(&layout().single, RW)?;
+    check_eq!(
+        round_trip(&s.dev, IOVA_A, &s.a, IOVA_B, &s.b)?,
+        Outcome::Copied
+    );
+    // A second IOAS maps other buffers at the same IOVAs.
+    let ioas2 = s
+        .ictx
+        .ioas_alloc()
+        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
+    let (a2, b2) = (Buf::new(), Buf::new());
+    check_eq!(
+        s.ictx.map(ioas2, a2.addr(), LEN, FIXED | RW, IOVA_A),
+        Ok(IOVA_A)
+    );
+    check_eq!(
+        s.ictx.map(ioas2, b2.addr(), LEN, FIXED | RW, IOVA_B),
+        Ok(IOVA_B)
+    );
+    // Attaching an attached device replaces its domain.
+    let pt2 = attach(&s.dev.file, ioas2).map_err(|e| format!("replace: errno {e}"))?;
+    check!(pt2 != s.pt);
+    s.b.fill(FILL);
+    check_eq!(
+        round_trip(&s.dev, IOVA_A, &a2, IOVA_B, &b2)?,
+        Outcome::Copied
+    );
+    check!(s.b.contents().iter().all(|&x| x == FILL));
+    // The old automatic HWPT went with its last device.
+    check_eq!(s.ictx.destroy(s.pt), ENOENT);
+    // The same IOAS again changes nothing.
+    check_eq!(attach(&s.dev.file, ioas2), Ok(pt2));
+    // Back to the first IOAS, through a new automatic HWPT.
+    let pt3 = attach(&s.dev.file, s.ioas).map_err(|e| format!("replace back: errno {e}"))?;
+    check!(pt3 != pt2);
+    check_eq!(
+        round_trip(&s.dev, IOVA_A, &s.a, IOVA_B, &s.b)?,
+        Outcome::Copied
+    );
+    check_eq!(s.ictx.destroy(pt2), ENOENT);
+    Ok(())
+}
+
+fn cdev_hwpt_alloc() -> TestResult {
+    let ictx = open_iommufd()?;
+    let (dev, dev_id) = cdev_bind(&layout().single, &ictx)?;
+    let ioas = ictx
+        .ioas_alloc()
+        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
+    let (a, b) = (Buf::new(), Buf::new());
+    check_eq!(
+        ictx.map(ioas, a.addr(), LEN, FIXED | RW, IOVA_A),
+        Ok(IOVA_A)
+    );
+    check_eq!(
+        ictx.map(ioas, b.addr(), LEN, FIXED | RW, IOVA_B),
+        Ok(IOVA_B)
+    );
+    // The emulated VT-d cannot track dirty pages; unknown flags; bad IDs.
+    check_eq!(
+        hwpt_alloc(&ictx, dev_id, ioas, uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING),
+        Err(EOPNOTSUPP)
+    );
+    check_eq!(hwpt_alloc(&ictx, dev_id, ioas, 1 << 31), Err(EOPNOTSUPP));
+    check_eq!(hwpt_alloc(&ictx, dev_id, 0xfff, 0), Err(EINVAL));
+    check_eq!(hwpt_alloc(&ictx, 0xfff, ioas, 0), Err(ENOENT));
+    check_eq!(hwpt_alloc(&ictx, ioas, ioas, 0), Err(ENOENT));
+    let hwpt = hwpt_alloc(&ictx, dev_id, ioas, 0).map_err(|e| format!("HWPT_ALLOC: errno {e}"))?;
+    check_eq!(attach(&dev.file, hwpt), Ok(hwpt));
+    check_eq!(round_trip(&dev, IOVA_A, &a, IOVA_B, &b)?, Outcome::Copied);
+    // In use, neither goes.
+    check_eq!(ictx.destroy(hwpt), EBUSY);
+    check_eq!(ictx.destroy(ioas), EBUSY);
+    check_eq!(detach(&dev.file), 0);
+    check_eq!(ictx.destroy(hwpt), 0);
+    check_eq!(ictx.destroy(ioas), 0);
+    Ok(())
+}
+
+fn cdev_hw_info() -> TestResult {
+    let ictx = open_iommufd()?;
+    let (_dev, dev_id) = cdev_bind(&layout().single, &ictx)?;
+    let (cmd, vtd) = hw_info(&ictx, dev_id).map_err(|e| format!("GET_HW_INFO: errno {e}"))?;
+    // SAFETY: The kernel wrote the output member of the union.
+    let kind = unsafe { cmd.__bindgen_anon_1.out_data_type };
+    check_eq!(kind, uapi::IOMMU_HW_INFO_TYPE_INTEL_VTD);
+    check_eq!(cmd.data_len, size_of_u32::<uapi::iommu_hw_info_vtd>());
+    check!(vtd.cap_reg != 0 && vtd.ecap_reg != 0);
+    // edu has no ATS and no PASID.
+    check_eq!(
+        cmd.out_capabilities,
+        u64::from(uapi::IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED)
+    );
+    check_eq!(cmd.out_max_pasid_log2, 0);
+    let ioas = ictx
+        .ioas_alloc()
+        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
+    check_eq!(hw_info(&ictx, ioas).err(), Some(ENOENT));
+    check_eq!(hw_info(&ictx, 0xfff).err(), Some(ENOENT));
+    Ok(())
+}
+
+/// The MSI window of the emulated VT-d.
+const MSI_WINDOW: u64 = 0xfee0_0000;
+
+fn cdev_msi_window_reserved() -> TestResult {
+    let ictx = open_iommufd()?;
+    let (dev, _) = cdev_bind(&layout().single, &ictx)?;
+    let ioas = ictx
+        .ioas_alloc()
+        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
+    let a = Buf::new();
+    // A mapping in the window keeps the device out.
+    check_eq!(
+        ictx.map(ioas, a.addr(), LEN, FIXED | RW, MSI_WINDOW),
+        Ok(MSI_WINDOW)
+    );
+    check_eq!(attach(&dev.file, ioas), Err(EADDRINUSE));
+    check_eq!(ictx.unmap(ioas, MSI_WINDOW, LEN), Ok(LEN));
+    // Attached, the window is reserved; detached, it is free again.
+    check!(attach(&dev.file, ioas).is_ok());
+    check_eq!(
+        ictx.map(ioas, a.addr(), LEN, FIXED | RW, MSI_WINDOW),
+        Err(EINVAL)
+    );
+    check_eq!(detach(&dev.file), 0);
+    check_eq!(
+        ictx.map(ioas, a.addr(), LEN, FIXED | RW, MSI_WINDOW),
+        Ok(MSI_WINDOW)
+    );
+    Ok(())
+}
+
 fn layout_check() -> TestResult {
     let l = layout();
     check_eq!(group_size(l.single.group)?, 1);
@@ -1084,6 +1253,19 @@ fn tests(mode: &str) -> Option<Vec<Test>> {
             t!(
                 "cdev: device closed while its IOAS is mapped, then all closes",
                 cdev_close_while_mapped
+            ),
+            t!(
+                "cdev: attach of an attached device replaces its domain atomically",
+                cdev_replace
+            ),
+            t!(
+                "cdev: HWPT_ALLOC of a paging HWPT, attach, destroy busy while attached",
+                cdev_hwpt_alloc
+            ),
+            t!("cdev: GET_HW_INFO reports VT-d data", cdev_hw_info),
+            t!(
+                "cdev: the MSI window is reserved while attached",
+                cdev_msi_window_reserved
             ),
             t!(
                 "cdev: killed client leaves no pins and the module refcount",
