@@ -26,7 +26,7 @@ trap 'rm -f "$guest"' EXIT
 	cat "$REPO/scripts/guest/check.sh" "$REPO/scripts/guest/debug-extra.sh"
 } >"$guest"
 log "booting the debug VM (TCG; KASAN makes it slow)"
-vm_rc=0; PROD_MODULE_KO=$prod_ko VM_TIMEOUT=${VM_TIMEOUT:-3000} VM_LOG=$CACHE/check-debug-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || vm_rc=$?
+vm_rc=0; VM_WITH_QEMU=1 PROD_MODULE_KO=$prod_ko VM_TIMEOUT=${VM_TIMEOUT:-3000} VM_LOG=$CACHE/check-debug-vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null || vm_rc=$?
 rc=0; python3 "$REPO/scripts/results.py" check "$CACHE/check-debug-vm.log" "$REPO/tests/upstream-must-pass.txt" "$host" || rc=$?
 leaks=$(sed -n '/##BEGIN kmemleak/,/##END kmemleak/p' "$CACHE/check-debug-vm.log" | grep -c 'unreferenced object' || true)
 log "kmemleak: $leaks unreferenced objects; make check-debug took $((SECONDS - start)) s"

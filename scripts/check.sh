@@ -2,7 +2,8 @@
 # make check: set everything up, then run
 #  - host checks: uAPI header ABI identity, rustfmt, clippy-clean build;
 #  - in the VM: KUnit, our selftests, the upstream ratchet, clean unload,
-#    real devices (vfio-pci and edu DMA through C iommufd and type1).
+#    real devices (vfio-pci and edu DMA through C iommufd, type1 and
+#    iommufd_rs), QEMU assigning an edu through vfio-pci on each of them.
 # Ends with `N passed, M failed`; exits non-zero on any failure.
 . "$(dirname "$0")/lib.sh"
 
@@ -65,7 +66,7 @@ us_warnings=$(grep -c 'warning:' "$us_log" || true)
 host_result "test programs build with no warnings ($us_warnings)" "$us_warnings" "$(grep -A5 'warning:' "$us_log" | head -40)"
 
 log "booting the test VM (TCG)"
-vm_rc=0; PROD_MODULE_KO=$prod_ko VM_LOG=$CACHE/check-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/check.sh" >/dev/null || vm_rc=$?
+vm_rc=0; VM_WITH_QEMU=1 PROD_MODULE_KO=$prod_ko VM_LOG=$CACHE/check-vm.log bash "$REPO/scripts/vm.sh" "$REPO/scripts/guest/check.sh" >/dev/null || vm_rc=$?
 [ "$vm_rc" = 0 ] || log "guest script exited $vm_rc"
 
 rc=0; python3 "$REPO/scripts/results.py" check "$CACHE/check-vm.log" "$REPO/tests/upstream-must-pass.txt" "$host" || rc=$?

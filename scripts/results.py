@@ -9,9 +9,10 @@ top-level result lines are counted.
 
   results.py check LOG MUST_PASS HOST_KTAP...
       `make check`: KUnit, our selftests, guest checks, real devices
-      (vfio-pci and edu), host checks, the upstream ratchet (every case in
-      MUST_PASS must pass against iommufd_rs) and a splat scan. Ends with
-      `N passed, M failed`; exits 1 on any failure.
+      (vfio-pci and edu), QEMU as vfio's client, host checks, the
+      upstream ratchet (every case in MUST_PASS must pass against
+      iommufd_rs) and a splat scan. Ends with `N passed, M failed`; exits
+      1 on any failure.
   results.py conformance LOG
       `make conformance`: per fixture variant, upstream passes for Rust and
       C. Never fails on low Rust counts.
@@ -113,6 +114,9 @@ def check(log_path, must_pass_path, host_paths):
     count("guest checks", results(secs.get("guest", []), nested=False))
     if count("real devices", results(secs.get("real-devices", []), nested=False)) == 0:
         print("  FAILED real devices: no results in the guest log")
+        failed += 1
+    if count("qemu client", results(secs.get("qemu-client", []), nested=False)) == 0:
+        print("  FAILED qemu client: no results in the guest log")
         failed += 1
 
     upstream = dict(results(secs.get("upstream-rust", []), nested=False))

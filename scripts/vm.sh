@@ -20,6 +20,11 @@
 #   PROD_MODULE_KO  the production module, as /lib/modules/iommufd_rs_prod.ko
 #   VM_NAME     names this VM's initramfs, so that several VMs can boot at
 #               once (make fuzz-campaign runs two)
+#   VM_WITH_QEMU=1  the build root's qemu-system-x86_64 goes into the guest
+#               too (guest/qemu-client.sh runs it on vfio-pci): the binary,
+#               the libraries ldd names with their loader, and the two
+#               firmware files a q35 machine with -nodefaults loads
+#               (+22 MB compressed)
 . "$(dirname "$0")/lib.sh"
 
 script=${1:?usage: vm.sh GUEST_SCRIPT}
@@ -57,6 +62,17 @@ cp "$ROOT/build/guest-bin/"* "$stage/bin/"
 mkdir -p "$stage/guest"
 cp "$REPO/scripts/guest/"*.sh "$stage/guest/"
 cat "$REPO/scripts/guest/common.sh" "$script" >"$stage/test.sh"
+if [ "${VM_WITH_QEMU:-0}" = 1 ]; then
+	in_root /bin/bash -c '
+		set -e
+		stage=$1 qemu=/usr/bin/qemu-system-x86_64
+		put() { mkdir -p "$stage${1%/*}"; cp -L "$1" "$stage$1"; }
+		put $qemu
+		for lib in $(ldd $qemu | grep -o "/[^ ]*"); do put "$lib"; done
+		put /usr/share/seabios/bios-256k.bin
+		put /usr/share/qemu/kvmvapic.bin
+	' put-qemu "/build/$initrd"
+fi
 cat >"$stage/init" <<'EOF_INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin

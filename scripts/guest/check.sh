@@ -48,4 +48,7 @@ section guest pass_fail "rmmod after devname=" unload_rust
 # Real devices: vfio-pci and edu behind the emulated Intel IOMMU, through C
 # iommufd and through type1.
 . /guest/real-devices.sh
+# QEMU as vfio's client on C iommufd, type1 and iommufd_rs: legacy
+# container and native iommufd, guest RAM pinned and released.
+. /guest/qemu-client.sh
 section dmesg dmesg
