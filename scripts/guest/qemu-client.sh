@@ -108,8 +108,10 @@ qc_alive() { [ -r /proc/$qc_pid/stat ] && ! grep -q ') Z ' /proc/$qc_pid/stat; }
 # qc_wait FILE PATTERN COUNT: until FILE has COUNT lines matching PATTERN;
 # fails if QEMU ends first or QC_WAIT seconds (default 240) pass.
 qc_wait() {
-	local i=0 max=$((${QC_WAIT:-240} * 10))
-	while [ "$(grep -c "$2" "$1")" -lt "$3" ]; do
+	local i=0 max=$((${QC_WAIT:-240} * 10)) n
+	while :; do
+		n=$(grep -c "$2" "$1" 2>/dev/null)
+		[ "${n:-0}" -lt "$3" ] || return 0
 		qc_alive || return 1
 		i=$((i + 1))
 		[ $i -le $max ] || return 1
@@ -134,6 +136,8 @@ qc_run() {
 	acq0=$pin_acq rel0=$pin_rel
 	rm -f $fifo $trace
 	mkfifo $fifo
+	# It exists before QEMU's shell gets to it, for qc_wait.
+	: >$out
 	t0=$(qc_now)
 	# QEMU's iommufd backend traces each ioctl with its result (the legacy
 	# container has no such trace points).
