@@ -123,8 +123,9 @@ pub(crate) fn detach(table: &ObjectTable, hwpt: ObjectRef) {
     }
 }
 
-/// `IOMMU_HWPT_ALLOC`: checks its input in C's order; making HWPTs by hand
-/// is not supported yet, so a valid request answers `EOPNOTSUPP`.
+/// `IOMMU_HWPT_ALLOC` of a paging HWPT on an IOAS, for a real device or a
+/// mock one, with C's checks in C's order. Nested HWPTs, PASID-capable
+/// ones and driver data answer `EOPNOTSUPP`.
 pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.__reserved != 0 {
@@ -139,10 +140,7 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(ENOENT);
     };
     let pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
-    // Only real devices get HWPTs made by hand yet, paging ones on an IOAS.
-    let Some(idev) = &info.kernel else {
-        return Err(eopnotsupp());
-    };
+    // Nested HWPTs (on a HWPT) are not supported yet.
     let ioas = ioas_of(pt).map_err(|_| eopnotsupp())?;
     const VALID: u32 = uapi::IOMMU_HWPT_ALLOC_NEST_PARENT
         | uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING
@@ -152,7 +150,11 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     if flags & !VALID != 0 {
         return Err(eopnotsupp());
     }
-    if flags & uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING != 0 && !idev.dirty_tracking() {
+    let dirty_capable = match &info.kernel {
+        Some(idev) => idev.dirty_tracking(),
+        None => info.dirty_tracking,
+    };
+    if flags & uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING != 0 && !dirty_capable {
         return Err(eopnotsupp());
     }
     if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0
@@ -160,14 +162,27 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     {
         return Err(eopnotsupp());
     }
-    // Fault queues, PASID-capable HWPTs and driver data are not supported.
-    if flags & (uapi::IOMMU_HWPT_FAULT_ID_VALID | uapi::IOMMU_HWPT_ALLOC_PASID) != 0 || !none {
+    // PASID-capable HWPTs and driver data are not supported; there are no
+    // fault queues yet, so no fault ID names one.
+    if flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0 || !none {
         return Err(eopnotsupp());
     }
+    if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
+        return Err(ENOENT);
+    }
     let _selecting = ioas.auto_domain_lock.lock();
-    let (domain, kernel) = idev.new_domain(flags)?;
+    let (domain, kernel) = match &info.kernel {
+        Some(idev) => {
+            let (domain, kernel) = idev.new_domain(flags)?;
+            (domain, Some(kernel))
+        }
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        None => (crate::mock::new_mock_domain()?, None),
+        #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+        None => return Err(eopnotsupp()),
+    };
     let ioas = get_ioas_in(&ctx.objects, ioas.id())?;
-    let hwpt = alloc_paging(&ctx.objects, ioas, domain, Some(kernel), false)?;
+    let hwpt = alloc_paging(&ctx.objects, ioas, domain, kernel, false)?;
     let id = hwpt.object().id;
     drop(hwpt);
     ucmd.cmd.out_hwpt_id = id;

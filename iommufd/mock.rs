@@ -161,7 +161,7 @@ impl MockDevice {
 }
 
 /// A new mock domain, as a domain.
-fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
+pub(crate) fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
     let domain: Arc<dyn IoDomain> = MockDomain::new()?;
     Ok(domain)
 }
