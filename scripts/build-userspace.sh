@@ -24,7 +24,7 @@ IOMMUFD_RS_UAPI_RS=/build/selftests-target/uapi.rs \
 CARGO_TARGET_DIR=/build/selftests-target CARGO_HOME=/build/cargo-home \
 RUSTFLAGS="-C target-feature=+crt-static -A linker_messages" \
 	cargo build --release --offline --quiet
-for b in iommufd_rs_test iommufd_demo iommufd_bench iommufd_fuzz iommufd_stress iommufd_profile iommufd_vfio_edu; do
+for b in iommufd_rs_test iommufd_demo iommufd_bench iommufd_fuzz iommufd_stress iommufd_profile iommufd_vfio_edu iommufd_kapi_probe; do
 	cp /build/selftests-target/release/$b $out/
 done
 

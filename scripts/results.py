@@ -115,6 +115,9 @@ def check(log_path, must_pass_path, host_paths):
     if count("real devices", results(secs.get("real-devices", []), nested=False)) == 0:
         print("  FAILED real devices: no results in the guest log")
         failed += 1
+    if count("kapi probe", results(secs.get("kapi-probe", []), nested=False)) == 0:
+        print("  FAILED kapi probe: no results in the guest log")
+        failed += 1
     if count("qemu client", results(secs.get("qemu-client", []), nested=False)) == 0:
         print("  FAILED qemu client: no results in the guest log")
         failed += 1

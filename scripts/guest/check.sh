@@ -48,6 +48,9 @@ section guest pass_fail "rmmod after devname=" unload_rust
 # Real devices: vfio-pci and edu behind the emulated Intel IOMMU, through C
 # iommufd and through type1.
 . /guest/real-devices.sh
+# The in-kernel access API as vfio uses it for emulated devices, through
+# the kapi_probe.ko test module: C iommufd, then iommufd_rs (equal results).
+. /guest/kapi-probe.sh
 # QEMU as vfio's client on C iommufd, type1 and iommufd_rs: legacy
 # container and native iommufd, guest RAM pinned and released.
 . /guest/qemu-client.sh
