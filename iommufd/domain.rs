@@ -32,6 +32,29 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
     /// the test interface's checks).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn iova_to_phys(&self, iova: u64) -> u64;
+    /// Whether it can track the pages DMA writes (C's `dirty_ops`).
+    fn has_dirty_tracking(&self) -> bool {
+        false
+    }
+    /// Turns dirty tracking on or off (`EOPNOTSUPP` without it).
+    fn set_dirty_tracking(&self, _enable: bool) -> Result {
+        Err(crate::sys::errno::eopnotsupp())
+    }
+    /// Calls `record(iova, length)` for each dirty IO page in
+    /// `[iova, iova + length)`, and clears its dirty bit unless `no_clear`.
+    fn read_and_clear_dirty(
+        &self,
+        _iova: u64,
+        _length: u64,
+        _no_clear: bool,
+        _record: &mut dyn FnMut(u64, u64),
+    ) {
+    }
+    /// The mock domain, if it is one (test interface).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    fn as_mock(&self) -> Option<&crate::mock::MockDomain> {
+        None
+    }
     /// Whether [`IoDomain::map`] may install IO pages larger than
     /// `PAGE_SIZE` (which a later partial unmap would remove whole).
     fn maps_large_pages(&self) -> bool {

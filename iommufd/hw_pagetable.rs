@@ -13,12 +13,17 @@ use crate::{
     domain::IoDomain,
     io_pagetable::AttachedDomain,
     ioas::{get_ioas_in, ioas_of, IoasRef},
-    object::{ObjectKind, ObjectRef, ObjectTable},
+    object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
     sys::{errno::eopnotsupp, iommu::PagingDomain},
     uapi,
     ucmd::Ucmd,
 };
-use kernel::{prelude::*, sync::Arc, sync::SetOnce};
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    sync::SetOnce,
+    uaccess::{UserPtr, UserSlice},
+};
 
 /// A domain attached to an IOAS, as an object.
 pub(crate) struct HwptPaging {
@@ -162,9 +167,9 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     {
         return Err(eopnotsupp());
     }
-    // PASID-capable HWPTs and driver data are not supported; there are no
-    // fault queues yet, so no fault ID names one.
-    if flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0 || !none {
+    // PASID-capable HWPTs are not supported, nor a real driver's data;
+    // there are no fault queues yet, so no fault ID names one.
+    if flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0 || (!none && info.kernel.is_some()) {
         return Err(eopnotsupp());
     }
     if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
@@ -177,7 +182,10 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
             (domain, Some(kernel))
         }
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        None => (crate::mock::new_mock_domain()?, None),
+        None => {
+            let data = (!none).then_some((cmd.data_type, cmd.data_len, cmd.data_uptr));
+            (crate::mock::alloc_hwpt_domain(flags, data)?, None)
+        }
         #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
         None => return Err(eopnotsupp()),
     };
@@ -191,4 +199,167 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(e);
     }
     Ok(())
+}
+
+/// The paging HWPT `id`: `ENOENT` if there is no such HWPT.
+fn get_hwpt_paging(ctx: &Context, id: u32) -> Result<ObjectPart<HwptPaging>> {
+    ctx.objects
+        .get(id)?
+        .project(|kind| match kind {
+            ObjectKind::HwptPaging(hwpt) => Some(&**hwpt),
+            _ => None,
+        })
+        .map_err(|_| ENOENT)
+}
+
+/// `IOMMU_HWPT_SET_DIRTY_TRACKING`: turns the domain's dirty tracking on
+/// (clearing what it had recorded) or off. `EOPNOTSUPP` if it cannot
+/// track.
+pub(crate) fn set_dirty_tracking_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_hwpt_set_dirty_tracking>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags & !uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0 {
+        return Err(eopnotsupp());
+    }
+    let enable = cmd.flags & uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0;
+    let hwpt = get_hwpt_paging(ctx, cmd.hwpt_id)?;
+    if !hwpt.domain.has_dirty_tracking() {
+        return Err(eopnotsupp());
+    }
+    let iopt = hwpt.ioas.iopt.lock();
+    if enable {
+        // A clean start: what was recorded before is dropped.
+        iopt.for_each_area_range(|start, last| {
+            hwpt.domain
+                .read_and_clear_dirty(start, last - start + 1, false, &mut |_, _| {});
+        });
+    }
+    hwpt.domain.set_dirty_tracking(enable)
+}
+
+/// `IOMMU_HWPT_GET_DIRTY_BITMAP`: sets, in the user bitmap, the bit of
+/// each `page_size` page of `[iova, iova + length)` the domain recorded
+/// dirty, and clears the record unless `NO_CLEAR`. Checks the range as C;
+/// like C, it stops quietly at a hole in the areas or at a bitmap it
+/// cannot write.
+pub(crate) fn get_dirty_bitmap_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_hwpt_get_dirty_bitmap>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags & !uapi::IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR != 0 || cmd.__reserved != 0 {
+        return Err(eopnotsupp());
+    }
+    let no_clear = cmd.flags & uapi::IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR != 0;
+    let hwpt = get_hwpt_paging(ctx, cmd.hwpt_id)?;
+    let (iova, length, page_size) = (cmd.iova, cmd.length, cmd.page_size);
+    let iopt = hwpt.ioas.iopt.lock();
+    // C's range check, with its wrapping arithmetic for a zero length.
+    let last = iova.checked_add(length.wrapping_sub(1)).ok_or(EOVERFLOW)?;
+    let align = iopt.iova_alignment();
+    if iova & (align - 1) != 0 || last.wrapping_add(1) & (align - 1) != 0 {
+        return Err(EINVAL);
+    }
+    if page_size == 0 {
+        return Err(EINVAL);
+    }
+    if iova & (page_size.wrapping_sub(1)) != 0
+        || last.wrapping_add(1) & (page_size.wrapping_sub(1)) != 0
+    {
+        return Err(EINVAL);
+    }
+    if !hwpt.domain.has_dirty_tracking() {
+        return Err(eopnotsupp());
+    }
+    let mut bitmap = DirtyBitmap::new(iova, last, page_size, cmd.data)?;
+    let mut overflow = false;
+    let _ = iopt.for_each_access_piece(iova, last, |p| {
+        hwpt.domain
+            .read_and_clear_dirty(p.iova, p.last - p.iova + 1, no_clear, &mut |at, len| {
+                overflow |= bitmap.set(at, len).is_err();
+            });
+        Ok(())
+    });
+    drop(iopt);
+    if overflow {
+        return Err(ENOMEM);
+    }
+    bitmap.write_out();
+    Ok(())
+}
+
+/// The bits of a `GET_DIRTY_BITMAP` answer, gathered in the kernel and
+/// ORed into the user bitmap at the end.
+struct DirtyBitmap {
+    /// IOVA of bit 0.
+    base: u64,
+    /// Last IOVA covered.
+    last: u64,
+    /// log2 of the IOVA bytes per bit (of `page_size`'s lowest set bit, as
+    /// C's bitmap iterator takes it).
+    shift: u32,
+    /// The user bitmap.
+    user: u64,
+    /// The bits set so far, by byte.
+    bytes: KVVec<u8>,
+}
+
+impl DirtyBitmap {
+    fn new(base: u64, last: u64, page_size: u64, user: u64) -> Result<Self> {
+        let shift = page_size.trailing_zeros();
+        let nbits = ((last - base) >> shift) + 1;
+        let mut bytes = KVVec::new();
+        bytes.resize(nbits.div_ceil(8) as usize, 0, GFP_KERNEL)?;
+        Ok(Self {
+            base,
+            last,
+            shift,
+            user,
+            bytes,
+        })
+    }
+
+    /// Sets the bits of `[iova, iova + length)`, clamped to the range.
+    fn set(&mut self, iova: u64, length: u64) -> Result {
+        let first = iova.max(self.base);
+        let last = iova.saturating_add(length - 1).min(self.last);
+        if first > last {
+            return Ok(());
+        }
+        for bit in ((first - self.base) >> self.shift)..=((last - self.base) >> self.shift) {
+            let byte = self.bytes.get_mut((bit / 8) as usize).ok_or(EOVERFLOW)?;
+            *byte |= 1 << (bit % 8);
+        }
+        Ok(())
+    }
+
+    /// ORs the bits into the user bitmap, stopping quietly where it cannot
+    /// be read or written (C's bitmap iterator stops there too).
+    fn write_out(&self) {
+        const CHUNK: usize = 256;
+        let Ok(base) = usize::try_from(self.user) else {
+            return;
+        };
+        let mut buf = [0u8; CHUNK];
+        for (k, bits) in self.bytes.chunks(CHUNK).enumerate() {
+            if bits.iter().all(|&b| b == 0) {
+                continue;
+            }
+            let at = UserPtr::from_addr(base.wrapping_add(k * CHUNK));
+            let slice = UserSlice::new(at, bits.len());
+            let (mut reader, mut writer) =
+                (slice.reader(), UserSlice::new(at, bits.len()).writer());
+            if reader.read_slice(&mut buf[..bits.len()]).is_err() {
+                return;
+            }
+            for (b, &new) in buf.iter_mut().zip(bits) {
+                *b |= new;
+            }
+            if writer.write_slice(&buf[..bits.len()]).is_err() {
+                return;
+            }
+        }
+    }
 }

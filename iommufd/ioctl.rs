@@ -139,13 +139,13 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_HWPT_SET_DIRTY_TRACKING,
         uapi::iommu_hwpt_set_dirty_tracking,
         __reserved,
-        not_implemented
+        crate::hw_pagetable::set_dirty_tracking_ioctl
     ));
     ops[index(uapi::IOMMU_HWPT_GET_DIRTY_BITMAP)] = Some(op!(
         uapi::IOMMU_HWPT_GET_DIRTY_BITMAP,
         uapi::iommu_hwpt_get_dirty_bitmap,
         data,
-        not_implemented
+        crate::hw_pagetable::get_dirty_bitmap_ioctl
     ));
     ops[index(uapi::IOMMU_HWPT_INVALIDATE)] = Some(op!(
         uapi::IOMMU_HWPT_INVALIDATE,

@@ -14,15 +14,20 @@ use crate::{
     hw_pagetable,
     object::{ObjectKind, ObjectRef, ObjectTable},
     page_table::PageTable,
-    sys::{errno::eaddrinuse, pin, PAGE_SIZE_U64},
+    sys::{
+        errno::{eaddrinuse, eopnotsupp},
+        pin, PAGE_SIZE_U64,
+    },
     uapi,
-    ucmd::Ucmd,
+    ucmd::{read_user_struct, Ucmd},
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::{
     new_mutex,
     prelude::*,
     sync::SetOnce,
     sync::{Arc, Mutex},
+    uaccess::{UserPtr, UserSlice},
 };
 
 /// log2 of the mock IO page size.
@@ -37,22 +42,60 @@ const MOCK_PASID_WIDTH: u8 = 20;
 /// Device flags `MOCK_DOMAIN_FLAGS` accepts.
 const MOCK_DEVICE_FLAGS: u32 = uapi::MOCK_FLAGS_DEVICE_NO_DIRTY | uapi::MOCK_FLAGS_DEVICE_PASID;
 
+/// The mock huge IO page: 512 mock pages (1 MiB).
+const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_PAGE_SIZE;
+/// Last IOVA of the `MOCK_IOMMUPT_HUGE` format: its three-level table of
+/// 2 KiB pages covers 2^38 bytes.
+const MOCK_HUGE_APERTURE_LAST: u64 = (1 << 38) - 1;
+/// The dirty bit of a mock page table entry.
+const DIRTY: u64 = 1 << 63;
+
 /// A mock IO page table.
 #[pin_data]
 pub(crate) struct MockDomain {
-    /// IO page number -> physical page number + 1, both in 2 KiB units
-    /// (0: not mapped).
+    /// IO page number -> (physical page number + 1) | [`DIRTY`], both in
+    /// 2 KiB units (0: not mapped).
     #[pin]
     table: Mutex<PageTable>,
+    /// The `MOCK_IOMMUPT_HUGE` format: 1 MiB and `PAGE_SIZE` IO pages, and
+    /// the format's own aperture.
+    huge: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`: it can track dirty pages.
+    dirty_ops: bool,
+    /// Dirty tracking is on (C's `MOCK_DIRTY_TRACK`).
+    tracking: AtomicBool,
 }
 
 impl MockDomain {
     /// An empty mock domain.
-    fn new() -> Result<Arc<Self>> {
+    fn new(huge: bool, dirty_ops: bool) -> Result<Arc<Self>> {
         Arc::pin_init(
-            pin_init!(Self { table <- new_mutex!(PageTable::new()) }),
+            pin_init!(Self {
+                table <- new_mutex!(PageTable::new()),
+                huge,
+                dirty_ops,
+                tracking: AtomicBool::new(false),
+            }),
             GFP_KERNEL,
         )
+    }
+
+    /// Marks the IO page at `iova` dirty (in the huge format, the whole
+    /// huge page around it), if mapped.
+    fn set_dirty(&self, iova: u64) {
+        let (first, last) = if self.huge {
+            let start = iova & !(MOCK_HUGE_PAGE_SIZE - 1);
+            (start, start.saturating_add(MOCK_HUGE_PAGE_SIZE - 1))
+        } else {
+            (iova, iova)
+        };
+        self.table
+            .lock()
+            .modify(first >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |_, e| {
+                if *e != 0 {
+                    *e |= DIRTY;
+                }
+            });
     }
 }
 
@@ -81,6 +124,44 @@ unsafe impl IoDomain for MockDomain {
             .map_err(|e| if e == EEXIST { eaddrinuse() } else { e })
     }
 
+    fn has_dirty_tracking(&self) -> bool {
+        self.dirty_ops
+    }
+
+    fn set_dirty_tracking(&self, enable: bool) -> Result {
+        if enable && !self.dirty_ops {
+            return Err(EINVAL);
+        }
+        self.tracking.store(enable, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_and_clear_dirty(
+        &self,
+        iova: u64,
+        length: u64,
+        no_clear: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        let Some(last) = length.checked_sub(1).map(|l| iova.saturating_add(l)) else {
+            return;
+        };
+        self.table
+            .lock()
+            .modify(iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |i, e| {
+                if *e & DIRTY != 0 {
+                    record(i << MOCK_PAGE_SHIFT, MOCK_PAGE_SIZE);
+                    if !no_clear {
+                        *e &= !DIRTY;
+                    }
+                }
+            });
+    }
+
+    fn as_mock(&self) -> Option<&MockDomain> {
+        Some(self)
+    }
+
     fn unmap(&self, iova: u64, length: u64) {
         if length == 0 {
             return;
@@ -91,10 +172,17 @@ unsafe impl IoDomain for MockDomain {
     }
 
     fn pgsize_bitmap(&self) -> u64 {
-        MOCK_PGSIZE_BITMAP
+        if self.huge {
+            MOCK_HUGE_PAGE_SIZE | PAGE_SIZE_U64
+        } else {
+            MOCK_PGSIZE_BITMAP
+        }
     }
 
     fn aperture(&self) -> (u64, u64) {
+        if self.huge {
+            return (0, MOCK_HUGE_APERTURE_LAST);
+        }
         (
             u64::from(uapi::MOCK_APERTURE_START),
             u64::from(uapi::MOCK_APERTURE_LAST),
@@ -106,7 +194,7 @@ unsafe impl IoDomain for MockDomain {
     }
 
     fn iova_to_phys(&self, iova: u64) -> u64 {
-        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) {
+        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) & !DIRTY {
             0 => 0,
             entry => ((entry - 1) << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1)),
         }
@@ -126,7 +214,7 @@ unsafe impl IoDomain for MockDomain {
             let at = (start + skip - first) / STRIDE;
             let entries = entries.iter().skip(skip as usize).step_by(STRIDE as usize);
             for (slot, &entry) in out[at as usize..].iter_mut().zip(entries) {
-                *slot = match entry {
+                *slot = match entry & !DIRTY {
                     0 => NO_PFN,
                     entry => ((entry - 1) << MOCK_PAGE_SHIFT | offset) / PAGE_SIZE_U64,
                 };
@@ -140,6 +228,8 @@ unsafe impl IoDomain for MockDomain {
 /// attached to.
 #[pin_data]
 pub(crate) struct MockDevice {
+    /// `MOCK_FLAGS_DEVICE_*` it was made with.
+    dev_flags: u32,
     /// The ID of its device object (`idev`), set once it is bound.
     idev_id: SetOnce<u32>,
     /// A user reference on the HWPT it is attached to.
@@ -161,8 +251,35 @@ impl MockDevice {
 }
 
 /// A new mock domain, as a domain.
-pub(crate) fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
-    let domain: Arc<dyn IoDomain> = MockDomain::new()?;
+fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
+    let domain: Arc<dyn IoDomain> = MockDomain::new(false, false)?;
+    Ok(domain)
+}
+
+/// The mock driver's domain for `IOMMU_HWPT_ALLOC`: `flags` have passed
+/// the generic checks; `data` is the user data (type, length, pointer),
+/// if any. `EOPNOTSUPP` for data of another type or an unknown format.
+pub(crate) fn alloc_hwpt_domain(
+    flags: u32,
+    data: Option<(u32, u32, u64)>,
+) -> Result<Arc<dyn IoDomain>> {
+    let mut format = uapi::MOCK_IOMMUPT_DEFAULT;
+    if let Some((kind, len, uptr)) = data {
+        if kind != uapi::IOMMU_HWPT_DATA_SELFTEST {
+            return Err(eopnotsupp());
+        }
+        // The struct must reach past `iotlb`, as C's copy asks.
+        let min_len = core::mem::offset_of!(uapi::iommu_hwpt_selftest, pagetable_type);
+        let cfg: uapi::iommu_hwpt_selftest = read_user_struct(uptr, len as usize, min_len)?;
+        format = cfg.pagetable_type;
+    }
+    let huge = match format {
+        uapi::MOCK_IOMMUPT_DEFAULT => false,
+        uapi::MOCK_IOMMUPT_HUGE => true,
+        _ => return Err(eopnotsupp()),
+    };
+    let dirty = flags & uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING != 0;
+    let domain: Arc<dyn IoDomain> = MockDomain::new(huge, dirty)?;
     Ok(domain)
 }
 
@@ -178,6 +295,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
     };
     let dev = Arc::pin_init(
         pin_init!(MockDevice {
+            dev_flags,
             idev_id: SetOnce::new(),
             hwpt <- new_mutex!(None),
         }),
@@ -197,7 +315,9 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
         kernel: None,
     };
     let idev_id = table.reserve(ObjectKind::Device(info))?.finalize();
-    let hwpt = match hw_pagetable::attach(table, pt_id, new_mock_domain) {
+    let attached = check_dirty_attach(table, pt_id, dev_flags)
+        .and_then(|()| hw_pagetable::attach(table, pt_id, new_mock_domain));
+    let hwpt = match attached {
         Ok(hwpt) => hwpt,
         Err(e) => {
             table.remove_internal(idev_id);
@@ -239,6 +359,7 @@ pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>
         return Err(EINVAL);
     }
     drop(target);
+    check_dirty_attach(table, pt_id, dev.dev_flags)?;
     let mut cur = dev.hwpt.lock();
     let new = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
     let new_id = new.object().id;
@@ -273,6 +394,65 @@ pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, up
         let pfn = pin::user_page_pfn(page)?;
         if domain.iova_to_phys(iova + off) != pfn * PAGE_SIZE_U64 + at % PAGE_SIZE_U64 {
             return Err(EINVAL);
+        }
+    }
+    Ok(())
+}
+
+/// `IOMMU_TEST_OP_DIRTY`: marks dirty, in the mock domain of HWPT `id`,
+/// the IO page at `iova + i * page_size` for each bit `i` set in the user
+/// bitmap, and reports how many. Dirty tracking must be on (`EINVAL`).
+pub(crate) fn set_dirty(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let (iova, length, page_size, uptr) = ucmd.cmd.dirty();
+    if page_size == 0
+        || length == 0
+        || iova % page_size != 0
+        || length % page_size != 0
+        || uptr == 0
+    {
+        return Err(EINVAL);
+    }
+    let max = length / page_size;
+    if max > (16 << 20) * 8 {
+        return Err(EOVERFLOW);
+    }
+    let obj = table.get(ucmd.cmd.id)?;
+    let ObjectKind::HwptPaging(hwpt) = &obj.object().kind else {
+        return Err(ENOENT);
+    };
+    let mock = hwpt.domain.as_mock().ok_or(EINVAL)?;
+    if !mock.tracking.load(Ordering::Relaxed) {
+        return Err(EINVAL);
+    }
+    let mut bits = KVVec::new();
+    bits.resize(max.div_ceil(8) as usize, 0u8, GFP_KERNEL)?;
+    let user = UserPtr::from_addr(usize::try_from(uptr).map_err(|_| EFAULT)?);
+    UserSlice::new(user, bits.len())
+        .reader()
+        .read_slice(&mut bits)?;
+    let mut count = 0u64;
+    for i in 0..max {
+        if bits[(i / 8) as usize] & (1 << (i % 8)) != 0 {
+            mock.set_dirty(iova.wrapping_add(i * page_size));
+            count += 1;
+        }
+    }
+    ucmd.cmd.set_out_nr_dirty(count);
+    ucmd.respond()
+}
+
+/// Whether a device made with `dev_flags` may attach to the HWPT or IOAS
+/// `pt_id`: a device without dirty tracking cannot join a domain that has
+/// it (`EINVAL`, from the mock driver's attach in C).
+fn check_dirty_attach(table: &ObjectTable, pt_id: u32, dev_flags: u32) -> Result {
+    if dev_flags & uapi::MOCK_FLAGS_DEVICE_NO_DIRTY == 0 {
+        return Ok(());
+    }
+    if let Ok(obj) = table.get(pt_id) {
+        if let ObjectKind::HwptPaging(hwpt) = &obj.object().kind {
+            if hwpt.domain.has_dirty_tracking() {
+                return Err(EINVAL);
+            }
         }
     }
     Ok(())

@@ -263,6 +263,7 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             let (iova, length, uptr) = ucmd.cmd.check_map();
             mock::check_map(&ctx.objects, ucmd.cmd.id, iova, length, uptr)
         }
+        uapi::IOMMU_TEST_OP_DIRTY => mock::set_dirty(&ctx.objects, ucmd),
         uapi::IOMMU_TEST_OP_DEV_CHECK_CACHE => {
             let (index, value) = ucmd.cmd.check_dev_cache();
             mock::check_dev_cache(&ctx.objects, ucmd.cmd.id, index, value)

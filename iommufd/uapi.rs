@@ -77,7 +77,7 @@ uapi_pod!(
 );
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-uapi_pod!(iommu_test_hw_info);
+uapi_pod!(iommu_test_hw_info, iommu_hwpt_selftest);
 
 impl iommu_hw_info {
     /// `in_data_type`, the input member of the data-type union.
@@ -170,6 +170,19 @@ impl iommu_test_cmd {
         // SAFETY: As in `add_reserved`.
         let r = unsafe { self.__bindgen_anon_1.check_dev_cache };
         (r.id, r.cache)
+    }
+
+    /// `dirty`: (iova, length, page_size, uptr).
+    pub(crate) fn dirty(&self) -> (u64, u64, u64, u64) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.dirty };
+        (r.iova, r.length, r.page_size, r.uptr)
+    }
+
+    /// Sets `dirty.out_nr_dirty`; writing a union field is safe, and the
+    /// member's other fields keep their bytes.
+    pub(crate) fn set_out_nr_dirty(&mut self, n: u64) {
+        self.__bindgen_anon_1.dirty.out_nr_dirty = n;
     }
 
     /// `check_map`: (iova, length, uptr).

@@ -574,6 +574,13 @@ impl IoPagetable {
             .map(|a| a.start)
     }
 
+    /// Calls `f(start, last)` for the IOVA range of each area, in order.
+    pub(crate) fn for_each_area_range(&self, mut f: impl FnMut(u64, u64)) {
+        for area in self.areas.iter(0, u64::MAX) {
+            f(area.start, area.last);
+        }
+    }
+
     /// Calls `f` on the pages object of every area, by IOVA.
     pub(crate) fn for_each_area_pages(
         &self,
