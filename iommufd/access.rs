@@ -39,6 +39,9 @@ pub(crate) struct RwFlags {
     pub(crate) write: bool,
     /// Go through the pages even when a plain user copy would do.
     pub(crate) slow_path: bool,
+    /// The caller is a kernel thread without an address space: it may
+    /// borrow the owner's (`IOMMUFD_ACCESS_RW_KTHREAD`).
+    pub(crate) kthread: bool,
 }
 
 /// The IOAS an access is attached to.
@@ -305,8 +308,12 @@ impl<D: AccessOps> Access<D> {
                 let n = (p.last - p.iova + 1) as usize;
                 let chunk = &mut buf[done..done + n];
                 let pages = &p.area.pages;
-                match pages.rw_route(p.start_byte, n as u64, flags.slow_path) {
+                let route = pages.rw_route(p.start_byte, n as u64, flags.slow_path, flags.kthread);
+                match route {
                     RwRoute::UserCopy(addr) => user_copy(addr, chunk, flags.write)?,
+                    RwRoute::OwnerMm(addr) => {
+                        pages.rw_owner_mm(addr, p.start_byte, chunk, flags.write)?
+                    }
                     RwRoute::OnePage => pages.rw_one_page(p.start_byte, chunk, flags.write)?,
                     RwRoute::Pages => pages.rw_pages(p.start_byte, chunk, flags.write)?,
                 }

@@ -261,7 +261,8 @@ impl IDevice {
         }
         let (domain, kernel) = self.new_domain(0)?;
         let ioas = get_ioas_in(&self.table, ioas.id())?;
-        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, domain, Some(kernel), true)?;
+        let new = hw_pagetable::NewDomain::Kernel(domain, kernel);
+        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, new, true)?;
         match self.attach_hwpt(&hwpt, replace) {
             Ok(old) => {
                 *pt_id = hwpt.object().id;

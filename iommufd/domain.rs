@@ -50,11 +50,6 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
         _record: &mut dyn FnMut(u64, u64),
     ) {
     }
-    /// The mock domain, if it is one (test interface).
-    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    fn as_mock(&self) -> Option<&crate::mock::MockDomain> {
-        None
-    }
     /// Whether [`IoDomain::map`] may install IO pages larger than
     /// `PAGE_SIZE` (which a later partial unmap would remove whole).
     fn maps_large_pages(&self) -> bool {

@@ -8,6 +8,8 @@
 //! device holds one on the HWPT. An automatic HWPT goes when its last device
 //! detaches.
 
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::mock::MockDomain;
 use crate::{
     context::Context,
     domain::IoDomain,
@@ -35,6 +37,9 @@ pub(crate) struct HwptPaging {
     auto: bool,
     /// The real IOMMU domain behind `domain`, if it is one.
     kernel: Option<Arc<PagingDomain>>,
+    /// The mock domain behind `domain`, if it is one.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    mock: Option<Arc<MockDomain>>,
     /// Its object ID, set once the domain is attached to the IOAS.
     id: SetOnce<u32>,
 }
@@ -43,6 +48,12 @@ impl HwptPaging {
     /// The real IOMMU domain, if it is one (else the mock's).
     pub(crate) fn paging_domain(&self) -> Option<&Arc<PagingDomain>> {
         self.kernel.as_ref()
+    }
+
+    /// The mock domain, if it is one (test interface).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn mock_domain(&self) -> Option<&MockDomain> {
+        self.mock.as_deref()
     }
 
     /// The IOAS whose areas it maps.
@@ -59,27 +70,46 @@ impl Drop for HwptPaging {
     }
 }
 
-/// Creates a HWPT (automatic with `auto`) for `domain` on `ioas` and
-/// returns a user reference to it. The domain is filled from the IOAS's
-/// areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`, ...) with
-/// nothing changed.
+/// The domain of a new HWPT, with what is behind it.
+pub(crate) enum NewDomain {
+    /// A real IOMMU's paging domain, as a domain and as itself.
+    Kernel(Arc<dyn IoDomain>, Arc<PagingDomain>),
+    /// The test interface's mock domain.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    Mock(Arc<MockDomain>),
+}
+
+/// Creates a HWPT (automatic with `auto`) for the domain `new` on `ioas`
+/// and returns a user reference to it. The domain is filled from the
+/// IOAS's areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`,
+/// ...) with nothing changed.
 pub(crate) fn alloc_paging(
     table: &ObjectTable,
     ioas: IoasRef,
-    domain: Arc<dyn IoDomain>,
-    kernel: Option<Arc<PagingDomain>>,
+    new: NewDomain,
     auto: bool,
 ) -> Result<ObjectRef> {
-    let hwpt = Arc::new(
-        HwptPaging {
+    let hwpt = match new {
+        NewDomain::Kernel(domain, kernel) => HwptPaging {
             ioas,
             domain,
             auto,
-            kernel,
+            kernel: Some(kernel),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            mock: None,
             id: SetOnce::new(),
         },
-        GFP_KERNEL,
-    )?;
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        NewDomain::Mock(mock) => HwptPaging {
+            ioas,
+            domain: mock.clone(),
+            auto,
+            kernel: None,
+            mock: Some(mock),
+            id: SetOnce::new(),
+        },
+    };
+    let hwpt = Arc::new(hwpt, GFP_KERNEL)?;
     let reservation = table.reserve(ObjectKind::HwptPaging(hwpt.clone()))?;
     hwpt.ioas.iopt.lock().add_domain(AttachedDomain {
         domain: hwpt.domain.clone(),
@@ -99,7 +129,7 @@ pub(crate) fn alloc_paging(
 pub(crate) fn attach(
     table: &ObjectTable,
     pt_id: u32,
-    new_domain: impl FnOnce() -> Result<Arc<dyn IoDomain>>,
+    new_domain: impl FnOnce() -> Result<Arc<MockDomain>>,
 ) -> Result<ObjectRef> {
     let obj = table.get(pt_id)?;
     let ioas = match ioas_of(obj) {
@@ -113,7 +143,7 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_paging(table, ioas, new_domain()?, None, true)
+    alloc_paging(table, ioas, NewDomain::Mock(new_domain()?), true)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device
@@ -176,21 +206,21 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(ENOENT);
     }
     let _selecting = ioas.auto_domain_lock.lock();
-    let (domain, kernel) = match &info.kernel {
+    let new = match &info.kernel {
         Some(idev) => {
             let (domain, kernel) = idev.new_domain(flags)?;
-            (domain, Some(kernel))
+            NewDomain::Kernel(domain, kernel)
         }
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         None => {
             let data = (!none).then_some((cmd.data_type, cmd.data_len, cmd.data_uptr));
-            (crate::mock::alloc_hwpt_domain(flags, data)?, None)
+            NewDomain::Mock(crate::mock::alloc_hwpt_domain(flags, data)?)
         }
         #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
         None => return Err(eopnotsupp()),
     };
     let ioas = get_ioas_in(&ctx.objects, ioas.id())?;
-    let hwpt = alloc_paging(&ctx.objects, ioas, domain, kernel, false)?;
+    let hwpt = alloc_paging(&ctx.objects, ioas, new, false)?;
     let id = hwpt.object().id;
     drop(hwpt);
     ucmd.cmd.out_hwpt_id = id;

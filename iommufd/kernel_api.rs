@@ -10,7 +10,7 @@ use crate::{
     device::{self, IDevice},
     sys::{
         iommu::Device,
-        kapi::{kernel_api_entry_points, AccessCallbacks, KernelApi},
+        kapi::{kernel_api_entry_points, AccessCallbacks, AccessRwFlags, KernelApi},
         misc::{FileHold, OpenFile},
     },
     vfio_compat,
@@ -120,13 +120,14 @@ impl KernelApi for Api {
         access.unpin_pages(iova, length);
     }
 
-    fn access_rw(access: &Self::Access, iova: u64, buf: &mut [u8], write: bool) -> Result {
+    fn access_rw(access: &Self::Access, iova: u64, buf: &mut [u8], flags: AccessRwFlags) -> Result {
         access.rw(
             iova,
             buf,
             RwFlags {
-                write,
+                write: flags.write,
                 slow_path: false,
+                kthread: flags.kthread,
             },
         )
     }

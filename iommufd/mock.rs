@@ -158,10 +158,6 @@ unsafe impl IoDomain for MockDomain {
             });
     }
 
-    fn as_mock(&self) -> Option<&MockDomain> {
-        Some(self)
-    }
-
     fn unmap(&self, iova: u64, length: u64) {
         if length == 0 {
             return;
@@ -250,10 +246,9 @@ impl MockDevice {
     }
 }
 
-/// A new mock domain, as a domain.
-fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
-    let domain: Arc<dyn IoDomain> = MockDomain::new(false, false)?;
-    Ok(domain)
+/// A new mock domain of the default format.
+fn new_mock_domain() -> Result<Arc<MockDomain>> {
+    MockDomain::new(false, false)
 }
 
 /// The mock driver's domain for `IOMMU_HWPT_ALLOC`: `flags` have passed
@@ -262,7 +257,7 @@ fn new_mock_domain() -> Result<Arc<dyn IoDomain>> {
 pub(crate) fn alloc_hwpt_domain(
     flags: u32,
     data: Option<(u32, u32, u64)>,
-) -> Result<Arc<dyn IoDomain>> {
+) -> Result<Arc<MockDomain>> {
     let mut format = uapi::MOCK_IOMMUPT_DEFAULT;
     if let Some((kind, len, uptr)) = data {
         if kind != uapi::IOMMU_HWPT_DATA_SELFTEST {
@@ -279,8 +274,7 @@ pub(crate) fn alloc_hwpt_domain(
         _ => return Err(eopnotsupp()),
     };
     let dirty = flags & uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING != 0;
-    let domain: Arc<dyn IoDomain> = MockDomain::new(huge, dirty)?;
-    Ok(domain)
+    MockDomain::new(huge, dirty)
 }
 
 /// `MOCK_DOMAIN` and `MOCK_DOMAIN_FLAGS`: a mock device attached to the
@@ -420,7 +414,7 @@ pub(crate) fn set_dirty(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cm
     let ObjectKind::HwptPaging(hwpt) = &obj.object().kind else {
         return Err(ENOENT);
     };
-    let mock = hwpt.domain.as_mock().ok_or(EINVAL)?;
+    let mock = hwpt.mock_domain().ok_or(EINVAL)?;
     if !mock.tracking.load(Ordering::Relaxed) {
         return Err(EINVAL);
     }

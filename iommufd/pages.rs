@@ -793,20 +793,33 @@ impl Pages {
     /// copies; another process's (or any, on the test slow path) through a
     /// fresh pin of the page when the bytes lie in one page; otherwise, and
     /// for files, through the object's pages.
-    pub(crate) fn rw_route(&self, start: u64, len: u64, slow_path: bool) -> RwRoute {
+    pub(crate) fn rw_route(&self, start: u64, len: u64, slow_path: bool, kthread: bool) -> RwRoute {
         let PagesSource::User { base } = self.source else {
             return RwRoute::Pages;
         };
         let st = self.state.lock();
         let current = kernel::current!().mm().map(|mm| mm.as_raw());
-        if !slow_path && current == Some(st.owner.mm.as_raw()) {
+        let other_mm = slow_path || current != Some(st.owner.mm.as_raw());
+        if !other_mm {
             return RwRoute::UserCopy(base + start);
+        }
+        if kthread {
+            return RwRoute::OwnerMm(base + start);
         }
         let last = start + len.max(1) - 1;
         match start / PAGE_SIZE_U64 == last / PAGE_SIZE_U64 {
             true => RwRoute::OnePage,
             false => RwRoute::Pages,
         }
+    }
+
+    /// Copies between `buf` and the owner's memory at user address `addr`
+    /// (byte `start` of the object) from a kernel thread that borrows the
+    /// owner's address space, as C's `IOMMUFD_ACCESS_RW_KTHREAD` path; if
+    /// it cannot, goes through the object's pages.
+    pub(crate) fn rw_owner_mm(&self, addr: u64, start: u64, buf: &mut [u8], write: bool) -> Result {
+        let mm = self.state.lock().owner.mm.clone();
+        pin::kthread_copy(&mm, addr, buf, write).unwrap_or_else(|| self.rw_pages(start, buf, write))
     }
 
     /// Copies between `buf` and the memory from byte `start`, which lie in
@@ -832,6 +845,9 @@ impl Pages {
 pub(crate) enum RwRoute {
     /// Plain user copies at this address of the current process.
     UserCopy(u64),
+    /// User copies at this address of the owner's address space, borrowed
+    /// by the calling kernel thread: [`Pages::rw_owner_mm`].
+    OwnerMm(u64),
     /// [`Pages::rw_one_page`].
     OnePage,
     /// [`Pages::rw_pages`].

@@ -209,6 +209,7 @@ fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
         let flags = RwFlags {
             write,
             slow_path: req.flags & uapi::MOCK_ACCESS_RW_SLOW_PATH != 0,
+            kthread: false,
         };
         access.rw(req.iova, &mut tmp, flags)?;
         if !write {

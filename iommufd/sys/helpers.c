@@ -105,6 +105,36 @@ void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 		memcpy_from_page(buf, page, offset, len);
 }
 
+#include <linux/kthread.h>
+#include <linux/sched/mm.h>
+
+/*
+ * From a kernel thread without an mm, copies between buf and user address
+ * addr of mm: 0, -EFAULT, or 1 if it cannot (not such a thread, or the
+ * address space is gone).
+ */
+int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
+			    void *buf, size_t len, bool to_user)
+{
+	int rc = 0;
+
+	if (!(current->flags & PF_KTHREAD) || current->mm)
+		return 1;
+	if (!mmget_not_zero(mm))
+		return 1;
+	kthread_use_mm(mm);
+	if (to_user) {
+		if (copy_to_user((void __user *)addr, buf, len))
+			rc = -EFAULT;
+	} else {
+		if (copy_from_user(buf, (const void __user *)addr, len))
+			rc = -EFAULT;
+	}
+	kthread_unuse_mm(mm);
+	mmput(mm);
+	return rc;
+}
+
 #ifdef IOMMUFD_RS_SELFTEST
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>

@@ -48,6 +48,9 @@ void *iommufd_rs_dev_hw_info(struct device *dev, u32 *type, u32 *len,
 			     u64 *caps, u8 *max_pasid_log2);
 void iommufd_rs_kfree(const void *p);
 
+int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
+			    void *buf, size_t len, bool to_user);
+
 struct file;
 /* The test interface's access files (IOMMUFD_RS_SELFTEST builds). */
 struct file *iommufd_rs_access_file_new(void *data);

@@ -36,6 +36,17 @@ extern "C" {
 
 /// `IOMMUFD_ACCESS_RW_WRITE`.
 const ACCESS_RW_WRITE: u32 = 1 << 0;
+/// `IOMMUFD_ACCESS_RW_KTHREAD`.
+const ACCESS_RW_KTHREAD: u32 = 1 << 1;
+
+/// The flags of `iommufd_access_rw()`.
+#[derive(Clone, Copy)]
+pub(crate) struct AccessRwFlags {
+    /// Write to IOAS memory (else read).
+    pub(crate) write: bool,
+    /// The caller is a kernel thread without an address space.
+    pub(crate) kthread: bool,
+}
 
 /// The C `unmap` callback of an access and its data.
 type UnmapFn = unsafe extern "C" fn(data: *mut c_void, iova: c_ulong, length: c_ulong);
@@ -126,7 +137,7 @@ pub(crate) trait KernelApi: 'static {
     /// Drops the pins of a [`KernelApi::access_pin_pages`].
     fn access_unpin_pages(access: &Self::Access, iova: u64, length: u64);
     /// Reads (or writes) `buf` from (to) IOAS memory at `iova`.
-    fn access_rw(access: &Self::Access, iova: u64, buf: &mut [u8], write: bool) -> Result;
+    fn access_rw(access: &Self::Access, iova: u64, buf: &mut [u8], flags: AccessRwFlags) -> Result;
     /// The compat IOAS's ID (`ENODEV` if none).
     fn compat_ioas_get_id(ctx: &Self::Ctx) -> Result<u32>;
     /// Makes sure there is a compat IOAS.
@@ -501,12 +512,11 @@ pub(crate) unsafe fn access_rw<A: KernelApi>(
         // SAFETY: `data` holds `len` bytes that are ours for the call.
         unsafe { core::slice::from_raw_parts_mut(data.cast::<u8>(), len) }
     };
-    errno(A::access_rw(
-        &access,
-        iova,
-        buf,
-        flags & ACCESS_RW_WRITE != 0,
-    ))
+    let flags = AccessRwFlags {
+        write: flags & ACCESS_RW_WRITE != 0,
+        kthread: flags & ACCESS_RW_KTHREAD != 0,
+    };
+    errno(A::access_rw(&access, iova, buf, flags))
 }
 
 /// `iommufd_vfio_compat_ioas_get_id()`.

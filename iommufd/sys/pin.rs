@@ -32,6 +32,13 @@ extern "C" {
     fn iommufd_rs_page_to_pfn(page: *mut bindings::page) -> usize;
     fn iommufd_rs_pages_to_pfns(slots: *mut u64, n: usize);
     fn iommufd_rs_pfn_to_page(pfn: usize) -> *mut bindings::page;
+    fn iommufd_rs_kthread_copy(
+        mm: *mut bindings::mm_struct,
+        addr: usize,
+        buf: *mut core::ffi::c_void,
+        len: usize,
+        to_user: bool,
+    ) -> i32;
     fn iommufd_rs_folio_page(folio: *mut bindings::folio, n: usize) -> *mut bindings::page;
     fn iommufd_rs_folio_nr_pages(folio: *mut bindings::folio) -> usize;
     fn iommufd_rs_current_user_get() -> *mut bindings::user_struct;
@@ -288,6 +295,27 @@ pub(crate) unsafe fn unpin_run(pfn: u64, npages: u64, dirty: bool) {
     unsafe {
         let page = iommufd_rs_pfn_to_page(pfn as usize);
         bindings::unpin_user_page_range_dirty_lock(page, npages as usize, dirty);
+    }
+}
+
+/// From a kernel thread without an address space (vfio's
+/// `IOMMUFD_ACCESS_RW_KTHREAD` callers), copies between `buf` and user
+/// address `addr` of `mm` by borrowing that address space. `None` if the
+/// current thread is not such a thread or the address space is gone.
+pub(crate) fn kthread_copy(mm: &Mm, addr: u64, buf: &mut [u8], write: bool) -> Option<Result> {
+    let Ok(addr) = usize::try_from(addr) else {
+        return Some(Err(EFAULT));
+    };
+    // SAFETY: `mm` is a live mm (we hold a reference); the helper takes a
+    // users count before borrowing it and checks that the current thread
+    // is a kernel thread without one; `buf` is valid for its length.
+    let rc = unsafe {
+        iommufd_rs_kthread_copy(mm.as_raw(), addr, buf.as_mut_ptr().cast(), buf.len(), write)
+    };
+    match rc {
+        0 => Some(Ok(())),
+        1 => None,
+        e => Some(Err(Error::from_errno(e))),
     }
 }
 
