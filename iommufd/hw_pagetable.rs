@@ -197,18 +197,16 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     {
         return Err(eopnotsupp());
     }
-    // PASID-capable HWPTs are not supported, nor a real driver's data;
-    // there are no fault queues yet, so no fault ID names one.
-    if flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0 || (!none && info.kernel.is_some()) {
+    // A real driver's data is not supported; there are no fault queues
+    // yet, so no fault ID names one. (A PASID-capable HWPT attaches as any
+    // other: PASID attach itself is not supported.)
+    if !none && info.kernel.is_some() {
         return Err(eopnotsupp());
-    }
-    if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
-        return Err(ENOENT);
     }
     let _selecting = ioas.auto_domain_lock.lock();
     let new = match &info.kernel {
         Some(idev) => {
-            let (domain, kernel) = idev.new_domain(flags)?;
+            let (domain, kernel) = idev.new_domain(flags & !uapi::IOMMU_HWPT_FAULT_ID_VALID)?;
             NewDomain::Kernel(domain, kernel)
         }
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -223,6 +221,11 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     let hwpt = alloc_paging(&ctx.objects, ioas, new, false)?;
     let id = hwpt.object().id;
     drop(hwpt);
+    // As C, the fault queue is looked up last; none exists yet.
+    if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
+        let _ = ctx.objects.destroy(id);
+        return Err(ENOENT);
+    }
     ucmd.cmd.out_hwpt_id = id;
     if let Err(e) = ucmd.respond() {
         let _ = ctx.objects.destroy(id);
@@ -351,10 +354,16 @@ impl DirtyBitmap {
         })
     }
 
-    /// Sets the bits of `[iova, iova + length)`, clamped to the range.
+    /// Sets the bits of `[iova, iova + length)`, clamped to the range. As
+    /// C's bitmap iterator, an empty record at the first IOVA sets every
+    /// bit (its last bit index wraps), and one elsewhere sets none.
     fn set(&mut self, iova: u64, length: u64) -> Result {
         let first = iova.max(self.base);
-        let last = iova.saturating_add(length - 1).min(self.last);
+        let last = match length.checked_sub(1) {
+            Some(l) => iova.saturating_add(l).min(self.last),
+            None if iova == self.base => self.last,
+            None => return Ok(()),
+        };
         if first > last {
             return Ok(());
         }

@@ -49,12 +49,42 @@ const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_PAGE_SIZE;
 const MOCK_HUGE_APERTURE_LAST: u64 = (1 << 38) - 1;
 /// The dirty bit of a mock page table entry.
 const DIRTY: u64 = 1 << 63;
+/// Where an entry keeps log2 of the size of the IO page (PTE) it is part
+/// of, as the page table the 7.2 mock uses (generic PT, AMDv1 format)
+/// would have chosen it.
+const PTE_LG2_SHIFT: u32 = 56;
+/// The bits of an entry holding its physical page.
+const PFN_MASK: u64 = (1 << PTE_LG2_SHIFT) - 1;
+/// log2 of the items of each level of that table: 2 KiB, then 512 times
+/// more per level.
+const LEVEL_BITS: u32 = 9;
+
+/// The largest IO page the mock's table uses for `[iova, iova + len)` at
+/// physical `paddr`: the largest size of `pgsizes` that both addresses are
+/// aligned to and that is not larger than the length (generic PT's
+/// choice, and the IOMMU core's).
+fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
+    let align = (iova | paddr).trailing_zeros();
+    let fit = 63 - len.leading_zeros();
+    let limit = align.min(fit);
+    let allowed = pgsizes & (u64::MAX >> (63 - limit.min(63)));
+    63 - allowed.leading_zeros()
+}
+
+/// log2 of the item size of the table level a PTE of `2^pte_lg2` bytes
+/// lives in: a PTE larger than its level's item is a contiguous run of
+/// items.
+fn item_lg2(pte_lg2: u32) -> u32 {
+    let level = (pte_lg2 - MOCK_PAGE_SHIFT) / LEVEL_BITS;
+    MOCK_PAGE_SHIFT + LEVEL_BITS * level
+}
 
 /// A mock IO page table.
 #[pin_data]
 pub(crate) struct MockDomain {
-    /// IO page number -> (physical page number + 1) | [`DIRTY`], both in
-    /// 2 KiB units (0: not mapped).
+    /// IO page number -> (physical page number + 1) | the log2 of its
+    /// PTE's size at [`PTE_LG2_SHIFT`] | [`DIRTY`], pages in 2 KiB units
+    /// (0: not mapped).
     #[pin]
     table: Mutex<PageTable>,
     /// The `MOCK_IOMMUPT_HUGE` format: 1 MiB and `PAGE_SIZE` IO pages, and
@@ -80,22 +110,15 @@ impl MockDomain {
         )
     }
 
-    /// Marks the IO page at `iova` dirty (in the huge format, the whole
-    /// huge page around it), if mapped.
+    /// Marks the entry at `iova` dirty, if mapped: its PTE then reads as
+    /// dirty (C's mock sets the bit of the one table entry too).
     fn set_dirty(&self, iova: u64) {
-        let (first, last) = if self.huge {
-            let start = iova & !(MOCK_HUGE_PAGE_SIZE - 1);
-            (start, start.saturating_add(MOCK_HUGE_PAGE_SIZE - 1))
-        } else {
-            (iova, iova)
-        };
-        self.table
-            .lock()
-            .modify(first >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |_, e| {
-                if *e != 0 {
-                    *e |= DIRTY;
-                }
-            });
+        let idx = iova >> MOCK_PAGE_SHIFT;
+        self.table.lock().modify(idx, idx, |_, e| {
+            if *e != 0 {
+                *e |= DIRTY;
+            }
+        });
     }
 }
 
@@ -117,10 +140,23 @@ unsafe impl IoDomain for MockDomain {
         }
         let (first, last) = (iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT);
         let phys = paddr >> MOCK_PAGE_SHIFT;
+        // Each entry records the size of the PTE it is part of: the
+        // mapping is cut into the largest IO pages that fit, in order.
+        let pgsizes = self.pgsize_bitmap();
+        let (mut pte_end, mut pte_lg2) = (0u64, 0u32);
+        let mut tag = |i: u64| {
+            if i >= pte_end {
+                let at = i << MOCK_PAGE_SHIFT;
+                let done = at - iova;
+                pte_lg2 = best_pte_lg2(pgsizes, at, paddr + done, length - done);
+                pte_end = i + (1u64 << (pte_lg2 - MOCK_PAGE_SHIFT));
+            }
+            u64::from(pte_lg2) << PTE_LG2_SHIFT
+        };
         // Mapping over a mapping fails, as with a real IO page table.
         self.table
             .lock()
-            .fill(first, last, |i| phys + (i - first) + 1)
+            .fill(first, last, |i| (phys + (i - first) + 1) | tag(i))
             .map_err(|e| if e == EEXIST { eaddrinuse() } else { e })
     }
 
@@ -143,19 +179,51 @@ unsafe impl IoDomain for MockDomain {
         no_clear: bool,
         record: &mut dyn FnMut(u64, u64),
     ) {
-        let Some(last) = length.checked_sub(1).map(|l| iova.saturating_add(l)) else {
+        let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
             return;
         };
-        self.table
-            .lock()
-            .modify(iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |i, e| {
-                if *e & DIRTY != 0 {
-                    record(i << MOCK_PAGE_SHIFT, MOCK_PAGE_SIZE);
+        let mut table = self.table.lock();
+        let mut cur = iova;
+        // Visits each PTE from `cur` on, as C's table walk does: a dirty
+        // one is recorded from the visited IOVA. For a contiguous run of
+        // items the recorded length runs to the start of its last item
+        // (or to the end of the range): C records one item short there.
+        loop {
+            let entry = table.get(cur >> MOCK_PAGE_SHIFT);
+            let next = if entry == 0 {
+                (cur | (MOCK_PAGE_SIZE - 1)).checked_add(1)
+            } else {
+                let pte_lg2 = (entry >> PTE_LG2_SHIFT & 0x7f) as u32;
+                let size = 1u64 << pte_lg2;
+                let start = cur & !(size - 1);
+                let end = start + (size - 1);
+                let (first, last_idx) = (start >> MOCK_PAGE_SHIFT, end >> MOCK_PAGE_SHIFT);
+                let mut dirty = false;
+                let _ = table.read(first, last_idx, |_, es| {
+                    dirty |= es.iter().any(|&e| e & DIRTY != 0);
+                    Ok(())
+                });
+                if dirty {
+                    let item = 1u64 << item_lg2(pte_lg2);
+                    let len = if size > item {
+                        let span_last_item = start + size - item;
+                        let range_end_item = (last & !(item - 1)).saturating_add(item);
+                        span_last_item.min(range_end_item).saturating_sub(cur & !(item - 1))
+                    } else {
+                        item
+                    };
+                    record(cur, len);
                     if !no_clear {
-                        *e &= !DIRTY;
+                        table.modify(first, last_idx, |_, e| *e &= !DIRTY);
                     }
                 }
-            });
+                end.checked_add(1)
+            };
+            match next {
+                Some(n) if n <= last => cur = n,
+                _ => return,
+            }
+        }
     }
 
     fn unmap(&self, iova: u64, length: u64) {
@@ -189,8 +257,14 @@ unsafe impl IoDomain for MockDomain {
         false
     }
 
+    fn maps_large_pages(&self) -> bool {
+        // Its PTEs follow the sizes mapped, as a real table's: with large
+        // pages off, pages are mapped one by one, as C does.
+        true
+    }
+
     fn iova_to_phys(&self, iova: u64) -> u64 {
-        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) & !DIRTY {
+        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) & PFN_MASK {
             0 => 0,
             entry => ((entry - 1) << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1)),
         }
@@ -210,7 +284,7 @@ unsafe impl IoDomain for MockDomain {
             let at = (start + skip - first) / STRIDE;
             let entries = entries.iter().skip(skip as usize).step_by(STRIDE as usize);
             for (slot, &entry) in out[at as usize..].iter_mut().zip(entries) {
-                *slot = match entry & !DIRTY {
+                *slot = match entry & PFN_MASK {
                     0 => NO_PFN,
                     entry => ((entry - 1) << MOCK_PAGE_SHIFT | offset) / PAGE_SIZE_U64,
                 };

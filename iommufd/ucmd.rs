@@ -73,24 +73,20 @@ impl<T: FromBytes + AsBytes + Default> Ucmd<T> {
     }
 }
 
-/// Reads a driver data struct of `len` user bytes at `uptr` with C's
-/// `copy_struct_from_user()` rules: `EINVAL` if shorter than `min_len`,
-/// `E2BIG` if longer than `T` with a nonzero tail, a short tail reads as
-/// zero. (The test interface's mock driver data, for now.)
+/// Reads a driver data struct of `len` user bytes at `uptr` with the rules
+/// of C's `iommu_copy_struct_from_user()`: `EINVAL` if shorter than
+/// `min_len` or longer than `T`; a short tail reads as zero. (The test
+/// interface's mock driver data, for now.)
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) fn read_user_struct<T: FromBytes + AsBytes + Default>(
     uptr: u64,
     len: usize,
     min_len: usize,
 ) -> Result<T> {
-    if len < min_len {
+    if len < min_len || len > size_of::<T>() {
         return Err(EINVAL);
     }
     let user = UserPtr::from_addr(usize::try_from(uptr).map_err(|_| EFAULT)?);
-    let size = size_of::<T>();
-    if len > size {
-        check_zeroed(user.wrapping_byte_add(size), len - size)?;
-    }
     read_prefix(user, len)
 }
 

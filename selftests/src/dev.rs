@@ -91,6 +91,70 @@ impl Iommufd {
     }
 }
 
+/// HWPTs and dirty tracking.
+impl Iommufd {
+    /// IOMMU_HWPT_ALLOC for `dev_id` on `pt_id`, with driver data
+    /// (type, bytes) if given: the new HWPT's ID.
+    pub fn hwpt_alloc(
+        &self,
+        dev_id: u32,
+        pt_id: u32,
+        flags: u32,
+        data: Option<(u32, &[u8])>,
+    ) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_hwpt_alloc {
+            size: size_of_u32::<uapi::iommu_hwpt_alloc>(),
+            flags,
+            dev_id,
+            pt_id,
+            ..Default::default()
+        };
+        if let Some((kind, bytes)) = data {
+            cmd.data_type = kind;
+            cmd.data_len = bytes.len() as u32;
+            cmd.data_uptr = bytes.as_ptr() as u64;
+        }
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
+            0 => Ok(cmd.out_hwpt_id),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_HWPT_SET_DIRTY_TRACKING with `flags`.
+    pub fn set_dirty_tracking(&self, hwpt: u32, flags: u32) -> Errno {
+        let mut cmd = uapi::iommu_hwpt_set_dirty_tracking {
+            size: size_of_u32::<uapi::iommu_hwpt_set_dirty_tracking>(),
+            flags,
+            hwpt_id: hwpt,
+            __reserved: 0,
+        };
+        sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, &mut cmd)
+    }
+
+    /// IOMMU_HWPT_GET_DIRTY_BITMAP into the bitmap at `data`.
+    pub fn get_dirty_bitmap(
+        &self,
+        hwpt: u32,
+        iova: u64,
+        length: u64,
+        page_size: u64,
+        data: u64,
+        flags: u32,
+    ) -> Errno {
+        let mut cmd = uapi::iommu_hwpt_get_dirty_bitmap {
+            size: size_of_u32::<uapi::iommu_hwpt_get_dirty_bitmap>(),
+            hwpt_id: hwpt,
+            flags,
+            iova,
+            length,
+            page_size,
+            data,
+            ..Default::default()
+        };
+        sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd)
+    }
+}
+
 /// Map flags.
 pub const FIXED: u32 = uapi::IOMMU_IOAS_MAP_FIXED_IOVA;
 pub const WRITE: u32 = uapi::IOMMU_IOAS_MAP_WRITEABLE;
@@ -335,6 +399,54 @@ impl Iommufd {
         match ids[..] {
             [a, b, c] => Ok((a, b, c)),
             _ => Err(()),
+        }
+    }
+
+    /// MOCK_DOMAIN_FLAGS on an IOAS or HWPT: (stdev, hwpt, idev) IDs.
+    pub fn mock_domain_flags(&self, pt_id: u32, dev_flags: u32) -> Result<(u32, u32, u32), Errno> {
+        let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS, pt_id, |cmd| {
+            cmd.__bindgen_anon_1.mock_domain_flags.dev_flags = dev_flags;
+        });
+        if rc != 0 {
+            return Err(rc);
+        }
+        // SAFETY: The union holds plain integers.
+        let out = unsafe { cmd.__bindgen_anon_1.mock_domain };
+        Ok((out.out_stdev_id, out.out_hwpt_id, out.out_idev_id))
+    }
+
+    /// MOCK_DOMAIN_REPLACE of mock device `stdev` onto `pt_id`: the HWPT.
+    pub fn mock_domain_replace(&self, stdev: u32, pt_id: u32) -> Result<u32, Errno> {
+        let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, stdev, |cmd| {
+            cmd.__bindgen_anon_1.mock_domain_replace.pt_id = pt_id;
+        });
+        match rc {
+            // SAFETY: The union holds plain integers.
+            0 => Ok(unsafe { cmd.__bindgen_anon_1.mock_domain_replace.pt_id }),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_TEST_OP_DIRTY: marks dirty the pages whose bits are set in
+    /// `bitmap`; the number marked.
+    pub fn mock_set_dirty(
+        &self,
+        hwpt: u32,
+        iova: u64,
+        length: u64,
+        page_size: u64,
+        bitmap: *const u8,
+    ) -> Result<u64, Errno> {
+        let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_DIRTY, hwpt, |cmd| {
+            cmd.__bindgen_anon_1.dirty.iova = iova;
+            cmd.__bindgen_anon_1.dirty.length = length;
+            cmd.__bindgen_anon_1.dirty.page_size = page_size;
+            cmd.__bindgen_anon_1.dirty.uptr = bitmap as u64;
+        });
+        match rc {
+            // SAFETY: The union holds plain integers.
+            0 => Ok(unsafe { cmd.__bindgen_anon_1.dirty.out_nr_dirty }),
+            e => Err(e),
         }
     }
 

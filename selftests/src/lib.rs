@@ -7,6 +7,7 @@ pub mod compat_tests;
 pub mod dev;
 pub mod domain_tests;
 pub mod fuzz_regressions;
+pub mod hwpt_tests;
 pub mod ioas_tests;
 pub mod ktap;
 pub mod production_tests;

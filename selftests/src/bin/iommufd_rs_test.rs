@@ -835,6 +835,7 @@ fn main() {
     tests.extend(iommufd_rs_selftests::ioas_tests::tests());
     tests.extend(iommufd_rs_selftests::compat_tests::tests());
     tests.extend(iommufd_rs_selftests::domain_tests::tests());
+    tests.extend(iommufd_rs_selftests::hwpt_tests::tests());
     tests.extend(iommufd_rs_selftests::fuzz_regressions::tests());
     tests.extend(iommufd_rs_selftests::production_tests::tests());
     // An argument keeps only the tests whose names start with it; the
