@@ -239,7 +239,7 @@ impl<D: AccessOps> Access<D> {
         }
         let last = iova.checked_add(length - 1).ok_or(EOVERFLOW)?;
         self.with_ioas(|ioas| {
-            let iopt = ioas.iopt.lock();
+            let mut iopt = ioas.iopt.lock();
             let mut pfns = KVec::new();
             let (reached, result) = iopt.for_each_access_piece(iova, last, |p| {
                 // As C: a piece being unmapped or not page aligned at its
@@ -271,6 +271,9 @@ impl<D: AccessOps> Access<D> {
                 }
                 return Err(e);
             }
+            // As type1, a page pinned while the VFIO container's dirty log
+            // runs counts as dirty.
+            iopt.log_dirty(iova, last);
             Ok(pfns)
         })
     }
@@ -298,9 +301,9 @@ impl<D: AccessOps> Access<D> {
         }
         let last = iova.checked_add(buf.len() as u64 - 1).ok_or(EOVERFLOW)?;
         self.with_ioas(|ioas| {
-            let iopt = ioas.iopt.lock();
+            let mut iopt = ioas.iopt.lock();
             let mut done = 0usize;
-            let (_, result) = iopt.for_each_access_piece(iova, last, |p| {
+            let (reached, result) = iopt.for_each_access_piece(iova, last, |p| {
                 check_piece(p, flags.write)?;
                 if flags.write && !p.area.pages.writable {
                     return Err(EPERM);
@@ -320,6 +323,15 @@ impl<D: AccessOps> Access<D> {
                 done += n;
                 Ok(())
             });
+            // As type1, what was written while the VFIO container's dirty
+            // log runs counts as dirty.
+            if flags.write {
+                match result {
+                    Ok(()) => iopt.log_dirty(iova, last),
+                    Err(_) if reached > iova => iopt.log_dirty(iova, reached - 1),
+                    Err(_) => {}
+                }
+            }
             result
         })
     }

@@ -40,8 +40,14 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
     fn set_dirty_tracking(&self, _enable: bool) -> Result {
         Err(crate::sys::errno::eopnotsupp())
     }
+    /// Whether dirty tracking is on: what [`IoDomain::set_dirty_tracking`]
+    /// last set.
+    fn dirty_tracking_on(&self) -> bool {
+        false
+    }
     /// Calls `record(iova, length)` for each dirty IO page in
     /// `[iova, iova + length)`, and clears its dirty bit unless `no_clear`.
+    /// The lengths are those C's bitmap iterator sees (see the mock's).
     fn read_and_clear_dirty(
         &self,
         _iova: u64,
@@ -49,6 +55,19 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
         _no_clear: bool,
         _record: &mut dyn FnMut(u64, u64),
     ) {
+    }
+    /// As [`IoDomain::read_and_clear_dirty`], but each dirty IO page is
+    /// recorded whole: from the IOVA visited to the page's end, within the
+    /// range. The VFIO container's dirty log reads domains so, where a
+    /// short record would lose pages.
+    fn read_dirty_pages(
+        &self,
+        iova: u64,
+        length: u64,
+        no_clear: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        self.read_and_clear_dirty(iova, length, no_clear, record);
     }
     /// Whether [`IoDomain::map`] may install IO pages larger than
     /// `PAGE_SIZE` (which a later partial unmap would remove whole).

@@ -9,7 +9,9 @@
 use crate::{
     context::Context,
     domain::Prot,
-    io_pagetable::{new_area, AllowedRanges, IoPagetable, IovaRange, Placement, UnmapStop},
+    io_pagetable::{
+        new_area, AllowedRanges, DirtyPages, IoPagetable, IovaRange, Placement, UnmapStop,
+    },
     object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
     pages::{AccountMode, Pages, PagesKind, PagesRequest},
     sys::{
@@ -296,13 +298,25 @@ const MAX_UNMAP_TRIES: u32 = 100;
 /// accesses to drop their pins on an area first. Returns the bytes
 /// unmapped, with the result.
 pub(crate) fn unmap_iova_range(ioas: &Ioas, start: u64, last: u64) -> (Result, u64) {
+    unmap_iova_range_reporting(ioas, start, last, None)
+}
+
+/// [`unmap_iova_range`], reporting each area's dirty pages to `report`
+/// just before it goes (under the IOAS lock, which then covers the
+/// report's user copies); an error of `report` stops the unmap there.
+pub(crate) fn unmap_iova_range_reporting(
+    ioas: &Ioas,
+    start: u64,
+    last: u64,
+    mut report: Option<&mut dyn FnMut(&DirtyPages<'_>) -> Result>,
+) -> (Result, u64) {
     let mut unmapped = 0u64;
     let mut from = start;
     let mut tries = 0u32;
     loop {
         let (result, accesses) = {
             let mut iopt = ioas.iopt.lock();
-            let (result, n) = iopt.unmap_range(from, last);
+            let (result, n) = iopt.unmap_range(from, last, report.as_deref_mut());
             unmapped = unmapped.wrapping_add(n);
             match result {
                 Ok(()) => return (Ok(()), unmapped),

@@ -25,7 +25,8 @@
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
 //!   the mock domain and mock device (test builds);
-//! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS;
+//! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS, with
+//!   type1's dirty tracking, whose log is the IOAS's;
 //! - [`sys`]: the kernel wrappers, with every FFI call: the misc device and
 //!   its files, the in-kernel API's C entry points, IOMMU groups, DMA
 //!   ownership and paging domains, the string and bool parameters, the
@@ -64,7 +65,10 @@
 //! Locks held across a copy to or from userspace (or a GUP of user
 //! memory), each where mainline holds its counterpart:
 //! - `Ioas::iopt` while `IOAS_IOVA_RANGES` and `VFIO_IOMMU_GET_INFO` write
-//!   their ranges (mainline: `iova_rwsem`);
+//!   their ranges (mainline: `iova_rwsem`), and while the VFIO container's
+//!   dirty tracking writes a user bitmap (`VFIO_IOMMU_DIRTY_PAGES`
+//!   GET_BITMAP, `VFIO_IOMMU_UNMAP_DMA` with `GET_DIRTY_BITMAP`; type1:
+//!   `iommu->lock`);
 //! - `Access::attachment` and `Ioas::iopt` while [`access::Access::rw`]
 //!   copies to or from the owning process's memory (`ioas_lock`,
 //!   `iova_rwsem`);

@@ -110,6 +110,67 @@ impl MockDomain {
         )
     }
 
+    /// Visits each PTE of `[iova, iova + length)` from `iova` on, as C's
+    /// table walk does, and records the dirty ones from the IOVA visited:
+    /// with `whole`, to the PTE's end (within the range); else as C's
+    /// generic PT does, which for a contiguous run of items stops at the
+    /// start of its last item (or at the end of the range): one item
+    /// short. Clears what it records unless `no_clear`.
+    fn walk_dirty(
+        &self,
+        iova: u64,
+        length: u64,
+        no_clear: bool,
+        whole: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
+            return;
+        };
+        let mut table = self.table.lock();
+        let mut cur = iova;
+        loop {
+            let entry = table.get(cur >> MOCK_PAGE_SHIFT);
+            let next = if entry == 0 {
+                (cur | (MOCK_PAGE_SIZE - 1)).checked_add(1)
+            } else {
+                let pte_lg2 = (entry >> PTE_LG2_SHIFT & 0x7f) as u32;
+                let size = 1u64 << pte_lg2;
+                let start = cur & !(size - 1);
+                let end = start + (size - 1);
+                let (first, last_idx) = (start >> MOCK_PAGE_SHIFT, end >> MOCK_PAGE_SHIFT);
+                let mut dirty = false;
+                let _ = table.read(first, last_idx, |_, es| {
+                    dirty |= es.iter().any(|&e| e & DIRTY != 0);
+                    Ok(())
+                });
+                if dirty {
+                    let item = 1u64 << item_lg2(pte_lg2);
+                    let len = if whole {
+                        end.min(last) - cur + 1
+                    } else if size > item {
+                        let span_last_item = start + size - item;
+                        let range_end_item = (last & !(item - 1)).saturating_add(item);
+                        span_last_item
+                            .min(range_end_item)
+                            .saturating_sub(cur & !(item - 1))
+                    } else {
+                        item
+                    };
+                    record(cur, len);
+                    if !no_clear {
+                        table.modify(first, last_idx, |_, e| *e &= !DIRTY);
+                    }
+                }
+                end.checked_add(1)
+            };
+            match next {
+                Some(n) if n <= last => cur = n,
+                _ => return,
+            }
+        }
+    }
+
     /// Marks the entry at `iova` dirty, if mapped: its PTE then reads as
     /// dirty (C's mock sets the bit of the one table entry too).
     fn set_dirty(&self, iova: u64) {
@@ -172,6 +233,10 @@ unsafe impl IoDomain for MockDomain {
         Ok(())
     }
 
+    fn dirty_tracking_on(&self) -> bool {
+        self.tracking.load(Ordering::Relaxed)
+    }
+
     fn read_and_clear_dirty(
         &self,
         iova: u64,
@@ -179,51 +244,17 @@ unsafe impl IoDomain for MockDomain {
         no_clear: bool,
         record: &mut dyn FnMut(u64, u64),
     ) {
-        let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
-            return;
-        };
-        let mut table = self.table.lock();
-        let mut cur = iova;
-        // Visits each PTE from `cur` on, as C's table walk does: a dirty
-        // one is recorded from the visited IOVA. For a contiguous run of
-        // items the recorded length runs to the start of its last item
-        // (or to the end of the range): C records one item short there.
-        loop {
-            let entry = table.get(cur >> MOCK_PAGE_SHIFT);
-            let next = if entry == 0 {
-                (cur | (MOCK_PAGE_SIZE - 1)).checked_add(1)
-            } else {
-                let pte_lg2 = (entry >> PTE_LG2_SHIFT & 0x7f) as u32;
-                let size = 1u64 << pte_lg2;
-                let start = cur & !(size - 1);
-                let end = start + (size - 1);
-                let (first, last_idx) = (start >> MOCK_PAGE_SHIFT, end >> MOCK_PAGE_SHIFT);
-                let mut dirty = false;
-                let _ = table.read(first, last_idx, |_, es| {
-                    dirty |= es.iter().any(|&e| e & DIRTY != 0);
-                    Ok(())
-                });
-                if dirty {
-                    let item = 1u64 << item_lg2(pte_lg2);
-                    let len = if size > item {
-                        let span_last_item = start + size - item;
-                        let range_end_item = (last & !(item - 1)).saturating_add(item);
-                        span_last_item.min(range_end_item).saturating_sub(cur & !(item - 1))
-                    } else {
-                        item
-                    };
-                    record(cur, len);
-                    if !no_clear {
-                        table.modify(first, last_idx, |_, e| *e &= !DIRTY);
-                    }
-                }
-                end.checked_add(1)
-            };
-            match next {
-                Some(n) if n <= last => cur = n,
-                _ => return,
-            }
-        }
+        self.walk_dirty(iova, length, no_clear, false, record);
+    }
+
+    fn read_dirty_pages(
+        &self,
+        iova: u64,
+        length: u64,
+        no_clear: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        self.walk_dirty(iova, length, no_clear, true, record);
     }
 
     fn unmap(&self, iova: u64, length: u64) {

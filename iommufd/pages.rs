@@ -761,6 +761,18 @@ impl Pages {
         })
     }
 
+    /// Calls `f(idx)` for each page of `[first, last]` (page indexes) that
+    /// accesses pin, in order.
+    pub(crate) fn for_each_access_pinned(&self, first: u64, last: u64, mut f: impl FnMut(u64)) {
+        let st = self.state.lock();
+        let _ = st.access.read(first, last, |start, entries| {
+            for (k, _) in entries.iter().enumerate().filter(|(_, &e)| e != 0) {
+                f(start + k as u64);
+            }
+            Ok(())
+        });
+    }
+
     /// Copies between `buf` and the memory from byte `start` of the object
     /// through the pages themselves: pinned pages are used as they are; the
     /// others are pinned for the copy only ([`Pages::pin_holes`]) and go

@@ -32,13 +32,16 @@ use kernel::{
 };
 
 // The area table, map, unmap, copy and split are here; the allocator in
-// `alloc`, domain fill and unfill in `domains`, accesses in `access`.
+// `alloc`, domain fill and unfill in `domains`, accesses in `access`, the
+// VFIO container's dirty log in `dirty_log`.
 mod access;
 mod alloc;
+mod dirty_log;
 #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 mod domains;
 
 pub(crate) use access::{page_span, AccessNotify, AccessPiece};
+pub(crate) use dirty_log::DirtyPages;
 pub(crate) use domains::AttachedDomain;
 
 /// Who reserved an IOVA range.
@@ -76,6 +79,10 @@ pub(crate) struct Area {
     /// Set while an unmap waits for accesses to unpin; pins and reads
     /// through accesses then fail with `EINVAL`.
     prevent_access: Atomic<bool>,
+    /// While the VFIO container's dirty log runs: the pages accesses
+    /// pinned or wrote since it last reported them, bit `k` for the `k`-th
+    /// `PAGE_SIZE` page the area spans (type1's per-mapping bitmap).
+    dirty: Option<KVVec<u64>>,
 }
 
 impl Area {
@@ -132,6 +139,7 @@ pub(crate) fn new_area(
             prot,
             num_accesses: Atomic::new(0),
             prevent_access: Atomic::new(false),
+            dirty: None,
         },
         GFP_KERNEL,
     )
@@ -182,6 +190,8 @@ impl AllowedRanges {
 ///    the first attached (so its pages are pinned, once).
 /// 6. An area's `num_accesses` counts the access pins taken on it;
 ///    `prevent_access` is set only by an unmap waiting for them to go.
+/// 7. While `dirty_log` is set, every area has a dirty log (`Area::dirty`)
+///    with one bit per page it spans; otherwise none has.
 pub(crate) struct IoPagetable {
     areas: IntervalTree<Area>,
     allowed: IntervalTree<()>,
@@ -190,6 +200,9 @@ pub(crate) struct IoPagetable {
     iova_alignment: u64,
     /// `IOMMU_OPTION_HUGE_PAGES` set to 0.
     disable_large_pages: bool,
+    /// The VFIO container's dirty log runs (`VFIO_IOMMU_DIRTY_PAGES`
+    /// START, until STOP).
+    dirty_log: bool,
     /// Index of the free holes, for O(log n) allocation. Built the first
     /// time the allocator runs, so that IOASes mapped only at fixed IOVAs
     /// never pay for it; dropped after an allocation failure on a path that
@@ -285,6 +298,7 @@ impl IoPagetable {
             reserved: IntervalTree::new(),
             iova_alignment: 1,
             disable_large_pages: false,
+            dirty_log: false,
             free: None,
             attached: Attached(None),
         }
@@ -398,15 +412,20 @@ impl IoPagetable {
             node.set_range(at, last);
             at = last.wrapping_add(1);
         }
+        let logs = self.new_dirty_logs(areas)?;
         if !self.attached.domains().is_empty() {
             self.fill_new_areas(areas)?;
         }
         // INVARIANT: (1, 2) placement and alignment were checked above;
-        // (5) the areas are in every domain; (4) the index loses the range.
+        // (5) the areas are in every domain; (4) the index loses the range;
+        // (7) the new areas get their dirty logs if the log runs.
         for node in areas.iter_mut() {
             if let Some(node) = node.take() {
                 self.areas.insert(node);
             }
+        }
+        if let Some(logs) = logs {
+            self.give_dirty_logs(iova, at.wrapping_sub(1), logs);
         }
         if let (Some(free), Some(spare)) = (self.free.as_mut(), spare) {
             free.occupy(iova, at.wrapping_sub(1), spare);
@@ -417,13 +436,21 @@ impl IoPagetable {
     /// Unmaps the areas inside `[start, last]`, in order, and returns the
     /// bytes unmapped. Stops at an area that crosses the range's edge
     /// (`ENOENT`) or that accesses hold pins on; the areas before it stay
-    /// unmapped, as in C.
-    pub(crate) fn unmap_range(&mut self, start: u64, last: u64) -> (Result<(), UnmapStop>, u64) {
+    /// unmapped, as in C. With `report`, each area's dirty pages are
+    /// reported to it just before the area goes; its error stops the unmap
+    /// there, the area kept.
+    pub(crate) fn unmap_range(
+        &mut self,
+        start: u64,
+        last: u64,
+        mut report: Option<&mut (dyn FnMut(&DirtyPages<'_>) -> Result + '_)>,
+    ) -> (Result<(), UnmapStop>, u64) {
         let mut unmapped = 0u64;
         let mut from = start;
         loop {
             // One search finds the area and takes it, unless it must stay.
             let mut stop = None;
+            let domains = self.attached.domains();
             let taken = self.areas.take_first_if(from, last, |s, l, area| {
                 if s < start || l > last {
                     stop = Some(UnmapStop::Failed(ENOENT));
@@ -434,6 +461,12 @@ impl IoPagetable {
                         length: l - s + 1,
                         after_gap: s != from,
                     });
+                } else if let Some(report) = report.as_mut() {
+                    if let Err(e) =
+                        dirty_log::report_before_unmap(s, l, area, domains, &mut **report)
+                    {
+                        stop = Some(UnmapStop::Failed(e));
+                    }
                 }
                 stop.is_none()
             });
@@ -547,6 +580,7 @@ impl IoPagetable {
         }
         let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
         let mut high = new_area(pages.clone(), next_byte, last - p, prot)?;
+        let logs = dirty_log::split_log(a.value.dirty.as_deref(), start, p, last)?;
         if accessed || (!self.attached.domains().is_empty() && !self.disable_large_pages) {
             return Err(EINVAL);
         }
@@ -556,12 +590,18 @@ impl IoPagetable {
         }
         // INVARIANT: (1) the halves cover the old area exactly; (2) `next`
         // was checked; (5) the domain use was split to match; (6) no access
-        // held pins in it.
+        // held pins in it; (7) the halves split its dirty log.
         drop(self.areas.take_first_if(p, p, |_, _, _| true));
         low.set_range(start, p);
         high.set_range(next, last);
         self.areas.insert(low);
         self.areas.insert(high);
+        if let Some((low_log, high_log)) = logs {
+            let mut halves = [Some(low_log), Some(high_log)].into_iter();
+            self.areas.for_each_mut(start, last, |_, _, area| {
+                area.dirty = halves.next().flatten()
+            });
+        }
         Ok(())
     }
 

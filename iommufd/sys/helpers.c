@@ -34,6 +34,11 @@ int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr)
 	return get_user(*out, uptr);
 }
 
+bool iommufd_rs_access_ok(const void __user *uptr, unsigned long size)
+{
+	return access_ok(uptr, size);
+}
+
 void *iommufd_rs_kmalloc(size_t size)
 {
 	return kmalloc(size, GFP_KERNEL);

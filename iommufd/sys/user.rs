@@ -11,6 +11,23 @@ use kernel::{
 
 extern "C" {
     fn iommufd_rs_get_user_u32(out: *mut u32, uptr: *const u32) -> i32;
+    fn iommufd_rs_access_ok(uptr: *const core::ffi::c_void, size: core::ffi::c_ulong) -> bool;
+}
+
+/// Whether `[addr, addr + size)` lies in user space (`access_ok()`): a
+/// range that could be user memory, not that it is mapped.
+pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
+    let (Ok(addr), Ok(size)) = (usize::try_from(addr), usize::try_from(size)) else {
+        return false;
+    };
+    // SAFETY: `access_ok()` only compares the range with the user address
+    // limit; it dereferences nothing.
+    unsafe {
+        iommufd_rs_access_ok(
+            core::ptr::without_provenance(addr),
+            size as core::ffi::c_ulong,
+        )
+    }
 }
 
 /// Reads the `u32` at `uptr` with `get_user()` (one inline access, where a

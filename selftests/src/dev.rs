@@ -329,6 +329,110 @@ impl Iommufd {
         (rc, buf)
     }
 
+    /// The capabilities of VFIO_IOMMU_GET_INFO's chain, in chain order:
+    /// (ID, version, the capability's bytes up to the next one or the
+    /// end), or the errno.
+    pub fn vfio_info_caps(&self) -> Result<Vec<(u16, u16, Vec<u8>)>, Errno> {
+        let (rc, short) = self.vfio_get_info(24, 24);
+        if rc != 0 {
+            return Err(rc);
+        }
+        let need = u32::from_ne_bytes([short[0], short[1], short[2], short[3]]) as usize;
+        let (rc, info) = self.vfio_get_info(need as u32, need);
+        if rc != 0 {
+            return Err(rc);
+        }
+        let u32_at =
+            |at: usize| u32::from_ne_bytes([info[at], info[at + 1], info[at + 2], info[at + 3]]);
+        let mut caps = Vec::new();
+        let mut off = u32_at(16) as usize;
+        while off != 0 && off + 8 <= need && caps.len() < 16 {
+            let next = u32_at(off + 4) as usize;
+            let end = if next == 0 { need } else { next.min(need) };
+            let (id, version) = (u32_at(off) as u16, (u32_at(off) >> 16) as u16);
+            caps.push((id, version, info[off..end.max(off)].to_vec()));
+            off = next;
+        }
+        Ok(caps)
+    }
+
+    /// VFIO_IOMMU_DIRTY_PAGES with `argsz` and `flags`, followed by `data`
+    /// (a `vfio_iommu_type1_dirty_bitmap_get` as words, or nothing).
+    pub fn vfio_dirty_pages(&self, argsz: u32, flags: u32, data: &[u64]) -> Errno {
+        let mut buf = vec![u64::from(argsz) | u64::from(flags) << 32];
+        buf.extend_from_slice(data);
+        sys::ioctl_ptr(
+            &self.file,
+            uapi::VFIO_IOMMU_DIRTY_PAGES,
+            buf.as_mut_ptr().cast(),
+        )
+    }
+
+    /// GET_BITMAP of `[iova, iova + size)` in `pgsize` pages into `bitmap`.
+    pub fn vfio_dirty_bitmap(
+        &self,
+        iova: u64,
+        size: u64,
+        pgsize: u64,
+        bitmap: &mut [u64],
+    ) -> Errno {
+        let data = [
+            iova,
+            size,
+            pgsize,
+            (bitmap.len() * 8) as u64,
+            bitmap.as_mut_ptr() as u64,
+        ];
+        self.vfio_dirty_pages(48, uapi::VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, &data)
+    }
+
+    /// VFIO_IOMMU_UNMAP_DMA with a `vfio_bitmap` after the struct:
+    /// `bitmap` is (page size, size in bytes, address). The errno and the
+    /// size field as the kernel left it.
+    pub fn vfio_unmap_bitmap(
+        &self,
+        argsz: u32,
+        flags: u32,
+        (iova, size): (u64, u64),
+        (pgsize, bytes, data): (u64, u64, u64),
+    ) -> (Errno, u64) {
+        let mut buf = [
+            u64::from(argsz) | u64::from(flags) << 32,
+            iova,
+            size,
+            pgsize,
+            bytes,
+            data,
+        ];
+        let rc = sys::ioctl_ptr(
+            &self.file,
+            uapi::VFIO_IOMMU_UNMAP_DMA,
+            buf.as_mut_ptr().cast(),
+        );
+        (rc, buf[2])
+    }
+
+    /// VFIO_IOMMU_UNMAP_DMA with GET_DIRTY_BITMAP of `[iova, iova + size)`
+    /// into `bitmap`, in `pgsize` pages: the errno and the size unmapped.
+    pub fn vfio_unmap_dirty(
+        &self,
+        iova: u64,
+        size: u64,
+        pgsize: u64,
+        bitmap: &mut [u64],
+    ) -> (Errno, u64) {
+        self.vfio_unmap_bitmap(
+            48,
+            uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+            (iova, size),
+            (
+                pgsize,
+                (bitmap.len() * 8) as u64,
+                bitmap.as_mut_ptr() as u64,
+            ),
+        )
+    }
+
     /// VFIO_IOMMU_MAP_DMA: 0 or the errno.
     pub fn vfio_map(&self, flags: u32, vaddr: u64, iova: u64, size: u64) -> Errno {
         let mut cmd = uapi::vfio_iommu_type1_dma_map {

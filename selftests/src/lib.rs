@@ -3,6 +3,7 @@
 //! Userspace helpers for driving /dev/iommu: the uAPI types, raw ioctl
 //! calls, and a small KTAP test runner.
 
+pub mod compat_dirty_tests;
 pub mod compat_tests;
 pub mod dev;
 pub mod domain_tests;
@@ -41,6 +42,7 @@ pub mod uapi {
     pub const VFIO_IOMMU_MAP_DMA: u32 = vfio_ioctl(13);
     pub const VFIO_IOMMU_UNMAP_DMA: u32 = vfio_ioctl(14);
     pub const VFIO_IOMMU_ENABLE: u32 = vfio_ioctl(15);
+    pub const VFIO_IOMMU_DIRTY_PAGES: u32 = vfio_ioctl(17);
 
     pub const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
     pub const IOMMU_DESTROY: u32 = iommufd_ioctl(IOMMUFD_CMD_DESTROY);

@@ -834,6 +834,7 @@ fn main() {
     let mut tests = tests.to_vec();
     tests.extend(iommufd_rs_selftests::ioas_tests::tests());
     tests.extend(iommufd_rs_selftests::compat_tests::tests());
+    tests.extend(iommufd_rs_selftests::compat_dirty_tests::tests());
     tests.extend(iommufd_rs_selftests::domain_tests::tests());
     tests.extend(iommufd_rs_selftests::hwpt_tests::tests());
     tests.extend(iommufd_rs_selftests::fuzz_regressions::tests());
