@@ -1094,6 +1094,152 @@ fn group_set_container_errors() -> TestResult {
     Ok(())
 }
 
+/// The dirty-tracking ioctls' page size: the smallest IO page (VT-d's
+/// 4 KiB).
+const DIRTY_PGSIZE: u64 = 4096;
+/// Bitmap words for pages from IOVA_A to the end of C's two pages.
+const DIRTY_WORDS: usize = 9;
+
+/// GET_BITMAP of `[IOVA_A, IOVA_C + 2 pages)` in 4 KiB pages: the words.
+fn dirty_bitmap_a_to_c(container: &Iommufd) -> Result<[u64; DIRTY_WORDS], i32> {
+    let mut words = [0u64; DIRTY_WORDS];
+    let size = IOVA_C + 2 * LEN - IOVA_A;
+    match container.vfio_dirty_bitmap(IOVA_A, size, DIRTY_PGSIZE, &mut words) {
+        0 => Ok(words),
+        e => Err(e),
+    }
+}
+
+/// The legacy migration flow on real hardware: START, a device write,
+/// GET_BITMAP, UNMAP_DMA with a bitmap, STOP, and their errnos, where the
+/// container has type1's MIGRATION capability (type1 and iommufd_rs; C
+/// iommufd's compat layer has no dirty tracking: skipped). VT-d here
+/// tracks no dirty pages, so every mapped page is reported dirty (type1's
+/// IOMMU-backed group); holes never are.
+fn group_dirty_tracking() -> TestResult {
+    let s = group_setup(&layout().single, DMA_RW)?;
+    let caps = s
+        .container
+        .vfio_info_caps()
+        .map_err(|e| format!("VFIO_IOMMU_GET_INFO: errno {e}"))?;
+    let migration = uapi::VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION as u16;
+    let Some(cap) = caps.iter().find(|c| c.0 == migration) else {
+        return Err("SKIP: the container has no MIGRATION capability".into());
+    };
+    let u64_at = |b: &[u8], at: usize| {
+        let mut v = [0u8; 8];
+        v.copy_from_slice(&b[at..at + 8]);
+        u64::from_ne_bytes(v)
+    };
+    // type1's chain starts with it: no flags, 4 KiB pages, 256 MiB.
+    check_eq!(caps[0].0, migration);
+    check_eq!((cap.1, cap.2.len()), (1, 32));
+    check_eq!(u64_at(&cap.2, 8), 0);
+    check_eq!(u64_at(&cap.2, 16), DIRTY_PGSIZE);
+    check_eq!(u64_at(&cap.2, 24), 256 << 20);
+    let c = PageBuf::new(2);
+    check_eq!(s.container.vfio_map(DMA_RW, c.addr(), IOVA_C, 2 * LEN), 0);
+    let start = uapi::VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+    let stop = uapi::VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+    let get = uapi::VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+    let get_dirty = uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
+    // Not started: GET_BITMAP and UNMAP_DMA with a bitmap are EINVAL, and
+    // nothing is unmapped.
+    check_eq!(dirty_bitmap_a_to_c(&s.container), Err(EINVAL));
+    let mut one = [0u64; 1];
+    check_eq!(
+        s.container
+            .vfio_unmap_dirty(IOVA_B, LEN, DIRTY_PGSIZE, &mut one),
+        (EINVAL, LEN)
+    );
+    // One flag at a time, known flags, a whole header.
+    check_eq!(s.container.vfio_dirty_pages(8, start | stop, &[]), EINVAL);
+    check_eq!(s.container.vfio_dirty_pages(8, 8, &[]), EINVAL);
+    check_eq!(s.container.vfio_dirty_pages(8, 0, &[]), EINVAL);
+    check_eq!(s.container.vfio_dirty_pages(7, start, &[]), EINVAL);
+    check_eq!(s.container.vfio_dirty_pages(8, start, &[]), 0);
+    check_eq!(s.container.vfio_dirty_pages(8, start, &[]), 0);
+    // The device writes B.
+    check_eq!(
+        round_trip(&s.dev, IOVA_A, &s.a, IOVA_B, &s.b)?,
+        Outcome::Copied
+    );
+    // Every mapped page dirty (A, B, C's two), at every GET_BITMAP.
+    let all = [1, 0, 0, 0, 1, 0, 0, 0, 3];
+    check_eq!(dirty_bitmap_a_to_c(&s.container), Ok(all));
+    check_eq!(dirty_bitmap_a_to_c(&s.container), Ok(all));
+    // GET_BITMAP's errnos: (iova, size, pgsize, bitmap bytes, address).
+    let mut words = [0u64; DIRTY_WORDS];
+    let good = words.as_mut_ptr() as u64;
+    let whole = IOVA_C + 2 * LEN - IOVA_A;
+    let bytes = (DIRTY_WORDS * 8) as u64;
+    let g = |argsz: u32, d: [u64; 5]| s.container.vfio_dirty_pages(argsz, get, &d);
+    check_eq!(g(47, [IOVA_A, whole, DIRTY_PGSIZE, bytes, good]), EINVAL);
+    check_eq!(g(48, [IOVA_A, 0, DIRTY_PGSIZE, bytes, good]), EINVAL);
+    check_eq!(
+        g(48, [u64::MAX - 0xfff, 2 * LEN, DIRTY_PGSIZE, 8, good]),
+        EOVERFLOW
+    );
+    check_eq!(
+        g(
+            48,
+            [IOVA_A, whole, DIRTY_PGSIZE, bytes, 0xffff_8000_0000_0000]
+        ),
+        EINVAL
+    );
+    check_eq!(
+        g(48, [IOVA_A, whole, DIRTY_PGSIZE, bytes - 8, good]),
+        EINVAL
+    );
+    check_eq!(
+        g(48, [IOVA_A, whole, 2 * DIRTY_PGSIZE, bytes, good]),
+        EINVAL
+    );
+    check_eq!(g(48, [IOVA_A + 0x800, LEN, DIRTY_PGSIZE, 8, good]), EINVAL);
+    check_eq!(g(48, [IOVA_C, LEN, DIRTY_PGSIZE, 8, good]), EINVAL);
+    check_eq!(g(48, [IOVA_C + LEN, LEN, DIRTY_PGSIZE, 8, good]), EINVAL);
+    check_eq!(g(48, [IOVA_A, LEN, DIRTY_PGSIZE, 8, 0x1000]), EFAULT);
+    // UNMAP_DMA with a bitmap: its errnos, none unmapping anything.
+    let un = |flags: u32, range: (u64, u64), b: (u64, u64, u64)| {
+        s.container.vfio_unmap_bitmap(48, flags, range, b)
+    };
+    let b = (DIRTY_PGSIZE, 8, good);
+    let all_flag = uapi::VFIO_DMA_UNMAP_FLAG_ALL;
+    check_eq!(un(get_dirty | all_flag, (0, 0), b), (EINVAL, 0));
+    check_eq!(
+        s.container
+            .vfio_unmap_bitmap(24, get_dirty, (IOVA_B, LEN), b),
+        (EINVAL, LEN)
+    );
+    check_eq!(
+        un(get_dirty, (IOVA_B, LEN), (2 * DIRTY_PGSIZE, 8, good)),
+        (EINVAL, LEN)
+    );
+    check_eq!(un(get_dirty, (IOVA_C, LEN), b), (EINVAL, LEN));
+    check_eq!(
+        un(get_dirty, (IOVA_B, LEN), (DIRTY_PGSIZE, 8, 0x1000)),
+        (EFAULT, LEN)
+    );
+    // The unmap: B's page reported dirty, then B is gone.
+    check_eq!(
+        s.container
+            .vfio_unmap_dirty(IOVA_B, LEN, DIRTY_PGSIZE, &mut one),
+        (0, LEN)
+    );
+    check_eq!(one, [1]);
+    check_eq!(
+        dirty_bitmap_a_to_c(&s.container),
+        Ok([1, 0, 0, 0, 0, 0, 0, 0, 3])
+    );
+    expect_blocked_write("group dirty unmap", &s.dev, &s.a, IOVA_B, &s.b)?;
+    check_eq!(s.container.vfio_dirty_pages(8, stop, &[]), 0);
+    check_eq!(s.container.vfio_dirty_pages(8, stop, &[]), 0);
+    check_eq!(dirty_bitmap_a_to_c(&s.container), Err(EINVAL));
+    check_eq!(s.container.vfio_unmap(0, IOVA_C, 2 * LEN), (0, 2 * LEN));
+    drop(c);
+    Ok(())
+}
+
 // ---- mix: the legacy flow plus iommufd calls on the container ----------
 
 fn compat_ioas(container: &Iommufd) -> Result<u32, String> {
@@ -1324,6 +1470,10 @@ fn tests(mode: &str) -> Option<Vec<Test>> {
             t!(
                 "group: SET_CONTAINER errors (EBADFD, EBADF, EINVAL twice)",
                 group_set_container_errors
+            ),
+            t!(
+                "group: dirty tracking: START, device write, GET_BITMAP all mapped, UNMAP_DMA with bitmap, STOP, errnos",
+                group_dirty_tracking
             ),
         ],
         "mix" => vec![
