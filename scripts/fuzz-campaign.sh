@@ -7,7 +7,8 @@
 #
 #   make fuzz-campaign [SEEDS=48] [STEPS=150000] [FIRST=1]
 #   make fuzz-campaign SEED_LIST="90417:300000 271828:300000" [SEEDS=..]
-#   JOBS (default 2), BUDGET (default 720 s) tune it.
+#   JOBS (default 2), BUDGET (default 720 s) tune it; FUZZ_STRICT passes
+#   through (see iommufd_fuzz.rs).
 . "$(dirname "$0")/lib.sh"
 
 seeds=${SEEDS:-48} steps=${STEPS:-150000} first=${FIRST:-1}
@@ -32,7 +33,7 @@ for ((j = 0; j < jobs; j++)); do
 	mine=""
 	for ((i = j; i < ${#specs[@]}; i += jobs)); do mine+="${specs[i]} "; done
 	# The guest's deadline counts from its boot (about 10 s).
-	{ echo "CAMPAIGN_SEEDS='$mine' CAMPAIGN_DEADLINE=$((budget + 10))"
+	{ echo "CAMPAIGN_SEEDS='$mine' CAMPAIGN_DEADLINE=$((budget + 10)) FUZZ_STRICT='${FUZZ_STRICT:-}'"
 	  cat "$REPO/scripts/guest/fuzz-campaign.sh"; } >"$tmp/guest$j.sh"
 	logs+=("$CACHE/campaign-$j.log")
 	VM_NAME=campaign$j VM_LOG=$CACHE/campaign-$j.log VM_TIMEOUT=$((budget + 600)) \

@@ -14,7 +14,7 @@ for spec in $CAMPAIGN_SEEDS; do
 		continue
 	fi
 	echo "##SEED $seed $steps"
-	FUZZ_TRACE=40 /bin/iommufd_fuzz "$seed" "$steps" 2>&1 || { rc=1; break; }
+	FUZZ_TRACE=40 FUZZ_STRICT=${FUZZ_STRICT:-} /bin/iommufd_fuzz "$seed" "$steps" 2>&1 || { rc=1; break; }
 done
 echo "##SPLATS $(dmesg | grep -cE 'WARNING|BUG|Oops|RIP:|Call Trace')"
 echo "##CAMPAIGN_END"

@@ -8,6 +8,13 @@
 //! divergence it prints the seed, the step and both answers, and exits 1;
 //! replaying the same seed with STEPS set to that step reproduces it.
 //! Prints one KTAP result line.
+//!
+//! The environment: `FUZZ_TRACE=N` prints the N steps before a
+//! divergence, `FUZZ_FAILURES=1` each operation's failing answers,
+//! `FUZZ_SHOW=op,..` every step of those operations as it runs,
+//! `FUZZ_STRICT=1` (or `=name,..`) stops steering clear of the known
+//! divergences (see `Avoid`), and `FUZZ_PROBE=1` runs, instead, a fixed
+//! dirty-tracking sequence and prints both answers of each call.
 
 use iommufd_rs_selftests::dev::{Iommufd, FIXED, READ, RW, WRITE};
 use iommufd_rs_selftests::sys::{self, AnonPages};
@@ -88,11 +95,20 @@ struct Fuzz {
     user_maps: Vec<(u32, u64, u64, u64)>,
     /// Successful file maps: (IOAS, IOVA, length).
     file_maps: Vec<(u32, u64, u64)>,
-    /// Mock devices (stdev IDs) and the HWPTs they reported.
-    devices: Vec<u32>,
-    hwpts: Vec<u32>,
-    /// HWPTs made on an IOAS: (HWPT, IOAS).
-    hwpt_ioas: Vec<(u32, u32)>,
+    /// Mock devices made, and where each is attached.
+    devices: Vec<MockDev>,
+    /// Paging HWPTs that exist (automatic ones go with their last device).
+    hwpts: Vec<Hwpt>,
+    /// What the dirty-tracking steps achieved, for the summary.
+    dirty_stats: DirtyStats,
+    /// Ranges `TEST_OP_DIRTY` marked pages in, lately: (HWPT, IOVA,
+    /// length), for the bitmap reads to aim at.
+    marked: Vec<(u32, u64, u64)>,
+    /// While a mark-and-read step runs: the HWPT and the range its two
+    /// halves aim at.
+    focus: Option<(Hwpt, u64, u64)>,
+    /// Which known iommufd_rs divergences the generator steers clear of.
+    avoid: Avoid,
     /// Where pointer fields of hostile structs point.
     scratch: Box<[u8; 4096]>,
     /// Open mock accesses: (C's file, ours, IOAS). Their descriptor
@@ -102,10 +118,305 @@ struct Fuzz {
     access_items: Vec<(usize, u32)>,
     /// The last container type `VFIO_SET_IOMMU` accepted (0: none yet).
     compat_type: u64,
+    /// The IOAS the VFIO container ioctls work on (IOMMU_VFIO_IOAS SET).
+    compat_ioas: Option<u32>,
 }
 
 /// One step's outcome on one side, printed on divergence.
 type Outcome = String;
+
+/// A mock device the fuzzer made.
+#[derive(Clone, Copy, Debug)]
+struct MockDev {
+    stdev: u32,
+    /// Its device object, what `IOMMU_HWPT_ALLOC` names.
+    idev: u32,
+    /// Made with `MOCK_FLAGS_DEVICE_NO_DIRTY`.
+    no_dirty: bool,
+    /// The HWPT it is attached to.
+    hwpt: u32,
+}
+
+/// A paging HWPT the fuzzer saw made.
+#[derive(Clone, Copy, Debug)]
+struct Hwpt {
+    id: u32,
+    /// The IOAS whose areas its domain maps.
+    ioas: u32,
+    /// Made by `IOMMU_HWPT_ALLOC` (else automatic: it goes with its last
+    /// device).
+    manual: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`.
+    dirty: bool,
+    /// The `MOCK_IOMMUPT_HUGE` format (1 MiB and 4 KiB IO pages).
+    huge: bool,
+    /// Dirty tracking was last turned on.
+    tracking: bool,
+}
+
+/// Counts for the summary: whether dirty tracking did real work.
+#[derive(Default)]
+struct DirtyStats {
+    /// Pages `TEST_OP_DIRTY` marked (C's `out_nr_dirty`, summed).
+    marked: u64,
+    /// `GET_DIRTY_BITMAP` calls that succeeded and set bits.
+    reads_with_bits: u64,
+    /// Bytes of bitmap those calls changed.
+    bytes_changed: u64,
+}
+
+/// Known cases where iommufd_rs answers differently from C. While one
+/// stands, the generator steers clear of it (each field says how), so that
+/// a campaign finds the others; `FUZZ_STRICT=1` turns every one off,
+/// `FUZZ_STRICT=name,..` the named ones (to check a fix).
+#[derive(Clone, Copy, Debug)]
+struct Avoid {
+    /// `alloc_pt_kind`: `HWPT_ALLOC` with `pt_id` naming an object that is
+    /// neither an IOAS nor a HWPT (a device, a selftest object, an
+    /// access): C answers `EINVAL` (iommufd_hwpt_alloc's last `else`),
+    /// iommufd_rs `EOPNOTSUPP`. `pt_id` is then an IOAS, a HWPT, or no
+    /// object at all.
+    alloc_pt_kind: bool,
+    /// `nested` (by design: iommufd_rs has no nested HWPTs): `HWPT_ALLOC`
+    /// on a HWPT with flags among `FAULT_ID_VALID | PASID` and driver
+    /// data. C goes on to iommufd_hwpt_nested_alloc: `EINVAL` for an
+    /// automatic parent or one made without `NEST_PARENT`, else the mock
+    /// driver's nested domain (made, or the errno of copying its data);
+    /// iommufd_rs answers `EOPNOTSUPP`. Such a request is sent without
+    /// driver data (C then answers `EOPNOTSUPP` too).
+    nested: bool,
+    /// `bitmap_alloc`: `GET_DIRTY_BITMAP` over a range that passes C's
+    /// checks with more than 2^23 bits (`iova = 0, length = 0` is the
+    /// whole IOVA space): C pins the user bitmap a window at a time and
+    /// answers 0; iommufd_rs allocates the whole bitmap in the kernel
+    /// first (`DirtyBitmap::new`), which past `INT_MAX` bytes WARNs in
+    /// `__kvmalloc_node_noprof` and answers `ENOMEM`. Such a range is
+    /// replaced by a small one; raw ones name no HWPT.
+    bitmap_alloc: bool,
+    /// `bitmap_fault`: a `GET_DIRTY_BITMAP` bitmap partly in memory that
+    /// cannot be written (the read-only page, the hole, past the end):
+    /// C pins the bitmap page by page (iova_bitmap_get) and sets the bits
+    /// of every page it could pin, skipping a record it cannot; iommufd_rs
+    /// copies 256-byte chunks (`DirtyBitmap::write_out`) and stops at the
+    /// first it cannot read and write whole, so bits C writes before a
+    /// hole, or after a read-only page, are not written. The bitmap is
+    /// then moved wholly into writable memory, or wholly out of it.
+    bitmap_fault: bool,
+    /// `check_map_page`: `MD_CHECK_MAP` on a huge-format HWPT with an
+    /// IOVA, length or user address 2 KiB but not 4 KiB aligned: C checks
+    /// them against the domain's smallest IO page (`1 << __ffs(pgsize_bitmap)`,
+    /// 4 KiB in that format) and answers `EINVAL`; iommufd_rs checks 2 KiB
+    /// (`MOCK_PAGE_SIZE`) and compares. They are aligned down to 4 KiB.
+    check_map_page: bool,
+    /// `bitmap_overrun`: a dirty PTE that runs past the end of the range
+    /// read (the range ends inside it, or starts inside a larger one): C
+    /// records it whole from the visited IOVA (record_dirty) and
+    /// iova_bitmap_set sets its bits to the end, past the last bit of the
+    /// bitmap, as far as the pages it pinned reach; iommufd_rs clamps the
+    /// record to the range (`DirtyBitmap::set`). Only the bitmap's own bits
+    /// are compared (what either side writes past them is not).
+    bitmap_overrun: bool,
+    /// `compat_migration` (by design: iommufd_rs does type1's container
+    /// dirty tracking, beyond C iommufd): `VFIO_IOMMU_GET_INFO` puts a
+    /// 32-byte MIGRATION capability first in the chain, C has none; and
+    /// `VFIO_IOMMU_UNMAP_DMA` with `GET_DIRTY_BITMAP` follows type1, where
+    /// C answers `EINVAL`. Our GET_INFO is asked with 32 more bytes of
+    /// `argsz` (when C's covers the header) and compared with the
+    /// capability taken out (`get_info_without_migration`); UNMAP_DMA goes
+    /// without that flag; raw GET_INFO is not sent.
+    compat_migration: bool,
+}
+
+impl Avoid {
+    fn from_env() -> Self {
+        let strict = std::env::var("FUZZ_STRICT").unwrap_or_default();
+        let off = |name: &str| {
+            strict == "1" || strict == "all" || strict.split(',').any(|s| s.trim() == name)
+        };
+        Self {
+            alloc_pt_kind: !off("alloc_pt_kind"),
+            nested: !off("nested"),
+            bitmap_alloc: !off("bitmap_alloc"),
+            bitmap_fault: !off("bitmap_fault"),
+            check_map_page: !off("check_map_page"),
+            bitmap_overrun: !off("bitmap_overrun"),
+            compat_migration: !off("compat_migration"),
+        }
+    }
+}
+
+extern "C" {
+    fn mprotect(addr: *mut u8, len: usize, prot: i32) -> i32;
+}
+
+/// Where dirty bitmaps and HWPT driver data live: fixed (a seed alone
+/// decides every address), 16 writable pages, a read-only page, a
+/// writable page, a hole, a last writable page, and then nothing mapped
+/// for a long way, so that bits far past a bitmap fault on both sides.
+const REGION_BASE: u64 = 0x3000_0000_0000;
+const REGION_PAGES: u64 = 20;
+const RO_PAGE: u64 = 16;
+const HOLE_PAGE: u64 = 18;
+/// Driver data for `HWPT_ALLOC` ends right before the hole, so that a
+/// longer `data_len` reads into it.
+const HWPT_DATA: u64 = REGION_BASE + HOLE_PAGE * PAGE - 8;
+
+fn region_map() -> Result<(), String> {
+    let base = sys::mmap_anon_at(REGION_BASE, REGION_PAGES * PAGE, AnonPages::Small)
+        .ok_or("mmap bitmap region")?;
+    if base != REGION_BASE {
+        return Err("bitmap region moved".into());
+    }
+    sys::munmap_anon(REGION_BASE + HOLE_PAGE * PAGE, PAGE);
+    region_protect(false);
+    Ok(())
+}
+
+/// Makes the read-only page writable (to fill it) or read-only again.
+fn region_protect(writable: bool) {
+    const PROT_READ: i32 = 1;
+    const PROT_RW: i32 = 3;
+    let prot = if writable { PROT_RW } else { PROT_READ };
+    // SAFETY: A page of our own fixed mapping, which nothing else uses.
+    unsafe {
+        mprotect(
+            (REGION_BASE + RO_PAGE * PAGE) as *mut u8,
+            PAGE as usize,
+            prot,
+        )
+    };
+}
+
+/// Fills every mapped page of the region with `byte(offset)`.
+fn region_fill(byte: impl Fn(u64) -> u8) {
+    region_protect(true);
+    for page in (0..REGION_PAGES).filter(|&p| p != HOLE_PAGE) {
+        for off in page * PAGE..(page + 1) * PAGE {
+            // SAFETY: A writable byte of our own fixed mapping.
+            unsafe { ((REGION_BASE + off) as *mut u8).write_volatile(byte(off)) };
+        }
+    }
+    region_protect(false);
+}
+
+/// Writes `bytes` at `offset` in the region, skipping the hole.
+fn region_write(offset: u64, bytes: &[u8]) {
+    region_protect(true);
+    for (i, &b) in bytes.iter().enumerate() {
+        let off = offset + i as u64;
+        if off < REGION_PAGES * PAGE && off / PAGE != HOLE_PAGE {
+            // SAFETY: A writable byte of our own fixed mapping.
+            unsafe { ((REGION_BASE + off) as *mut u8).write_volatile(b) };
+        }
+    }
+    region_protect(false);
+}
+
+/// The region's bytes (the hole reads as zeroes).
+fn region_read() -> Vec<u8> {
+    (0..REGION_PAGES * PAGE)
+        .map(|off| match off / PAGE {
+            HOLE_PAGE => 0,
+            // SAFETY: A readable byte of our own fixed mapping.
+            _ => unsafe { ((REGION_BASE + off) as *const u8).read_volatile() },
+        })
+        .collect()
+}
+
+/// How `after` differs from `before`: the bytes changed (offset and new
+/// value, the first few) and a hash of all of it.
+fn region_diff(before: &[u8], after: &[u8]) -> (u64, String) {
+    let changed: Vec<(usize, u8)> = before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, (_, &b))| (i, b))
+        .collect();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for &(i, b) in &changed {
+        fold(&mut hash, &format!("{i}:{b}"));
+    }
+    let first: Vec<String> = changed
+        .iter()
+        .take(40)
+        .map(|(i, b)| format!("{i:#x}={b:02x}"))
+        .collect();
+    (
+        changed.len() as u64,
+        format!(
+            "changed={} [{}] h={hash:016x}",
+            changed.len(),
+            first.join(" ")
+        ),
+    )
+}
+
+/// `VFIO_IOMMU_GET_INFO` on iommufd_rs as C iommufd would answer it, its
+/// MIGRATION capability aside (see `Avoid::compat_migration`): asked with
+/// room for that capability too (32 more bytes of `argsz`, when `argsz`
+/// covers the 24-byte header), which is then taken out of the answer,
+/// the offsets after it and the size reported moved back by 32.
+fn get_info_without_migration(f: &Iommufd, argsz: u32, buf_len: usize) -> (i32, Vec<u8>) {
+    const MIGRATION: usize = 32;
+    const HEADER: usize = 24;
+    let shift = if argsz as usize >= HEADER {
+        MIGRATION
+    } else {
+        0
+    };
+    let asked = argsz + shift as u32;
+    let mut buf = vec![0xaau8; buf_len.max(8) + 8 + shift];
+    buf[..4].copy_from_slice(&asked.to_ne_bytes());
+    let rc = sys::ioctl_ptr(&f.file, uapi::VFIO_IOMMU_GET_INFO, buf.as_mut_ptr());
+    let word = |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    if shift != 0 {
+        buf.drain(HEADER..HEADER + MIGRATION);
+        // DMA_AVAIL's `next`, if it was written.
+        if rc == 0 && argsz as usize >= 40 {
+            let next = word(&buf, HEADER + 4) - MIGRATION as u32;
+            buf[HEADER + 4..HEADER + 8].copy_from_slice(&next.to_ne_bytes());
+        }
+    }
+    let reported = match rc {
+        0 => word(&buf, 0).wrapping_sub(MIGRATION as u32),
+        _ => argsz,
+    };
+    buf[..4].copy_from_slice(&reported.to_ne_bytes());
+    buf.truncate(buf_len.max(8));
+    (rc, buf)
+}
+
+/// Any ioctl on a struct given as bytes; the errno (0 on success).
+fn ioctl_bytes(f: &Iommufd, num: u32, bytes: &mut [u8]) -> i32 {
+    sys::ioctl_ptr(&f.file, num, bytes.as_mut_ptr())
+}
+
+/// The bytes of a plain uAPI struct.
+fn struct_bytes<T: Copy>(value: &T) -> Vec<u8> {
+    // SAFETY: uAPI structs are plain integers, every byte initialised
+    // (built from `Default` and field stores).
+    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>()) }
+        .to_vec()
+}
+
+/// `IOMMU_TEST_CMD` op `op` on `id`, with the union filled by `fill`.
+fn test_cmd(
+    f: &Iommufd,
+    op: u32,
+    id: u32,
+    fill: impl FnOnce(&mut uapi::iommu_test_cmd),
+) -> (i32, uapi::iommu_test_cmd) {
+    let mut cmd = uapi::iommu_test_cmd {
+        size: std::mem::size_of::<uapi::iommu_test_cmd>() as u32,
+        op,
+        id,
+        ..Default::default()
+    };
+    fill(&mut cmd);
+    let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_TEST_CMD, &mut cmd);
+    (rc, cmd)
+}
 
 impl Fuzz {
     fn ioas(&mut self) -> u32 {
@@ -191,7 +502,7 @@ impl Fuzz {
     /// every byte written back must match.
     fn raw_step(&mut self) -> (String, Outcome, Outcome) {
         // (number, struct size, offset of a user pointer field, if any)
-        let table: [(u32, usize, Option<usize>); 14] = [
+        let table: [(u32, usize, Option<usize>); 17] = [
             (uapi::IOMMU_DESTROY, 8, None),
             (uapi::IOMMU_IOAS_ALLOC, 12, None),
             (uapi::IOMMU_IOAS_ALLOW_IOVAS, 24, Some(16)),
@@ -206,8 +517,15 @@ impl Fuzz {
             (uapi::VFIO_IOMMU_GET_INFO, 24, None),
             (uapi::VFIO_IOMMU_MAP_DMA, 32, None),
             (uapi::VFIO_IOMMU_UNMAP_DMA, 24, None),
+            (uapi::IOMMU_HWPT_ALLOC, 48, Some(32)),
+            (uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, 16, None),
+            (uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, 48, Some(40)),
         ];
-        let (num, size, ptr_field) = self.rng.pick(&table);
+        let (mut num, mut size, mut ptr_field) = self.rng.pick(&table);
+        if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_GET_INFO {
+            // Its answer differs by design (see `Avoid::compat_migration`).
+            (num, size, ptr_field) = table[0];
+        }
         let mut buf = [0u8; 256];
         for b in buf.iter_mut().take(size + 16) {
             *b = match self.rng.below(4) {
@@ -225,8 +543,22 @@ impl Fuzz {
             let op = self.rng.pick(&[
                 uapi::IOMMU_TEST_OP_ADD_RESERVED,
                 uapi::IOMMU_TEST_OP_MD_CHECK_REFS,
+                uapi::IOMMU_TEST_OP_DIRTY,
             ]);
             buf[4..8].copy_from_slice(&op.to_ne_bytes());
+        }
+        if num == uapi::IOMMU_HWPT_ALLOC {
+            // No device: a HWPT made here would be one the fuzzer does not
+            // know of.
+            buf[8..12].fill(0);
+        }
+        if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_UNMAP_DMA {
+            buf[4] &= !(uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP as u8);
+        }
+        if self.avoid.bitmap_alloc && num == uapi::IOMMU_HWPT_GET_DIRTY_BITMAP {
+            // No HWPT: a garbage range would be one of `Avoid::bitmap_alloc`
+            // (or `bitmap_overrun`, `bitmap_fault`).
+            buf[4..8].fill(0);
         }
         let scratch = self.scratch.as_mut_ptr() as u64;
         if let Some(off) = ptr_field {
@@ -259,6 +591,14 @@ impl Fuzz {
         let c = run(&self.c, &mut scratch_buf);
         let r = run(&self.rust, &mut scratch_buf);
         self.scratch = scratch_buf;
+        if num == uapi::IOMMU_HWPT_SET_DIRTY_TRACKING && bad_arg.is_none() && c.starts_with("0 ") {
+            let word =
+                |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            let (flags, id) = (word(4), word(8));
+            if let Some(h) = self.hwpts.iter_mut().find(|h| h.id == id) {
+                h.tracking = flags & uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0;
+            }
+        }
         (
             format!(
                 "raw ioctl={num:#x} declared_size={declared} arg={bad_arg:x?} bytes={:02x?}",
@@ -276,6 +616,13 @@ impl Fuzz {
                 let op = self.rng.pick(&[0u32, 1, 1, 1, 2, 3]);
                 let ioas = self.ioas();
                 let (c, r) = self.both(|f| format!("{:?}", f.vfio_ioas(op, ioas)));
+                if c.starts_with("Ok(") {
+                    match op {
+                        uapi::IOMMU_VFIO_IOAS_SET => self.compat_ioas = Some(ioas),
+                        uapi::IOMMU_VFIO_IOAS_CLEAR => self.compat_ioas = None,
+                        _ => {}
+                    }
+                }
                 (format!("vfio_ioas op={op} ioas={ioas}"), c, r)
             }
             1 => {
@@ -298,22 +645,34 @@ impl Fuzz {
                     .rng
                     .pick(&[0u32, 8, 15, 16, 20, 24, 30, 36, 40, 48, 56, 71, 72, 100]);
                 let len = argsz as usize + self.rng.below(32) as usize;
-                let (c, r) = self.both(|f| format!("{:?}", f.vfio_get_info(argsz, len)));
+                let c = format!("{:?}", self.c.vfio_get_info(argsz, len));
+                let r = match self.avoid.compat_migration {
+                    false => format!("{:?}", self.rust.vfio_get_info(argsz, len)),
+                    true => format!("{:?}", get_info_without_migration(&self.rust, argsz, len)),
+                };
                 (format!("get_info argsz={argsz}"), c, r)
             }
             3..=6 => {
                 let mut flags = self.rng.pick(&[3u32, 3, 1, 2, 0, 4, 1 << 31]);
                 // C 7.2 maps a MAP_DMA with neither READ nor WRITE into the
                 // domains, where the mock's page table WARNs (generic_pt
-                // map_range); try that only while no domain exists.
-                if flags == 0 && !self.devices.is_empty() {
+                // map_range); try that only while no domain exists (no
+                // device, no HWPT), and unmap it at once, before a domain
+                // could be filled from it.
+                if flags == 0 && (!self.devices.is_empty() || !self.hwpts.is_empty()) {
                     flags = 3;
                 }
                 let (va, iova, size) = (self.user_va(), self.iova(), self.length());
-                let (c, r) = self.both(|f| format!("{}", f.vfio_map(flags, va, iova, size)));
-                if c == "0" {
-                    if let Some(id) = self.ids.first().copied() {
+                let (mut c, mut r) =
+                    self.both(|f| format!("{}", f.vfio_map(flags, va, iova, size)));
+                if c == "0" && flags & 3 == 0 {
+                    let (uc, ur) = self.both(|f| format!("{:?}", f.vfio_unmap(0, iova, size)));
+                    c.push_str(&format!(" then {uc}"));
+                    r.push_str(&format!(" then {ur}"));
+                } else if c == "0" {
+                    if let Some(id) = self.compat_ioas {
                         self.mapped.push((id, iova, size));
+                        self.user_maps.push((id, iova, size, va));
                     }
                 }
                 (
@@ -323,7 +682,10 @@ impl Fuzz {
                 )
             }
             _ => {
-                let flags = self.rng.pick(&[0u32, 0, 0, 2, 1, 4]);
+                let mut flags = self.rng.pick(&[0u32, 0, 0, 2, 1, 4]);
+                if self.avoid.compat_migration {
+                    flags &= !uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
+                }
                 let (iova, size) = match self.rng.below(6) {
                     0 => (0, 0),
                     1..=3 if !self.mapped.is_empty() => {
@@ -336,6 +698,12 @@ impl Fuzz {
                     _ => (self.iova(), self.length()),
                 };
                 let (c, r) = self.both(|f| format!("{:?}", f.vfio_unmap(flags, iova, size)));
+                if let (true, Some(ioas)) = (c.starts_with("(0,"), self.compat_ioas) {
+                    match flags & uapi::VFIO_DMA_UNMAP_FLAG_ALL {
+                        0 => self.forget_maps(ioas, iova, size),
+                        _ => self.forget_maps(ioas, 0, u64::MAX),
+                    }
+                }
                 (
                     format!("unmap_dma flags={flags:#x} iova={iova:#x} size={size:#x}"),
                     c,
@@ -582,7 +950,7 @@ impl Fuzz {
     /// One random step: its description and both outcomes.
     fn step(&mut self) -> (String, Outcome, Outcome) {
         // Keep a handful of IOAS objects so that operations meet each other.
-        let roll = match self.rng.below(150) {
+        let roll = match self.rng.below(178) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             r => r,
         };
@@ -591,6 +959,7 @@ impl Fuzz {
                 let (c, r) = self.both(|f| format!("{:?}", f.ioas_alloc()));
                 if let Some(id) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
                     if let Ok(id) = id.parse() {
+                        self.born(id);
                         self.ids.push(id);
                     }
                 }
@@ -600,8 +969,7 @@ impl Fuzz {
                 let id = self.ioas();
                 let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
                 if c == "0" {
-                    self.ids.retain(|&i| i != id);
-                    self.forget_maps(id, 0, u64::MAX);
+                    self.forget_object(id);
                 }
                 (format!("destroy {id}"), c, r)
             }
@@ -758,43 +1126,31 @@ impl Fuzz {
             120..=124 => self.raw_step(),
             125..=131 => {
                 // A mock device on an IOAS, a HWPT, or anything else.
-                let pt = match self.rng.below(4) {
-                    0 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts),
-                    1 => self.rng.below(12) as u32,
-                    _ => self.ioas(),
-                };
+                let pt = self.attach_target();
                 let (c, r) = self.both(|f| format!("{:?}", f.mock_domain(pt)));
-                if let Ok((stdev, hwpt, _)) = self.c.mock_domain_parse(&c) {
-                    self.devices.push(stdev);
-                    if !self.hwpts.contains(&hwpt) {
-                        self.hwpts.push(hwpt);
-                    }
-                    // Attached to an IOAS (else `pt` was that HWPT).
-                    if pt != hwpt {
-                        self.hwpt_ioas.push((hwpt, pt));
-                    }
-                }
+                self.record_device(&c, pt, false);
                 (format!("mock_domain pt={pt}"), c, r)
             }
             132..=134 => {
                 let id = match self.devices.is_empty() {
                     true => self.rng.below(12) as u32,
-                    false => self.rng.pick(&self.devices),
+                    false => self.rng.pick(&self.devices).stdev,
                 };
                 let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
                 if c == "0" {
-                    self.devices.retain(|&d| d != id);
+                    self.forget_object(id);
                 }
                 (format!("destroy_device {id}"), c, r)
             }
             135..=139 => {
                 // What a domain maps, read back against the user memory.
                 let hwpt = match self.hwpts.is_empty() {
-                    true => self.rng.below(12) as u32,
-                    false => self.rng.pick(&self.hwpts),
+                    true => None,
+                    false => Some(self.rng.pick(&self.hwpts)),
                 };
+                let id = hwpt.map_or_else(|| self.rng.below(12) as u32, |h| h.id);
                 // Mostly memory mapped in the HWPT's own IOAS.
-                let ioas = self.hwpt_ioas.iter().find(|h| h.0 == hwpt).map(|h| h.1);
+                let ioas = hwpt.map(|h| h.ioas);
                 let own: Vec<_> = self
                     .user_maps
                     .iter()
@@ -805,27 +1161,50 @@ impl Fuzz {
                     true => self.user_maps.clone(),
                     false => own,
                 };
-                let (iova, len, va) = match maps.is_empty() {
+                let (mut iova, mut len, mut va) = match maps.is_empty() {
                     true => (self.iova(), PAGE, self.user_va()),
                     false => {
                         let (_, iova, len, va) = self.rng.pick(&maps);
                         (iova, len.min(64 * PAGE) & !2047, va)
                     }
                 };
+                // Half pages: the IO page of the default format.
+                match self.rng.below(12) {
+                    0 => (iova, va) = (iova + K2, va + K2),
+                    1 => len = K2,
+                    2 => len += K2,
+                    _ => {}
+                }
+                if self.avoid.check_map_page && hwpt.is_some_and(|h| h.huge) {
+                    (iova, len, va) = (iova & !(PAGE - 1), len & !(PAGE - 1), va & !(PAGE - 1));
+                }
                 let (c, r) =
-                    self.both(|f| format!("{}", f.md_check_map(hwpt, iova, len, va as *const u8)));
+                    self.both(|f| format!("{}", f.md_check_map(id, iova, len, va as *const u8)));
                 // A HWPT gone with its last device is forgotten.
                 if c == "2" {
-                    self.hwpts.retain(|&h| h != hwpt);
-                    self.hwpt_ioas.retain(|h| h.0 != hwpt);
+                    self.forget_object(id);
                 }
+                let kind = match hwpt {
+                    Some(h) if h.huge => "md_check_map.huge",
+                    Some(h) if h.manual => "md_check_map.manual",
+                    _ => "md_check_map",
+                };
                 (
-                    format!("md_check_map hwpt={hwpt} iova={iova:#x} len={len:#x} va={va:#x}"),
+                    format!("{kind} hwpt={id} iova={iova:#x} len={len:#x} va={va:#x}"),
                     c,
                     r,
                 )
             }
             140..=149 => self.access_step(),
+            150..=153 => self.hwpt_alloc_step(),
+            154..=155 => self.mock_domain_flags_step(),
+            156..=158 => self.replace_step(),
+            159..=160 => self.destroy_hwpt_step(),
+            161..=162 => self.set_dirty_tracking_step(),
+            163..=167 => self.set_dirty_step(),
+            168..=172 => self.get_dirty_bitmap_step(),
+            173..=174 => self.map_for_dirty_step(),
+            175..=177 => self.dirty_cycle_step(),
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -839,6 +1218,1210 @@ impl Fuzz {
     }
 }
 
+/// The IO page sizes the steps below pick from.
+const K2: u64 = 2048;
+const M1: u64 = 1 << 20;
+
+/// Where the hugetlb backing is (see `Backing::new`).
+const HUGETLB_BASE: u64 = BACKING_BASE + 8 * M1;
+
+/// HWPT_ALLOC, replace, and dirty tracking.
+impl Fuzz {
+    /// The HWPT with ID `id`, if the fuzzer knows one.
+    fn hwpt(&self, id: u32) -> Option<Hwpt> {
+        self.hwpts.iter().find(|h| h.id == id).copied()
+    }
+
+    /// Object `id` was destroyed: whatever the fuzzer held under that ID
+    /// goes, and so do automatic HWPTs left without a device.
+    fn forget_object(&mut self, id: u32) {
+        if self.compat_ioas == Some(id) {
+            self.compat_ioas = None;
+        }
+        if self.ids.contains(&id) {
+            self.ids.retain(|&i| i != id);
+            self.forget_maps(id, 0, u64::MAX);
+        }
+        self.devices.retain(|d| d.stdev != id && d.idev != id);
+        self.hwpts.retain(|h| h.id != id);
+        self.prune_auto();
+    }
+
+    /// Automatic HWPTs go with their last device.
+    fn prune_auto(&mut self) {
+        let devices = &self.devices;
+        self.hwpts
+            .retain(|h| h.manual || devices.iter().any(|d| d.hwpt == h.id));
+    }
+
+    /// A new object got `id`: nothing the fuzzer holds still names it.
+    fn born(&mut self, id: u32) {
+        self.devices.retain(|d| d.stdev != id && d.idev != id);
+        self.hwpts.retain(|h| h.id != id);
+    }
+
+    /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
+    fn attach_target(&mut self) -> u32 {
+        match self.rng.below(4) {
+            0 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+            1 => self.rng.below(12) as u32,
+            _ => self.ioas(),
+        }
+    }
+
+    /// Records the device a `MOCK_DOMAIN(_FLAGS)` on `pt` made, from C's
+    /// printed answer, and the automatic HWPT it got, if new.
+    fn record_device(&mut self, c: &str, pt: u32, no_dirty: bool) {
+        let Ok((stdev, hwpt, idev)) = self.c.mock_domain_parse(c) else {
+            return;
+        };
+        self.born(stdev);
+        self.born(idev);
+        if self.hwpt(hwpt).is_none() {
+            self.born(hwpt);
+            self.hwpts.push(Hwpt {
+                id: hwpt,
+                ioas: pt,
+                manual: false,
+                dirty: false,
+                huge: false,
+                tracking: false,
+            });
+        }
+        self.devices.push(MockDev {
+            stdev,
+            idev,
+            no_dirty,
+            hwpt,
+        });
+    }
+
+    /// An IOAS for a new HWPT: mostly one a domain already works on (so
+    /// that a mock domain's aperture fits its areas), else one with memory
+    /// mapped.
+    fn busy_ioas(&mut self) -> u32 {
+        let with_domain: Vec<u32> = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|&i| self.hwpts.iter().any(|h| h.ioas == i))
+            .collect();
+        let mapped: Vec<u32> = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|&i| self.user_maps.iter().any(|m| m.0 == i))
+            .collect();
+        match self.rng.below(10) {
+            0..=6 if !with_domain.is_empty() => self.rng.pick(&with_domain),
+            0..=8 if !mapped.is_empty() => self.rng.pick(&mapped),
+            _ => self.ioas(),
+        }
+    }
+
+    /// A HWPT for the dirty-tracking steps: mostly one made with dirty
+    /// tracking, else any, else any ID.
+    fn dirty_target(&mut self) -> (u32, Option<Hwpt>) {
+        if let Some((h, _, _)) = self.focus {
+            return (h.id, Some(h));
+        }
+        let dirty: Vec<Hwpt> = self.hwpts.iter().filter(|h| h.dirty).copied().collect();
+        let tracking: Vec<Hwpt> = dirty.iter().filter(|h| h.tracking).copied().collect();
+        let h = match self.rng.below(20) {
+            0..=9 if !tracking.is_empty() => Some(self.rng.pick(&tracking)),
+            0..=15 if !dirty.is_empty() => Some(self.rng.pick(&dirty)),
+            0..=18 if !self.hwpts.is_empty() => Some(self.rng.pick(&self.hwpts)),
+            _ => None,
+        };
+        match h {
+            Some(h) => (h.id, Some(h)),
+            None => {
+                let id = match self.rng.chance(50) {
+                    true => self.ioas(),
+                    false => self.rng.below(16) as u32,
+                };
+                (id, self.hwpt(id))
+            }
+        }
+    }
+
+    /// `IOMMU_HWPT_ALLOC` of a paging HWPT for a mock device, with every
+    /// flag, the selftest driver data in its two formats, and bad IDs,
+    /// sizes, lengths and pointers.
+    fn hwpt_alloc_step(&mut self) -> (String, Outcome, Outcome) {
+        const D: u32 = uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+        const N: u32 = uapi::IOMMU_HWPT_ALLOC_NEST_PARENT;
+        const F: u32 = uapi::IOMMU_HWPT_FAULT_ID_VALID;
+        const P: u32 = uapi::IOMMU_HWPT_ALLOC_PASID;
+        let dev = match self.devices.is_empty() {
+            true => None,
+            false => Some(self.rng.pick(&self.devices)),
+        };
+        let dev_id = match (dev, self.rng.below(10)) {
+            (Some(d), 0..=8) => d.idev,
+            (Some(d), _) if self.rng.chance(50) => d.stdev,
+            _ => self.rng.pick(&[0, 1, 2, 5, 9, u32::MAX]),
+        };
+        let mut pt_id = match self.rng.below(10) {
+            0..=5 => self.busy_ioas(),
+            6..=7 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+            8 if dev.is_some() => dev.map_or(0, |d| d.idev),
+            _ => self.rng.below(12) as u32,
+        };
+        if self.avoid.alloc_pt_kind && !self.ids.contains(&pt_id) && self.hwpt(pt_id).is_none() {
+            pt_id = self.rng.pick(&[0, u32::MAX]);
+        }
+        let flags = self.rng.pick(&[
+            0,
+            0,
+            D,
+            D,
+            D,
+            D,
+            D,
+            D,
+            N,
+            N | D,
+            P,
+            P | D,
+            F,
+            F | N,
+            1 << 4,
+            1 << 31,
+            D | 1 << 5,
+        ]);
+        // Driver data: none, the selftest struct (where it ends right
+        // before the hole, or with room after it, with a zero or nonzero
+        // tail), or another type.
+        let room = REGION_BASE + 17 * PAGE + 0x100;
+        let cfg = uapi::iommu_hwpt_selftest {
+            iotlb: self.rng.next() as u32,
+            pagetable_type: self.rng.pick(&[
+                uapi::MOCK_IOMMUPT_DEFAULT,
+                uapi::MOCK_IOMMUPT_HUGE,
+                uapi::MOCK_IOMMUPT_HUGE,
+                uapi::MOCK_IOMMUPT_HUGE,
+                2,
+                u32::MAX,
+            ]),
+        };
+        let (mut data_type, mut data_len, data_uptr) = match self.rng.below(20) {
+            0..=8 => (uapi::IOMMU_HWPT_DATA_NONE, 0, self.rng.pick(&[0, room])),
+            9..=16 => {
+                let len = self.rng.pick(&[8u32, 8, 8, 8, 4, 3, 0, 16, 16, 4096]);
+                let at = self
+                    .rng
+                    .pick(&[room, room, room, HWPT_DATA, 0, 0xffff_8000_0000_0000]);
+                (uapi::IOMMU_HWPT_DATA_SELFTEST, len, at)
+            }
+            17 => (uapi::IOMMU_HWPT_DATA_NONE, 8, room),
+            _ => (self.rng.pick(&[1u32, 2, 0xbeef]), 8, room),
+        };
+        let nested_ok = flags & !(F | P) == 0 && data_len != 0;
+        if self.avoid.nested && self.hwpt(pt_id).is_some() && nested_ok {
+            (data_type, data_len) = (uapi::IOMMU_HWPT_DATA_NONE, 0);
+        }
+        let mut data = struct_bytes(&cfg);
+        data.resize(64, 0);
+        if self.rng.chance(30) {
+            data[8 + self.rng.below(8) as usize] = 1;
+        }
+        for at in [room, HWPT_DATA] {
+            region_write(at - REGION_BASE, &data);
+        }
+        let mut cmd = uapi::iommu_hwpt_alloc {
+            size: 0,
+            flags,
+            dev_id,
+            pt_id,
+            out_hwpt_id: 0,
+            __reserved: if self.rng.chance(4) { 1 } else { 0 },
+            data_type,
+            data_len,
+            data_uptr,
+            fault_id: self.rng.pick(&[0, 1, 3, 200]),
+            __reserved2: if self.rng.chance(4) { 1 } else { 0 },
+        };
+        let full = std::mem::size_of::<uapi::iommu_hwpt_alloc>() as u32;
+        cmd.size = match self.rng.below(20) {
+            0 => 40,
+            1 => 24,
+            2 => 20,
+            3 => full + 8,
+            _ => full,
+        };
+        let tail = self.rng.chance(50) as u8;
+        let mut bytes = struct_bytes(&cmd);
+        bytes.resize(full as usize + 8, 0);
+        bytes[full as usize + 3] = tail;
+        let run = |f: &Iommufd| {
+            let mut b = bytes.clone();
+            let rc = ioctl_bytes(f, uapi::IOMMU_HWPT_ALLOC, &mut b);
+            let mut h = 0;
+            fold(&mut h, &format!("{b:?}"));
+            let id = u32::from_ne_bytes(b[16..20].try_into().unwrap_or([0; 4]));
+            match rc {
+                0 => format!("Ok({id}) b={h:x}"),
+                e => format!("Err({e}) b={h:x}"),
+            }
+        };
+        let (c, r) = (run(&self.c), run(&self.rust));
+        if let Some(id) = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse().ok())
+        {
+            self.born(id);
+            if self.ids.contains(&pt_id) {
+                self.hwpts.push(Hwpt {
+                    id,
+                    ioas: pt_id,
+                    manual: true,
+                    dirty: flags & D != 0,
+                    huge: data_type == uapi::IOMMU_HWPT_DATA_SELFTEST
+                        && cfg.pagetable_type == uapi::MOCK_IOMMUPT_HUGE,
+                    tracking: false,
+                });
+            }
+        }
+        let kind = match self.hwpt(pt_id) {
+            Some(_) => "hwpt_alloc_nested",
+            None => "hwpt_alloc",
+        };
+        (
+            format!(
+                "{kind} dev={dev_id} pt={pt_id} flags={flags:#x} data=({data_type:#x}, {data_len}, {data_uptr:#x}) cfg=({:#x}, {}) size={} reserved={} fault_id={} tail={tail}",
+                cfg.iotlb, cfg.pagetable_type, cmd.size, cmd.__reserved, cmd.fault_id
+            ),
+            c,
+            r,
+        )
+    }
+
+    /// `MOCK_DOMAIN_FLAGS`: a mock device that cannot track dirty pages
+    /// (refused by a dirty-tracking domain), PASID-capable, or unknown
+    /// flags.
+    fn mock_domain_flags_step(&mut self) -> (String, Outcome, Outcome) {
+        let no_dirty = uapi::MOCK_FLAGS_DEVICE_NO_DIRTY;
+        let pasid = uapi::MOCK_FLAGS_DEVICE_PASID;
+        let flags = self.rng.pick(&[
+            0,
+            no_dirty,
+            no_dirty,
+            no_dirty,
+            pasid,
+            no_dirty | pasid,
+            2,
+            1 << 31,
+        ]);
+        let dirty: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.dirty)
+            .map(|h| h.id)
+            .collect();
+        let pt = match dirty.is_empty() || self.rng.chance(60) {
+            true => self.attach_target(),
+            false => self.rng.pick(&dirty),
+        };
+        let run = |f: &Iommufd| {
+            let (rc, cmd) = test_cmd(f, uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS, pt, |c| {
+                c.__bindgen_anon_1.mock_domain_flags.dev_flags = flags;
+            });
+            // SAFETY: The union holds plain integers.
+            let o = unsafe { cmd.__bindgen_anon_1.mock_domain_flags };
+            match rc {
+                0 => format!(
+                    "Ok(({}, {}, {}))",
+                    o.out_stdev_id, o.out_hwpt_id, o.out_idev_id
+                ),
+                e => format!("Err({e})"),
+            }
+        };
+        let (c, r) = (run(&self.c), run(&self.rust));
+        self.record_device(&c, pt, flags & no_dirty != 0);
+        (format!("mock_domain_flags pt={pt} flags={flags:#x}"), c, r)
+    }
+
+    /// `MOCK_DOMAIN_REPLACE`: a mock device onto a manual HWPT, an
+    /// automatic one, an IOAS, or anything else.
+    fn replace_step(&mut self) -> (String, Outcome, Outcome) {
+        let at = match self.devices.is_empty() || self.rng.chance(5) {
+            true => None,
+            false => Some(self.rng.below(self.devices.len() as u64) as usize),
+        };
+        let stdev = match at {
+            Some(i) => self.devices[i].stdev,
+            None => self.rng.below(12) as u32,
+        };
+        let manual: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.manual)
+            .map(|h| h.id)
+            .collect();
+        let dirty: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.dirty)
+            .map(|h| h.id)
+            .collect();
+        // A device without dirty tracking is refused by a dirty domain.
+        let no_dirty = at.is_some_and(|i| self.devices[i].no_dirty);
+        let pt = match self.rng.below(10) {
+            0..=4 if no_dirty && !dirty.is_empty() => self.rng.pick(&dirty),
+            0..=4 if !manual.is_empty() => self.rng.pick(&manual),
+            0..=6 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+            0..=8 => self.busy_ioas(),
+            _ => self.rng.below(12) as u32,
+        };
+        let run = |f: &Iommufd| {
+            let (rc, cmd) = test_cmd(f, uapi::IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, stdev, |c| {
+                c.__bindgen_anon_1.mock_domain_replace.pt_id = pt;
+            });
+            // SAFETY: The union holds plain integers.
+            let out = unsafe { cmd.__bindgen_anon_1.mock_domain_replace.pt_id };
+            match rc {
+                0 => format!("Ok({out})"),
+                e => format!("Err({e})"),
+            }
+        };
+        let (c, r) = (run(&self.c), run(&self.rust));
+        let got: Option<u32> = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|s| s.parse().ok());
+        if let (Some(got), Some(dev)) = (got, self.devices.iter().position(|d| d.stdev == stdev)) {
+            if self.hwpt(got).is_none() {
+                self.born(got);
+                self.hwpts.push(Hwpt {
+                    id: got,
+                    ioas: pt,
+                    manual: false,
+                    dirty: false,
+                    huge: false,
+                    tracking: false,
+                });
+            }
+            self.devices[dev].hwpt = got;
+            self.prune_auto();
+        }
+        (format!("replace stdev={stdev} pt={pt}"), c, r)
+    }
+
+    /// `IOMMU_DESTROY` of a HWPT: busy while a device is attached.
+    fn destroy_hwpt_step(&mut self) -> (String, Outcome, Outcome) {
+        let manual: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.manual)
+            .map(|h| h.id)
+            .collect();
+        let id = match self.rng.below(10) {
+            0..=6 if !manual.is_empty() => self.rng.pick(&manual),
+            0..=8 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+            _ => self.rng.below(12) as u32,
+        };
+        let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+        if c == "0" {
+            self.forget_object(id);
+        }
+        (format!("destroy_hwpt {id}"), c, r)
+    }
+
+    /// `IOMMU_HWPT_SET_DIRTY_TRACKING`: on, off, bad flags, not a HWPT.
+    fn set_dirty_tracking_step(&mut self) -> (String, Outcome, Outcome) {
+        let (id, h) = self.dirty_target();
+        let enable = uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE;
+        // Mostly a change: turning it on again clears what was recorded.
+        let flags = match h.is_some_and(|h| h.tracking) {
+            true => self.rng.pick(&[0, 0, 0, 0, enable, 2, 3, 1 << 31]),
+            false => self
+                .rng
+                .pick(&[enable, enable, enable, enable, 0, 2, 3, 1 << 31]),
+        };
+        let reserved = if self.rng.chance(5) { 7 } else { 0 };
+        let cmd = uapi::iommu_hwpt_set_dirty_tracking {
+            size: std::mem::size_of::<uapi::iommu_hwpt_set_dirty_tracking>() as u32,
+            flags,
+            hwpt_id: id,
+            __reserved: reserved,
+        };
+        let (c, r) = self.both(|f| {
+            let mut cmd = cmd;
+            format!(
+                "{}",
+                sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, &mut cmd)
+            )
+        });
+        if c == "0" {
+            if let Some(h) = self.hwpts.iter_mut().find(|h| h.id == id) {
+                h.tracking = flags & enable != 0;
+            }
+        }
+        (
+            format!("set_dirty_tracking hwpt={id} flags={flags:#x} reserved={reserved}"),
+            c,
+            r,
+        )
+    }
+
+    /// An IOVA range in the areas of `ioas`, aligned down to `page_size`:
+    /// (IOVA, length), or `None` if nothing is mapped there.
+    fn area_range(&mut self, ioas: u32) -> Option<(u64, u64)> {
+        let own: Vec<(u32, u64, u64)> = self
+            .mapped
+            .iter()
+            .filter(|m| m.0 == ioas)
+            .copied()
+            .collect();
+        if own.is_empty() {
+            return None;
+        }
+        let (_, iova, len) = self.rng.pick(&own);
+        Some(match self.rng.below(6) {
+            0..=2 => (iova, len),
+            3 => {
+                // Over the neighbours too, holes included.
+                let more = self.rng.pick(&[PAGE, 16 * PAGE, M1]);
+                (iova.saturating_sub(more), len.saturating_add(2 * more))
+            }
+            4 => (iova + PAGE, len.saturating_sub(2 * PAGE)),
+            _ => (iova & !(M1 - 1), M1.max(len)),
+        })
+    }
+
+    /// Marks pages dirty in memory mapped in a dirty-tracking HWPT's IOAS
+    /// (turning tracking on first if need be), then reads a bitmap of
+    /// that range (`set_dirty` then `get_dirty_bitmap`, aimed), so that
+    /// most reads find bits to report.
+    fn dirty_cycle_step(&mut self) -> (String, Outcome, Outcome) {
+        let dirty: Vec<Hwpt> = self.hwpts.iter().filter(|h| h.dirty).copied().collect();
+        if dirty.is_empty() {
+            return self.get_dirty_bitmap_step();
+        }
+        let h = self.rng.pick(&dirty);
+        // Memory mapped there, checked with MD_CHECK_MAP (a record found
+        // stale goes).
+        let ps = if h.huge { PAGE } else { K2 };
+        let (mut c, mut r) = (String::new(), String::new());
+        let mut found = None;
+        for _ in 0..3 {
+            let own: Vec<(u32, u64, u64, u64)> = self
+                .user_maps
+                .iter()
+                .filter(|m| m.0 == h.ioas && m.1 % ps == 0 && m.3 % ps == 0 && m.2 >= ps)
+                .copied()
+                .collect();
+            if own.is_empty() {
+                break;
+            }
+            let m = self.rng.pick(&own);
+            let len = m.2.min(16 * PAGE) & !(ps - 1);
+            let vc = self.c.md_check_map(h.id, m.1, len, m.3 as *const u8);
+            let vr = self.rust.md_check_map(h.id, m.1, len, m.3 as *const u8);
+            c.push_str(&format!("check {vc}; "));
+            r.push_str(&format!("check {vr}; "));
+            if vc == 0 {
+                found = Some((m.1, m.2));
+                break;
+            }
+            if vc == vr {
+                self.user_maps.retain(|x| *x != m);
+                self.mapped.retain(|x| *x != (m.0, m.1, m.2));
+            }
+        }
+        let Some((iova, len)) = found else {
+            let (w, c2, r2) = self.get_dirty_bitmap_step();
+            return (
+                format!("{w} (after {c})"),
+                format!("{c2} | {c}"),
+                format!("{r2} | {r}"),
+            );
+        };
+        if !h.tracking {
+            let cmd = uapi::iommu_hwpt_set_dirty_tracking {
+                size: std::mem::size_of::<uapi::iommu_hwpt_set_dirty_tracking>() as u32,
+                flags: uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+                hwpt_id: h.id,
+                __reserved: 0,
+            };
+            let (tc, tr) = self.both(|f| {
+                let mut cmd = cmd;
+                format!(
+                    "{}",
+                    sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, &mut cmd)
+                )
+            });
+            if tc == "0" {
+                if let Some(x) = self.hwpts.iter_mut().find(|x| x.id == h.id) {
+                    x.tracking = true;
+                }
+            }
+            c.push_str(&format!("tracking {tc}; "));
+            r.push_str(&format!("tracking {tr}; "));
+        }
+        let h = self.hwpt(h.id).unwrap_or(h);
+        self.focus = Some((h, iova, len.min(64 << 20)));
+        let (w1, c1, r1) = self.set_dirty_step();
+        let (w2, c2, r2) = self.get_dirty_bitmap_step();
+        self.focus = None;
+        // The read's answer first: it decides whether the step counts as
+        // a success.
+        (
+            format!("dirty_cycle {w1}; then {w2}"),
+            format!("{c2} | {c}mark {c1}"),
+            format!("{r2} | {r}mark {r1}"),
+        )
+    }
+
+    /// `IOMMU_TEST_OP_DIRTY`: marks dirty, in a mock domain, the IO pages
+    /// a user bitmap names; page sizes from 1 byte to 1 MiB, odd ones,
+    /// bitmaps in the read-only page, the hole or nowhere.
+    fn set_dirty_step(&mut self) -> (String, Outcome, Outcome) {
+        let (id, h) = self.dirty_target();
+        let page_size = match self.focus {
+            Some(_) => self
+                .rng
+                .pick(&[K2, K2, PAGE, PAGE, PAGE, 2 * PAGE, 3 * K2, 1]),
+            None => self.rng.pick(&[
+                K2,
+                K2,
+                PAGE,
+                PAGE,
+                PAGE,
+                2 * PAGE,
+                M1,
+                3 * PAGE,
+                3 * K2,
+                0,
+                1,
+            ]),
+        };
+        let ps = page_size.max(1);
+        let area = match (h, self.focus) {
+            (_, Some((_, iova, len))) => Some((iova, len)),
+            (Some(h), _) if self.rng.chance(85) => self.area_range(h.ioas),
+            _ => None,
+        };
+        let roll = match self.focus {
+            Some(_) => 0,
+            None => self.rng.below(10),
+        };
+        let (iova, length) = match (area, roll) {
+            (Some((iova, len)), 0..=8) => {
+                let iova = iova - iova % ps;
+                (iova, len.div_ceil(ps).clamp(1, 4096) * ps)
+            }
+            (_, 0..=7) => (
+                uapi::MOCK_APERTURE_START as u64 + self.rng.below(1024) * PAGE,
+                (self.rng.below(64) + 1) * ps,
+            ),
+            _ => {
+                let (iova, any) = (self.iova(), self.length());
+                let len = self.rng.pick(&[
+                    0,
+                    1,
+                    PAGE + 1,
+                    ps.wrapping_mul((16 << 20) * 8 + 1),
+                    u64::MAX,
+                    any,
+                ]);
+                (iova, len)
+            }
+        };
+        let nbits = if length % ps == 0 {
+            (length / ps).min(1 << 20)
+        } else {
+            0
+        };
+        let density = self.rng.pick(&[1u64, 2, 8, 64]);
+        let mut bits = vec![0u8; nbits.div_ceil(8) as usize];
+        // At least one bit, somewhere.
+        let one = self.rng.below(nbits.max(1));
+        for i in 0..nbits {
+            if i != one && !self.rng.chance(100 / density) {
+                continue;
+            }
+            bits[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        let offset = match self.focus {
+            Some(_) => self.rng.pick(&[0, 0, 0x10, 0xff1, RO_PAGE * PAGE]),
+            None => self.rng.pick(&[
+                0,
+                0,
+                0,
+                0x10,
+                0xff1,
+                RO_PAGE * PAGE,
+                HOLE_PAGE * PAGE - 0x10,
+                HOLE_PAGE * PAGE,
+                u64::MAX,
+            ]),
+        };
+        let uptr = match offset {
+            u64::MAX => 0,
+            off => REGION_BASE + off,
+        };
+        region_fill(|_| 0);
+        if uptr != 0 {
+            region_write(offset, &bits);
+        }
+        let run = |f: &Iommufd| {
+            let (rc, cmd) = test_cmd(f, uapi::IOMMU_TEST_OP_DIRTY, id, |c| {
+                c.__bindgen_anon_1.dirty.iova = iova;
+                c.__bindgen_anon_1.dirty.length = length;
+                c.__bindgen_anon_1.dirty.page_size = page_size;
+                c.__bindgen_anon_1.dirty.uptr = uptr;
+            });
+            // SAFETY: The union holds plain integers.
+            let n = unsafe { cmd.__bindgen_anon_1.dirty.out_nr_dirty };
+            format!("{rc} nr={n}")
+        };
+        let (c, r) = (run(&self.c), run(&self.rust));
+        if let Some(n) = c.strip_prefix("0 nr=").and_then(|n| n.parse::<u64>().ok()) {
+            self.dirty_stats.marked += n;
+            if n > 0 {
+                if self.marked.len() == 32 {
+                    self.marked.remove(0);
+                }
+                self.marked.push((id, iova, length));
+            }
+        }
+        let set = bits.iter().map(|b| b.count_ones()).sum::<u32>();
+        (
+            format!("set_dirty hwpt={id} iova={iova:#x} length={length:#x} page_size={page_size:#x} uptr={uptr:#x} bits={set}"),
+            c,
+            r,
+        )
+    }
+
+    /// `IOMMU_HWPT_GET_DIRTY_BITMAP`: with and without `NO_CLEAR`, page
+    /// sizes from 1 byte to 2 MiB and odd ones, ranges aligned and not,
+    /// over holes, empty and overflowing, bitmaps aligned, unaligned, in
+    /// the read-only page, across the hole, NULL, in the kernel or
+    /// nowhere; the bytes each side wrote are compared.
+    fn get_dirty_bitmap_step(&mut self) -> (String, Outcome, Outcome) {
+        let (id, h) = self.dirty_target();
+        let no_clear = uapi::IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR;
+        let aimed = self.focus.is_some();
+        let flags = match aimed {
+            true => self.rng.pick(&[0, 0, no_clear]),
+            false => self.rng.pick(&[0, 0, 0, no_clear, no_clear, 2, 1 << 31]),
+        };
+        let reserved = if !aimed && self.rng.chance(4) { 1 } else { 0 };
+        let page_size = match aimed {
+            true => self
+                .rng
+                .pick(&[K2, PAGE, PAGE, 2 * PAGE, 16 * PAGE, M1, 3 * PAGE, 1, 512]),
+            false => self.rng.pick(&[
+                K2,
+                PAGE,
+                PAGE,
+                PAGE,
+                2 * PAGE,
+                16 * PAGE,
+                M1,
+                2 * M1,
+                3 * PAGE,
+                3 * K2,
+                0,
+                1,
+                512,
+                1 << 63,
+            ]),
+        };
+        let marked: Vec<(u64, u64)> = self
+            .marked
+            .iter()
+            .filter(|m| m.0 == id)
+            .map(|m| (m.1, m.2))
+            .collect();
+        let area = match h {
+            _ if self.focus.is_some() => self.focus.map(|f| (f.1, f.2)),
+            Some(_) if !marked.is_empty() && self.rng.chance(50) => Some(self.rng.pick(&marked)),
+            Some(h) if self.rng.chance(80) => self.area_range(h.ioas),
+            _ => None,
+        };
+        let roll = match self.focus {
+            Some(_) => self.rng.below(7),
+            None => self.rng.below(10),
+        };
+        let (mut iova, mut length) = match (area, roll) {
+            (Some((iova, len)), 0..=6) => {
+                // Sometimes a part of it, which may cut an IO page.
+                let (iova, len) = match self.rng.chance(30) && len > PAGE {
+                    true => {
+                        let skip = self.rng.below(len / PAGE) * PAGE;
+                        let part = (self.rng.below((len - skip) / PAGE) + 1) * PAGE;
+                        (iova + skip, part)
+                    }
+                    false => (iova, len),
+                };
+                // Mostly aligned to the page size (and the IOAS's).
+                let align = page_size.max(PAGE);
+                match align.is_power_of_two() && align <= 2 * M1 && self.rng.chance(75) {
+                    true => {
+                        let start = iova & !(align - 1);
+                        let end = iova.saturating_add(len).saturating_add(align - 1) & !(align - 1);
+                        (start, end - start)
+                    }
+                    false => (iova, len),
+                }
+            }
+            (_, 0..=6) => (
+                uapi::MOCK_APERTURE_START as u64 + self.rng.below(512) * PAGE,
+                (self.rng.below(64) + 1) * PAGE,
+            ),
+            (_, 7..=8) => self.rng.pick(&[
+                (0, 0),
+                (0, 1 << 63),
+                (u64::MAX - PAGE + 1, PAGE),
+                (uapi::MOCK_APERTURE_START as u64, u64::MAX),
+                (PAGE, 0),
+                (uapi::MOCK_APERTURE_START as u64 + K2, PAGE),
+                (uapi::MOCK_APERTURE_START as u64, M1 + K2),
+            ]),
+            _ => (self.iova(), self.length()),
+        };
+        if self.avoid.bitmap_alloc && page_size != 0 {
+            // Would pass C's checks (whatever the IOAS's alignment) with
+            // more than 2^23 bits?
+            let mask = page_size - 1;
+            let last = iova.checked_add(length.wrapping_sub(1));
+            if last.is_some_and(|last| {
+                iova & mask == 0
+                    && last.wrapping_add(1) & mask == 0
+                    && (last - iova) >> page_size.trailing_zeros() >= 1 << 23
+            }) {
+                (iova, length) = (uapi::MOCK_APERTURE_START as u64, 64 * PAGE);
+            }
+        }
+        let offset = match aimed {
+            true => self.rng.pick(&[
+                0,
+                0,
+                0x10,
+                0xff1,
+                0x2000,
+                17 * PAGE,
+                19 * PAGE,
+                RO_PAGE * PAGE - 0x40,
+                (RO_PAGE + 1) * PAGE - 0x40,
+                HOLE_PAGE * PAGE - 0x40,
+            ]),
+            false => self.rng.pick(&[
+                0,
+                0,
+                0,
+                0x10,
+                0xff1,
+                RO_PAGE * PAGE - 0x100,
+                RO_PAGE * PAGE,
+                HOLE_PAGE * PAGE - 0x40,
+                (HOLE_PAGE + 1) * PAGE,
+                u64::MAX,
+                u64::MAX - 1,
+                u64::MAX - 2,
+                1 << 30,
+            ]),
+        };
+        let mut data = match offset {
+            u64::MAX => 0,
+            x if x == u64::MAX - 1 => 8,
+            x if x == u64::MAX - 2 => 0xffff_8000_0000_0000,
+            off => REGION_BASE + off,
+        };
+        if self.avoid.bitmap_fault && page_size != 0 {
+            // The bytes a bitmap of the range takes, if it gets that far.
+            let bits = (length.wrapping_sub(1) >> page_size.trailing_zeros()).saturating_add(1);
+            let bytes = bits.div_ceil(8).min(1 << 40);
+            let writable = |p: u64| p < REGION_PAGES && p != RO_PAGE && p != HOLE_PAGE;
+            let in_region = (REGION_BASE..REGION_BASE + REGION_PAGES * PAGE).contains(&data);
+            if in_region && bytes > 0 {
+                let first = (data - REGION_BASE) / PAGE;
+                let last = (data - REGION_BASE + bytes - 1) / PAGE;
+                let w = writable(first);
+                if (first..=last).any(|p| writable(p) != w) {
+                    data = match bytes <= RO_PAGE * PAGE {
+                        true => REGION_BASE,
+                        false => REGION_BASE + (1 << 30),
+                    };
+                }
+            }
+        }
+        let fill = match self.rng.below(10) {
+            0..=6 => 0u8,
+            7 => 0xff,
+            _ => 0x5a,
+        };
+        let mut cmd = uapi::iommu_hwpt_get_dirty_bitmap {
+            size: std::mem::size_of::<uapi::iommu_hwpt_get_dirty_bitmap>() as u32,
+            hwpt_id: id,
+            flags,
+            __reserved: reserved,
+            iova,
+            length,
+            page_size,
+            data,
+        };
+        // The bitmap's own bits, as region offsets: whole bytes, then the
+        // bits of a last partial byte.
+        let nbits = match page_size {
+            0 => 0,
+            ps => (length.wrapping_sub(1) >> ps.trailing_zeros()).saturating_add(1),
+        };
+        let own = data
+            .checked_sub(REGION_BASE)
+            .filter(|&off| off < REGION_PAGES * PAGE)
+            .map(|off| (off, off.saturating_add(nbits / 8), (1u8 << (nbits % 8)) - 1));
+        let overrun = self.avoid.bitmap_overrun;
+        let mut run = |f: &Iommufd| {
+            region_fill(|off| {
+                if fill == 0x5a {
+                    (off * 7 % 251) as u8
+                } else {
+                    fill
+                }
+            });
+            let before = region_read();
+            let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd);
+            let mut after = region_read();
+            if overrun {
+                // What was written past the bitmap's last bit is put back.
+                for (i, b) in after.iter_mut().enumerate() {
+                    let i = i as u64;
+                    *b = match own {
+                        Some((first, end, _)) if i >= first && i < end => *b,
+                        Some((_, end, mask)) if i == end => {
+                            (*b & mask) | (before[i as usize] & !mask)
+                        }
+                        _ => before[i as usize],
+                    };
+                }
+            }
+            let (n, diff) = region_diff(&before, &after);
+            (rc, n, format!("{rc} {diff}"))
+        };
+        let (rc, n, c) = run(&self.c);
+        let (_, _, r) = run(&self.rust);
+        if rc == 0 && n > 0 {
+            self.dirty_stats.reads_with_bits += 1;
+            self.dirty_stats.bytes_changed += n;
+        }
+        let kind = match h {
+            Some(h) if h.huge => "get_dirty_bitmap.huge",
+            _ => "get_dirty_bitmap",
+        };
+        (
+            format!("{kind} hwpt={id} flags={flags:#x} reserved={reserved} iova={iova:#x} length={length:#x} page_size={page_size:#x} data={data:#x} fill={fill:#x}"),
+            c,
+            r,
+        )
+    }
+
+    /// Memory mapped where dirty tracking and multi-domain fills have
+    /// something to chew on: hugetlb memory 1 MiB aligned in IOVA (1 MiB
+    /// IO pages in the huge format), or memory at an IOVA 2 KiB off its
+    /// page (2 KiB IO pages in the default format).
+    fn map_for_dirty_step(&mut self) -> (String, Outcome, Outcome) {
+        let manual: Vec<Hwpt> = self.hwpts.iter().filter(|h| h.manual).copied().collect();
+        let target = match manual.is_empty() || self.rng.chance(15) {
+            true => None,
+            false => Some(self.rng.pick(&manual)),
+        };
+        let ioas = match target {
+            Some(h) => h.ioas,
+            None => self.busy_ioas(),
+        };
+        let huge = match target {
+            Some(h) => h.huge,
+            None => self.rng.chance(50),
+        };
+        let start = uapi::MOCK_APERTURE_START as u64;
+        let (va, len, iova) = if huge {
+            let off = self.rng.pick(&[0, 0, M1]);
+            let len = match off {
+                0 => self.rng.pick(&[M1, 2 * M1, M1 + 64 * 1024]),
+                _ => M1,
+            };
+            let skew = if self.rng.chance(10) { 64 * 1024 } else { 0 };
+            (
+                HUGETLB_BASE + off,
+                len,
+                start + self.rng.below(1000) * M1 + skew,
+            )
+        } else {
+            let (base, size) = self.rng.pick(&self.mem.user);
+            let len = (self.rng.below(8) + 1) * PAGE;
+            let va = base + self.rng.below((size - len) / PAGE + 1) * PAGE;
+            (va, len, start + self.rng.below(4096) * PAGE + K2)
+        };
+        let flags = match self.rng.chance(10) {
+            true => READ | FIXED,
+            false => RW | FIXED,
+        };
+        let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+        if c.starts_with("Ok(") {
+            self.mapped.push((ioas, iova, len));
+            self.user_maps.push((ioas, iova, len, va));
+        }
+        (
+            format!(
+                "map_for_dirty ioas={ioas} va={va:#x} len={len:#x} flags={flags:#x} iova={iova:#x}"
+            ),
+            c,
+            r,
+        )
+    }
+}
+
+/// `FUZZ_PROBE=1`: instead of fuzzing, a fixed sequence that shows, side
+/// by side, how C and iommufd_rs report dirty pages by IO page table leaf
+/// (one item short for contiguous PTEs, and so on) and write bitmaps next to
+/// memory they cannot write. One line per call: C's answer, then ours.
+fn dirty_probe(c: &Iommufd, rust: &Iommufd) {
+    const D: u32 = uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+    fn alloc(f: &Iommufd, idev: u32, pt: u32, format: Option<u32>) -> String {
+        let cfg = uapi::iommu_hwpt_selftest {
+            iotlb: 0,
+            pagetable_type: format.unwrap_or(0),
+        };
+        let mut cmd = uapi::iommu_hwpt_alloc {
+            size: std::mem::size_of::<uapi::iommu_hwpt_alloc>() as u32,
+            flags: D,
+            dev_id: idev,
+            pt_id: pt,
+            ..Default::default()
+        };
+        if format.is_some() {
+            cmd.data_type = uapi::IOMMU_HWPT_DATA_SELFTEST;
+            cmd.data_len = 8;
+            cmd.data_uptr = &cfg as *const _ as u64;
+        }
+        match sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
+            0 => format!("{}", cmd.out_hwpt_id),
+            e => format!("Err({e})"),
+        }
+    }
+    fn tracking(f: &Iommufd, hwpt: u32) -> i32 {
+        let mut cmd = uapi::iommu_hwpt_set_dirty_tracking {
+            size: 16,
+            flags: uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+            hwpt_id: hwpt,
+            __reserved: 0,
+        };
+        sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, &mut cmd)
+    }
+    /// Marks the one 2 KiB page at `iova`.
+    fn mark(f: &Iommufd, hwpt: u32, iova: u64) -> String {
+        let bits = [1u8; 8];
+        let (rc, cmd) = test_cmd(f, uapi::IOMMU_TEST_OP_DIRTY, hwpt, |c| {
+            c.__bindgen_anon_1.dirty.iova = iova;
+            c.__bindgen_anon_1.dirty.length = K2;
+            c.__bindgen_anon_1.dirty.page_size = K2;
+            c.__bindgen_anon_1.dirty.uptr = bits.as_ptr() as u64;
+        });
+        // SAFETY: The union holds plain integers.
+        format!("{rc} nr={}", unsafe {
+            cmd.__bindgen_anon_1.dirty.out_nr_dirty
+        })
+    }
+    /// The bits set by a read of `[iova, iova + len)` in 2 KiB pages.
+    fn read(f: &Iommufd, hwpt: u32, iova: u64, len: u64, flags: u32) -> String {
+        let mut bitmap = vec![0u64; (len / K2).div_ceil(64) as usize];
+        let mut cmd = uapi::iommu_hwpt_get_dirty_bitmap {
+            size: std::mem::size_of::<uapi::iommu_hwpt_get_dirty_bitmap>() as u32,
+            hwpt_id: hwpt,
+            flags,
+            iova,
+            length: len,
+            page_size: K2,
+            data: bitmap.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd);
+        let set: Vec<u64> = (0..len / K2)
+            .filter(|&i| bitmap[(i / 64) as usize] & (1 << (i % 64)) != 0)
+            .collect();
+        let shown = match set.as_slice() {
+            [] => "none".to_string(),
+            [a] => format!("2K page {a}"),
+            [a, .., b] => format!("{} 2K pages, {a}..={b}", set.len()),
+        };
+        format!("{rc} {shown}")
+    }
+    /// Marks the 2 KiB pages of `[iova, iova + len)` and reads them into
+    /// the region at `offset`: which bytes changed.
+    fn write_at(f: &Iommufd, hwpt: u32, iova: u64, len: u64, offset: u64) -> String {
+        let bits = vec![0xffu8; (len / K2).div_ceil(8) as usize];
+        let _ = test_cmd(f, uapi::IOMMU_TEST_OP_DIRTY, hwpt, |c| {
+            c.__bindgen_anon_1.dirty.iova = iova;
+            c.__bindgen_anon_1.dirty.length = len;
+            c.__bindgen_anon_1.dirty.page_size = K2;
+            c.__bindgen_anon_1.dirty.uptr = bits.as_ptr() as u64;
+        });
+        read_at(f, hwpt, iova, len, K2, offset)
+    }
+    /// Reads `[iova, iova + len)` in `page_size` pages into the region at
+    /// `offset`: which bytes changed.
+    fn read_at(f: &Iommufd, hwpt: u32, iova: u64, len: u64, page_size: u64, offset: u64) -> String {
+        region_fill(|_| 0);
+        let before = region_read();
+        let mut cmd = uapi::iommu_hwpt_get_dirty_bitmap {
+            size: std::mem::size_of::<uapi::iommu_hwpt_get_dirty_bitmap>() as u32,
+            hwpt_id: hwpt,
+            iova,
+            length: len,
+            page_size,
+            data: REGION_BASE + offset,
+            ..Default::default()
+        };
+        let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd);
+        let after = region_read();
+        let changed: Vec<usize> = (0..after.len())
+            .filter(|&i| before[i] != after[i])
+            .collect();
+        match changed.as_slice() {
+            [] => format!("{rc} no byte written"),
+            [a, .., b] => format!("{rc} {} bytes written, {a:#x}..={b:#x}", changed.len()),
+            [a] => format!("{rc} byte {a:#x} written"),
+        }
+    }
+    let start = uapi::MOCK_APERTURE_START as u64;
+    let (big, small, odd) = (0x4000_0000u64, 0x5000_0000u64, 0x5001_0800u64);
+    let anon = BACKING_BASE;
+    let run = |f: &Iommufd| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut say = |what: &str, got: String| out.push((what.to_string(), got));
+        let ioas = f.ioas_alloc().unwrap_or(0);
+        let (_, _, idev) = f.mock_domain(ioas).unwrap_or_default();
+        let hwpt: u32 = alloc(f, idev, ioas, None).parse().unwrap_or(0);
+        say("default-format dirty HWPT", format!("{hwpt}"));
+        say(
+            "map 2 MiB hugetlb at 1 GiB",
+            format!("{:?}", f.map(ioas, HUGETLB_BASE, 2 * M1, RW | FIXED, big)),
+        );
+        say(
+            "map 16 KiB small pages at 0x50000000",
+            format!(
+                "{:?}",
+                f.map(ioas, anon + 0x10000, 4 * PAGE, RW | FIXED, small)
+            ),
+        );
+        say(
+            "map 16 KiB small pages at 0x50010800 (2 KiB off)",
+            format!(
+                "{:?}",
+                f.map(ioas, anon + 0x20000, 4 * PAGE, RW | FIXED, odd)
+            ),
+        );
+        say("tracking on", format!("{}", tracking(f, hwpt)));
+        say("mark 1 GiB + 0x3000", mark(f, hwpt, big + 0x3000));
+        say(
+            "mark 0x50000800 (second half of a 4 KiB page)",
+            mark(f, hwpt, small + K2),
+        );
+        say("mark 0x50011000", mark(f, hwpt, odd + K2));
+        say("read the 2 MiB (2K pages)", read(f, hwpt, big, 2 * M1, 0));
+        say("mark 1 GiB + 0x3000", mark(f, hwpt, big + 0x3000));
+        say(
+            "read [1 GiB + 4 KiB, + 4 KiB) in 4 KiB pages into a 1-byte bitmap",
+            read_at(f, hwpt, big + PAGE, PAGE, PAGE, 0),
+        );
+        say(
+            "read the 16 KiB at 0x50000000",
+            read(f, hwpt, small, 4 * PAGE, 0),
+        );
+        say(
+            "read the 16 KiB at 0x50010800",
+            read(f, hwpt, odd, 4 * PAGE, 0),
+        );
+        // The huge format.
+        let ioas2 = f.ioas_alloc().unwrap_or(0);
+        let huge: u32 = alloc(f, idev, ioas2, Some(uapi::MOCK_IOMMUPT_HUGE))
+            .parse()
+            .unwrap_or(0);
+        say("huge-format dirty HWPT", format!("{huge}"));
+        say(
+            "map 2 MiB hugetlb at 1 GiB",
+            format!("{:?}", f.map(ioas2, HUGETLB_BASE, 2 * M1, RW | FIXED, big)),
+        );
+        say(
+            "map 16 KiB small pages at 0x50000000",
+            format!(
+                "{:?}",
+                f.map(ioas2, anon + 0x10000, 4 * PAGE, RW | FIXED, small)
+            ),
+        );
+        say("tracking on", format!("{}", tracking(f, huge)));
+        say("mark 0x50001000", mark(f, huge, small + PAGE));
+        say(
+            "read the 16 KiB at 0x50000000",
+            read(f, huge, small, 4 * PAGE, 0),
+        );
+        say("mark 1 GiB + 0x3000", mark(f, huge, big + 0x3000));
+        say(
+            "read [1 GiB + 512 KiB, + 1 MiB)",
+            read(f, huge, big + M1 / 2, M1, 0),
+        );
+        say("read the 2 MiB again", read(f, huge, big, 2 * M1, 0));
+        say(
+            "MD_CHECK_MAP huge 2 KiB at 1 GiB",
+            format!(
+                "{}",
+                f.md_check_map(huge, big, K2, HUGETLB_BASE as *const u8)
+            ),
+        );
+        say(
+            "MD_CHECK_MAP huge 2 KiB at 1 GiB + 2 KiB",
+            format!(
+                "{}",
+                f.md_check_map(huge, big + K2, K2, (HUGETLB_BASE + K2) as *const u8)
+            ),
+        );
+        // Bitmaps next to memory that cannot be written.
+        // 2 MiB of THP memory 2 KiB off: 1024 PTEs of 2 KiB, one record
+        // each, 128 bytes of bitmap.
+        let thp_odd = 0x6000_0800;
+        say(
+            "map 2 MiB THP at 0x60000800 (2 KiB off)",
+            format!(
+                "{:?}",
+                f.map(ioas, BACKING_BASE + 4 * M1, 2 * M1, RW | FIXED, thp_odd)
+            ),
+        );
+        for (what, off) in [
+            (
+                "bitmap: 64 bytes before the read-only page",
+                RO_PAGE * PAGE - 64,
+            ),
+            ("bitmap: 64 bytes before the hole", HOLE_PAGE * PAGE - 64),
+            (
+                "bitmap: 64 bytes before the end of the read-only page",
+                (RO_PAGE + 1) * PAGE - 64,
+            ),
+        ] {
+            say(what, write_at(f, hwpt, odd, 4 * PAGE, off));
+            say(
+                &format!("{what}, 2 MiB in 1 MiB PTEs"),
+                write_at(f, hwpt, big, 2 * M1, off),
+            );
+            say(
+                &format!("{what}, 2 MiB in 2 KiB PTEs"),
+                write_at(f, hwpt, thp_odd, 2 * M1, off),
+            );
+        }
+        let _ = start;
+        out
+    };
+    let (a, b) = (run(c), run(rust));
+    for ((what, x), (_, y)) in a.iter().zip(&b) {
+        let mark = if x == y { "  " } else { "!=" };
+        println!("# probe {mark} {what}: C {x} | iommufd_rs {y}");
+    }
+}
+
 /// What the fuzzer's state was when a step ran.
 #[derive(Clone, Copy)]
 struct Context {
@@ -848,6 +2431,8 @@ struct Context {
     pins: bool,
     /// Whether a mock domain existed.
     domain: bool,
+    /// Whether an IOAS had two domains or more (automatic and manual).
+    multi: bool,
 }
 
 impl Fuzz {
@@ -856,6 +2441,10 @@ impl Fuzz {
             compat_type: self.compat_type,
             pins: !self.access_items.is_empty(),
             domain: !self.devices.is_empty(),
+            multi: self
+                .hwpts
+                .iter()
+                .any(|h| self.hwpts.iter().filter(|o| o.ioas == h.ioas).count() > 1),
         }
     }
 }
@@ -882,14 +2471,37 @@ impl Context {
             if self.domain {
                 label.push_str("+domain");
             }
+            if self.multi {
+                label.push_str("+multi");
+            }
         }
         label
     }
 }
 
+/// `outcome` without the dirty bitmaps' bytes (`changed=.. h=..`): which
+/// bits a dirty IO page sets depends on the size of its PTE, so on how
+/// physically contiguous the memory behind it happened to be in this boot.
+/// Both sides see the same memory, so the bytes are compared; they are
+/// left out of the trace hash, which a seed alone decides.
+fn without_bitmaps(outcome: &str) -> String {
+    let mut out = String::new();
+    let mut rest = outcome;
+    while let Some(at) = rest.find("changed=") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match rest.find(" h=") {
+            Some(h) => rest = &rest[(h + 3 + 16).min(rest.len())..],
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// FNV-1a, folding every step's description and both outcomes into one
 /// number: two runs with equal hashes made the same calls and saw the
-/// same answers.
+/// same answers (dirty bitmaps' bytes aside, see `without_bitmaps`).
 fn fold(hash: &mut u64, text: &str) {
     for b in text.bytes().chain([0]) {
         *hash ^= u64::from(b);
@@ -908,6 +2520,7 @@ fn main() {
     println!("KTAP version 1");
     println!("1..1");
     let setup = || -> Result<Fuzz, String> {
+        region_map()?;
         Ok(Fuzz {
             c: Iommufd::open_path(c_node)?,
             rust: Iommufd::open_path(rust_node)?,
@@ -919,11 +2532,15 @@ fn main() {
             file_maps: Vec::new(),
             devices: Vec::new(),
             hwpts: Vec::new(),
-            hwpt_ioas: Vec::new(),
+            dirty_stats: DirtyStats::default(),
+            marked: Vec::new(),
+            focus: None,
+            avoid: Avoid::from_env(),
             scratch: Box::new([0; 4096]),
             accesses: Vec::new(),
             access_items: Vec::new(),
             compat_type: 0,
+            compat_ioas: None,
         })
     };
     let mut fuzz = match setup() {
@@ -934,6 +2551,11 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if std::env::var("FUZZ_PROBE").is_ok_and(|v| v == "1") {
+        dirty_probe(&fuzz.c, &fuzz.rust);
+        println!("ok 1 fuzz probe");
+        return;
+    }
     // Per operation in its context: (calls, successes), to show the mix
     // reaches real work.
     let mut stats: Vec<(String, u64, u64)> = Vec::new();
@@ -948,13 +2570,20 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    // FUZZ_SHOW=op,op prints every step of those operations as it runs.
+    let show: Vec<String> = std::env::var("FUZZ_SHOW")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for step in 1..=steps {
         let met = fuzz.context();
         let (what, c, r) = fuzz.step();
         fold(&mut hash, &what);
-        fold(&mut hash, &c);
-        fold(&mut hash, &r);
+        fold(&mut hash, &without_bitmaps(&c));
+        fold(&mut hash, &without_bitmaps(&r));
         if trace > 0 {
             if recent.len() == trace {
                 recent.pop_front();
@@ -962,6 +2591,9 @@ fn main() {
             recent.push_back(format!("# {step}: {what} -> {c}"));
         }
         let op = met.label(what.split(' ').next().unwrap_or(""));
+        if show.iter().any(|s| op.starts_with(s.as_str())) {
+            println!("# {step}: {what} -> {c}");
+        }
         let ok = u64::from(
             c.starts_with("Ok(")
                 || c == "0"
@@ -1004,11 +2636,16 @@ fn main() {
         .collect();
     println!("# succeeded/called: {}", mix.join(", "));
     if fails_wanted {
-        failures.sort_by(|a, b| b.1.cmp(&a.1));
+        failures.sort_by_key(|f| std::cmp::Reverse(f.1));
         for (key, n, first) in &failures {
             println!("# failed: {key} x{n}, first: {first}");
         }
     }
+    let d = &fuzz.dirty_stats;
+    println!(
+        "# dirty: {} pages marked, {} bitmaps read with bits set ({} bytes); avoiding: {:?}",
+        d.marked, d.reads_with_bits, d.bytes_changed, fuzz.avoid
+    );
     println!(
         "# fuzz: {steps} steps, 0 divergences, {} live IOAS, {} maps seen, trace hash {hash:016x}",
         fuzz.ids.len(),
