@@ -175,8 +175,15 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(ENOENT);
     };
     let pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
-    // Nested HWPTs (on a HWPT) are not supported yet.
-    let ioas = ioas_of(pt).map_err(|_| eopnotsupp())?;
+    // Nested HWPTs (on a HWPT) are not supported yet; other kinds of
+    // object are EINVAL, as in C.
+    let ioas = match ioas_of(pt) {
+        Ok(ioas) => ioas,
+        Err(pt) if matches!(pt.object().kind, ObjectKind::HwptPaging(_)) => {
+            return Err(eopnotsupp())
+        }
+        Err(_) => return Err(EINVAL),
+    };
     const VALID: u32 = uapi::IOMMU_HWPT_ALLOC_NEST_PARENT
         | uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING
         | uapi::IOMMU_HWPT_FAULT_ID_VALID
@@ -306,7 +313,13 @@ pub(crate) fn get_dirty_bitmap_ioctl(
     if !hwpt.domain.has_dirty_tracking() {
         return Err(eopnotsupp());
     }
-    let mut bitmap = DirtyBitmap::new(iova, last, page_size, cmd.data)?;
+    // The walk stops at the first hole, so no bit past it is set.
+    let (reached, _) = iopt.for_each_access_piece(iova, last, |_| Ok(()));
+    if reached == iova {
+        return Ok(());
+    }
+    let covered = reached.wrapping_sub(1).min(last);
+    let mut bitmap = DirtyBitmap::new(iova, covered, page_size, cmd.data)?;
     let mut overflow = false;
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         hwpt.domain
@@ -342,9 +355,13 @@ struct DirtyBitmap {
 impl DirtyBitmap {
     fn new(base: u64, last: u64, page_size: u64, user: u64) -> Result<Self> {
         let shift = page_size.trailing_zeros();
-        let nbits = ((last - base) >> shift) + 1;
+        let nbits = ((last - base) >> shift).checked_add(1).ok_or(ENOMEM)?;
         let mut bytes = KVVec::new();
-        bytes.resize(nbits.div_ceil(8) as usize, 0, GFP_KERNEL)?;
+        // A range of many areas may ask for more than kvmalloc serves:
+        // ENOMEM then, without its warning (C fills such a bitmap window by
+        // window; see docs/c-behaviour/hwpt-and-dirty.md).
+        let len = usize::try_from(nbits.div_ceil(8)).map_err(|_| ENOMEM)?;
+        bytes.resize(len, 0, GFP_KERNEL | __GFP_NOWARN)?;
         Ok(Self {
             base,
             last,
