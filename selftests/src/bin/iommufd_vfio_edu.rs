@@ -777,21 +777,6 @@ fn cdev_two_groups_share_hwpt() -> TestResult {
     Ok(())
 }
 
-/// IOMMU_HWPT_ALLOC of a paging HWPT for device `dev_id` on `pt_id`.
-fn hwpt_alloc(ictx: &Iommufd, dev_id: u32, pt_id: u32, flags: u32) -> Result<u32, i32> {
-    let mut cmd = uapi::iommu_hwpt_alloc {
-        size: size_of_u32::<uapi::iommu_hwpt_alloc>(),
-        flags,
-        dev_id,
-        pt_id,
-        ..Default::default()
-    };
-    match sys::ioctl_struct(&ictx.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
-        0 => Ok(cmd.out_hwpt_id),
-        e => Err(e),
-    }
-}
-
 /// IOMMU_GET_HW_INFO of `dev_id` into a VT-d buffer: the command as
 /// answered, with the buffer.
 fn hw_info(
@@ -873,14 +858,19 @@ fn cdev_hwpt_alloc() -> TestResult {
     );
     // The emulated VT-d cannot track dirty pages; unknown flags; bad IDs.
     check_eq!(
-        hwpt_alloc(&ictx, dev_id, ioas, uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING),
+        ictx.hwpt_alloc(dev_id, ioas, uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING, None),
         Err(EOPNOTSUPP)
     );
-    check_eq!(hwpt_alloc(&ictx, dev_id, ioas, 1 << 31), Err(EOPNOTSUPP));
-    check_eq!(hwpt_alloc(&ictx, dev_id, 0xfff, 0), Err(EINVAL));
-    check_eq!(hwpt_alloc(&ictx, 0xfff, ioas, 0), Err(ENOENT));
-    check_eq!(hwpt_alloc(&ictx, ioas, ioas, 0), Err(ENOENT));
-    let hwpt = hwpt_alloc(&ictx, dev_id, ioas, 0).map_err(|e| format!("HWPT_ALLOC: errno {e}"))?;
+    check_eq!(
+        ictx.hwpt_alloc(dev_id, ioas, 1 << 31, None),
+        Err(EOPNOTSUPP)
+    );
+    check_eq!(ictx.hwpt_alloc(dev_id, 0xfff, 0, None), Err(EINVAL));
+    check_eq!(ictx.hwpt_alloc(0xfff, ioas, 0, None), Err(ENOENT));
+    check_eq!(ictx.hwpt_alloc(ioas, ioas, 0, None), Err(ENOENT));
+    let hwpt = ictx
+        .hwpt_alloc(dev_id, ioas, 0, None)
+        .map_err(|e| format!("HWPT_ALLOC: errno {e}"))?;
     check_eq!(attach(&dev.file, hwpt), Ok(hwpt));
     check_eq!(round_trip(&dev, IOVA_A, &a, IOVA_B, &b)?, Outcome::Copied);
     // In use, neither goes.
