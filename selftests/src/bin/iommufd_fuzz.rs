@@ -12,6 +12,7 @@
 //! The environment: `FUZZ_TRACE=N` prints the N steps before a
 //! divergence, `FUZZ_FAILURES=1` each operation's failing answers,
 //! `FUZZ_SHOW=op,..` every step of those operations as it runs,
+//! `FUZZ_SLOW=MS` every step that took longer than MS milliseconds,
 //! `FUZZ_STRICT=1` (or `=name,..`) stops steering clear of the known
 //! divergences (see `Avoid`), and `FUZZ_PROBE=1` runs, instead, a fixed
 //! dirty-tracking sequence and prints both answers of each call.
@@ -225,6 +226,15 @@ struct Avoid {
     /// capability taken out (`get_info_without_migration`); UNMAP_DMA goes
     /// without that flag; raw GET_INFO is not sent.
     compat_migration: bool,
+    /// `huge_aperture`: memory mapped above 2 GiB into a huge-format
+    /// domain (its aperture reaches 2^38): C maps it; iommufd_rs's
+    /// `MockDomain::map` checks the default format's aperture
+    /// (`MOCK_APERTURE_LAST`) whatever the format and answers `ERANGE`, so
+    /// an IOAS_MAP (MAP_FILE, COPY, MAP_DMA) into an IOAS whose domains are
+    /// all huge-format, or a huge-format HWPT_ALLOC on an IOAS with such
+    /// memory, fails. When C succeeded there and iommufd_rs answered
+    /// `ERANGE`, C's mapping (or HWPT) is undone and the step passes.
+    huge_aperture: bool,
 }
 
 impl Avoid {
@@ -241,6 +251,7 @@ impl Avoid {
             check_map_page: !off("check_map_page"),
             bitmap_overrun: !off("bitmap_overrun"),
             compat_migration: !off("compat_migration"),
+            huge_aperture: !off("huge_aperture"),
         }
     }
 }
@@ -287,13 +298,31 @@ fn region_protect(writable: bool) {
     };
 }
 
-/// Fills every mapped page of the region with `byte(offset)`.
-fn region_fill(byte: impl Fn(u64) -> u8) {
+/// The region's bytes for a fill of 0x5a: every offset its own.
+fn region_pattern() -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        (0..REGION_PAGES * PAGE)
+            .map(|off| (off * 7 % 251) as u8)
+            .collect()
+    })
+}
+
+/// Fills every mapped page of the region with `fill`, or with
+/// `region_pattern` for 0x5a. Whole pages at a time: under TCG, byte by
+/// byte would cost more than the ioctls.
+fn region_fill(fill: u8) {
     region_protect(true);
     for page in (0..REGION_PAGES).filter(|&p| p != HOLE_PAGE) {
-        for off in page * PAGE..(page + 1) * PAGE {
-            // SAFETY: A writable byte of our own fixed mapping.
-            unsafe { ((REGION_BASE + off) as *mut u8).write_volatile(byte(off)) };
+        let at = (REGION_BASE + page * PAGE) as *mut u8;
+        let from = &region_pattern()[(page * PAGE) as usize..((page + 1) * PAGE) as usize];
+        // SAFETY: A writable page of our own fixed mapping, which nothing
+        // else refers to; `from` is another allocation of the same size.
+        unsafe {
+            match fill {
+                0x5a => std::ptr::copy_nonoverlapping(from.as_ptr(), at, PAGE as usize),
+                _ => std::ptr::write_bytes(at, fill, PAGE as usize),
+            }
         }
     }
     region_protect(false);
@@ -314,28 +343,44 @@ fn region_write(offset: u64, bytes: &[u8]) {
 
 /// The region's bytes (the hole reads as zeroes).
 fn region_read() -> Vec<u8> {
-    (0..REGION_PAGES * PAGE)
-        .map(|off| match off / PAGE {
-            HOLE_PAGE => 0,
-            // SAFETY: A readable byte of our own fixed mapping.
-            _ => unsafe { ((REGION_BASE + off) as *const u8).read_volatile() },
-        })
-        .collect()
+    let mut out = vec![0u8; (REGION_PAGES * PAGE) as usize];
+    for page in (0..REGION_PAGES).filter(|&p| p != HOLE_PAGE) {
+        let to = &mut out[(page * PAGE) as usize..((page + 1) * PAGE) as usize];
+        // SAFETY: A readable page of our own fixed mapping; `to` is
+        // another allocation of the same size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (REGION_BASE + page * PAGE) as *const u8,
+                to.as_mut_ptr(),
+                PAGE as usize,
+            )
+        };
+    }
+    out
 }
 
 /// How `after` differs from `before`: the bytes changed (offset and new
 /// value, the first few) and a hash of all of it.
 fn region_diff(before: &[u8], after: &[u8]) -> (u64, String) {
-    let changed: Vec<(usize, u8)> = before
-        .iter()
-        .zip(after)
-        .enumerate()
-        .filter(|(_, (a, b))| a != b)
-        .map(|(i, (_, &b))| (i, b))
-        .collect();
+    let mut changed: Vec<(usize, u8)> = Vec::new();
+    let page = PAGE as usize;
+    for (n, (a, b)) in before.chunks(page).zip(after.chunks(page)).enumerate() {
+        if a != b {
+            changed.extend(
+                a.iter()
+                    .zip(b)
+                    .enumerate()
+                    .filter(|(_, (x, y))| x != y)
+                    .map(|(i, (_, &y))| (n * page + i, y)),
+            );
+        }
+    }
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for &(i, b) in &changed {
-        fold(&mut hash, &format!("{i}:{b}"));
+        for x in (i as u32).to_ne_bytes().into_iter().chain([b]) {
+            hash ^= u64::from(x);
+            hash = hash.wrapping_mul(0x100_0000_01b3);
+        }
     }
     let first: Vec<String> = changed
         .iter()
@@ -459,8 +504,9 @@ impl Fuzz {
                 1 << 63,
             ]),
             1 => self.rng.below(1 << 40),
-            // Inside the mock domains' aperture, so that maps reach them.
-            2..=3 => uapi::MOCK_APERTURE_START as u64 + self.rng.below(1024) * PAGE,
+            // Inside the mock domains' aperture, so that maps reach them
+            // (most IOAS objects have a domain or several).
+            2..=4 => uapi::MOCK_APERTURE_START as u64 + self.rng.below(1024) * PAGE,
             _ => self.rng.below(1024) * PAGE,
         }
     }
@@ -665,10 +711,17 @@ impl Fuzz {
                 let (va, iova, size) = (self.user_va(), self.iova(), self.length());
                 let (mut c, mut r) =
                     self.both(|f| format!("{}", f.vfio_map(flags, va, iova, size)));
+                let above_2g =
+                    iova.saturating_add(size.max(1) - 1) > u64::from(uapi::MOCK_APERTURE_LAST);
                 if c == "0" && flags & 3 == 0 {
                     let (uc, ur) = self.both(|f| format!("{:?}", f.vfio_unmap(0, iova, size)));
                     c.push_str(&format!(" then {uc}"));
                     r.push_str(&format!(" then {ur}"));
+                } else if self.avoid.huge_aperture && c == "0" && r == "34" && above_2g {
+                    // See `Avoid::huge_aperture`.
+                    let u = self.c.vfio_unmap(0, iova, size);
+                    c.push_str(&format!(" (undone: {u:?}; see Avoid::huge_aperture)"));
+                    r = c.clone();
                 } else if c == "0" {
                     if let Some(id) = self.compat_ioas {
                         self.mapped.push((id, iova, size));
@@ -818,12 +871,13 @@ impl Fuzz {
                 let (base, size) = self.rng.pick(&self.mem.user);
                 let len = (self.rng.below(16) + 1) * PAGE;
                 let va = base + self.rng.below((size - len) / PAGE + 1) * PAGE;
-                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, RW, 0)));
+                let (mut c, mut r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, RW, 0)));
+                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
                 let Some(iova) = c
                     .strip_prefix("Ok(")
                     .and_then(|s| s.strip_suffix(')'))
                     .and_then(|s| s.parse::<u64>().ok())
-                    .filter(|_| c == r)
+                    .filter(|_| c == r && !undone)
                 else {
                     return (
                         format!("map_for_access ioas={ioas} va={va:#x} len={len:#x}"),
@@ -950,8 +1004,14 @@ impl Fuzz {
     /// One random step: its description and both outcomes.
     fn step(&mut self) -> (String, Outcome, Outcome) {
         // Keep a handful of IOAS objects so that operations meet each other.
+        // Keep a handful of mock devices and manual HWPTs too: every
+        // domain on an IOAS is filled on each map (devices left on manual
+        // HWPTs keep them alive).
+        let manual = self.hwpts.iter().filter(|h| h.manual).count();
         let roll = match self.rng.below(178) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
+            125..=131 | 154..=155 if self.devices.len() >= 12 => 132,
+            150..=153 if manual >= 6 => 159,
             r => r,
         };
         match roll {
@@ -981,9 +1041,11 @@ impl Fuzz {
                     self.flags(),
                     self.iova(),
                 );
-                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+                let (mut c, mut r) =
+                    self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let Ok(got) = got.parse() {
+                    if let (Ok(got), false) = (got.parse(), undone) {
                         self.mapped.push((ioas, got, len));
                         self.user_maps.push((ioas, got, len, va));
                     }
@@ -1018,10 +1080,11 @@ impl Fuzz {
                 } else {
                     self.mem.memfd.as_raw_fd()
                 };
-                let (c, r) =
+                let (mut c, mut r) =
                     self.both(|f| format!("{:?}", f.map_file(ioas, fd, start, len, flags, iova)));
+                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let Ok(got) = got.parse() {
+                    if let (Ok(got), false) = (got.parse(), undone) {
                         self.mapped.push((ioas, got, len));
                         self.file_maps.push((ioas, got, len));
                     }
@@ -1043,10 +1106,11 @@ impl Fuzz {
                     }
                 };
                 let (flags, dst_iova) = (self.flags(), self.iova());
-                let (c, r) = self
+                let (mut c, mut r) = self
                     .both(|f| format!("{:?}", f.copy(dst, src, src_iova, len, flags, dst_iova)));
+                let undone = self.undo_above_2g(dst, len, &mut c, &mut r);
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let Ok(got) = got.parse() {
+                    if let (Ok(got), false) = (got.parse(), undone) {
                         self.mapped.push((dst, got, len));
                     }
                 }
@@ -1260,6 +1324,31 @@ impl Fuzz {
         self.hwpts.retain(|h| h.id != id);
     }
 
+    /// `Avoid::huge_aperture`: if C mapped `len` bytes at an IOVA above
+    /// 2 GiB (its answer `Ok(iova)`) in `ioas` where iommufd_rs answered
+    /// `ERANGE`, C's mapping is unmapped again, so that both go on alike,
+    /// and the step shows C's answer on both sides. Whether it did.
+    fn undo_above_2g(&mut self, ioas: u32, len: u64, c: &mut String, r: &mut String) -> bool {
+        let Some(iova) = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let last = iova.saturating_add(len.max(1) - 1);
+        if !self.avoid.huge_aperture
+            || r != "Err(34)"
+            || last <= u64::from(uapi::MOCK_APERTURE_LAST)
+        {
+            return false;
+        }
+        let u = self.c.unmap(ioas, iova, len);
+        c.push_str(&format!(" (undone: {u:?}; see Avoid::huge_aperture)"));
+        *r = c.clone();
+        true
+    }
+
     /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
     fn attach_target(&mut self) -> u32 {
         match self.rng.below(4) {
@@ -1465,12 +1554,19 @@ impl Fuzz {
                 e => format!("Err({e}) b={h:x}"),
             }
         };
-        let (c, r) = (run(&self.c), run(&self.rust));
-        if let Some(id) = c
+        let (mut c, mut r) = (run(&self.c), run(&self.rust));
+        let made: Option<u32> = c
             .strip_prefix("Ok(")
             .and_then(|s| s.split(')').next())
-            .and_then(|s| s.parse().ok())
-        {
+            .and_then(|s| s.parse().ok());
+        let huge = data_type == uapi::IOMMU_HWPT_DATA_SELFTEST
+            && cfg.pagetable_type == uapi::MOCK_IOMMUPT_HUGE;
+        if let (Some(id), true, true) = (made, self.avoid.huge_aperture, r.starts_with("Err(34)")) {
+            // See `Avoid::huge_aperture`: C's HWPT goes again.
+            let d = self.c.destroy(id);
+            c.push_str(&format!(" (undone: {d}; see Avoid::huge_aperture)"));
+            r = c.clone();
+        } else if let Some(id) = made {
             self.born(id);
             if self.ids.contains(&pt_id) {
                 self.hwpts.push(Hwpt {
@@ -1478,8 +1574,7 @@ impl Fuzz {
                     ioas: pt_id,
                     manual: true,
                     dirty: flags & D != 0,
-                    huge: data_type == uapi::IOMMU_HWPT_DATA_SELFTEST
-                        && cfg.pagetable_type == uapi::MOCK_IOMMUPT_HUGE,
+                    huge,
                     tracking: false,
                 });
             }
@@ -1830,20 +1925,31 @@ impl Fuzz {
                 (iova, len)
             }
         };
+        // The bits that fit in the region (the kernel reads no further).
         let nbits = if length % ps == 0 {
-            (length / ps).min(1 << 20)
+            (length / ps).min(REGION_PAGES * PAGE * 8)
         } else {
             0
         };
-        let density = self.rng.pick(&[1u64, 2, 8, 64]);
+        // One bit in 1, 2, 8 or 64 set: all, or the AND of 1, 3 or 6
+        // random bytes.
+        let ands = self.rng.pick(&[0u32, 1, 3, 6]);
         let mut bits = vec![0u8; nbits.div_ceil(8) as usize];
-        // At least one bit, somewhere.
-        let one = self.rng.below(nbits.max(1));
-        for i in 0..nbits {
-            if i != one && !self.rng.chance(100 / density) {
-                continue;
+        for b in bits.iter_mut() {
+            *b = match ands {
+                0 => 0xff,
+                n => (1..n).fold(self.rng.next() as u8, |x, _| x & self.rng.next() as u8),
+            };
+        }
+        if nbits % 8 != 0 {
+            if let Some(last) = bits.last_mut() {
+                *last &= (1u8 << (nbits % 8)) - 1;
             }
-            bits[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        // At least one bit, somewhere.
+        if nbits > 0 {
+            let one = self.rng.below(nbits);
+            bits[(one / 8) as usize] |= 1 << (one % 8);
         }
         let offset = match self.focus {
             Some(_) => self.rng.pick(&[0, 0, 0x10, 0xff1, RO_PAGE * PAGE]),
@@ -1863,7 +1969,7 @@ impl Fuzz {
             u64::MAX => 0,
             off => REGION_BASE + off,
         };
-        region_fill(|_| 0);
+        region_fill(0);
         if uptr != 0 {
             region_write(offset, &bits);
         }
@@ -2077,27 +2183,23 @@ impl Fuzz {
             .map(|off| (off, off.saturating_add(nbits / 8), (1u8 << (nbits % 8)) - 1));
         let overrun = self.avoid.bitmap_overrun;
         let mut run = |f: &Iommufd| {
-            region_fill(|off| {
-                if fill == 0x5a {
-                    (off * 7 % 251) as u8
-                } else {
-                    fill
-                }
-            });
+            region_fill(fill);
             let before = region_read();
             let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd);
             let mut after = region_read();
             if overrun {
                 // What was written past the bitmap's last bit is put back.
-                for (i, b) in after.iter_mut().enumerate() {
-                    let i = i as u64;
-                    *b = match own {
-                        Some((first, end, _)) if i >= first && i < end => *b,
-                        Some((_, end, mask)) if i == end => {
-                            (*b & mask) | (before[i as usize] & !mask)
+                let len = after.len();
+                match own {
+                    Some((first, end, mask)) => {
+                        let (first, end) = (first as usize, end.min(len as u64) as usize);
+                        after[..first].copy_from_slice(&before[..first]);
+                        if end < len {
+                            after[end] = (after[end] & mask) | (before[end] & !mask);
+                            after[end + 1..].copy_from_slice(&before[end + 1..]);
                         }
-                        _ => before[i as usize],
-                    };
+                    }
+                    None => after.copy_from_slice(&before),
                 }
             }
             let (n, diff) = region_diff(&before, &after);
@@ -2161,8 +2263,9 @@ impl Fuzz {
             true => READ | FIXED,
             false => RW | FIXED,
         };
-        let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
-        if c.starts_with("Ok(") {
+        let (mut c, mut r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+        let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
+        if c.starts_with("Ok(") && !undone {
             self.mapped.push((ioas, iova, len));
             self.user_maps.push((ioas, iova, len, va));
         }
@@ -2266,7 +2369,7 @@ fn dirty_probe(c: &Iommufd, rust: &Iommufd) {
     /// Reads `[iova, iova + len)` in `page_size` pages into the region at
     /// `offset`: which bytes changed.
     fn read_at(f: &Iommufd, hwpt: u32, iova: u64, len: u64, page_size: u64, offset: u64) -> String {
-        region_fill(|_| 0);
+        region_fill(0);
         let before = region_read();
         let mut cmd = uapi::iommu_hwpt_get_dirty_bitmap {
             size: std::mem::size_of::<uapi::iommu_hwpt_get_dirty_bitmap>() as u32,
@@ -2379,6 +2482,22 @@ fn dirty_probe(c: &Iommufd, rust: &Iommufd) {
                 "{}",
                 f.md_check_map(huge, big + K2, K2, (HUGETLB_BASE + K2) as *const u8)
             ),
+        );
+        // The huge format's aperture reaches 2^38: memory above 2 GiB, in
+        // an IOAS with no other domain, and a huge-format HWPT made on an
+        // IOAS that has some.
+        say(
+            "map 4 KiB at 4 GiB in the huge-format HWPT's IOAS",
+            format!("{:?}", f.map(ioas2, anon, PAGE, RW | FIXED, 1 << 32)),
+        );
+        let ioas3 = f.ioas_alloc().unwrap_or(0);
+        say(
+            "map 4 KiB at 4 GiB in a new IOAS",
+            format!("{:?}", f.map(ioas3, anon, PAGE, RW | FIXED, 1 << 32)),
+        );
+        say(
+            "huge-format HWPT on that IOAS",
+            alloc(f, idev, ioas3, Some(uapi::MOCK_IOMMUPT_HUGE)),
         );
         // Bitmaps next to memory that cannot be written.
         // 2 MiB of THP memory 2 KiB off: 1024 PTEs of 2 KiB, one record
@@ -2578,9 +2697,21 @@ fn main() {
         .map(String::from)
         .collect();
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    // FUZZ_SLOW=MS prints the steps that took longer than MS milliseconds.
+    let slow: Option<u128> = std::env::var("FUZZ_SLOW").ok().and_then(|v| v.parse().ok());
     for step in 1..=steps {
         let met = fuzz.context();
+        let began = std::time::Instant::now();
         let (what, c, r) = fuzz.step();
+        if let Some(ms) = slow {
+            let took = began.elapsed().as_millis();
+            if took > ms {
+                println!(
+                    "# slow: {step}: {took} ms: {}",
+                    what.chars().take(300).collect::<String>()
+                );
+            }
+        }
         fold(&mut hash, &what);
         fold(&mut hash, &without_bitmaps(&c));
         fold(&mut hash, &without_bitmaps(&r));
