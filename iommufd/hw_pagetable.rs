@@ -15,17 +15,13 @@ use crate::{
     domain::IoDomain,
     io_pagetable::AttachedDomain,
     ioas::{get_ioas_in, ioas_of, IoasRef},
+    iova_bitmap::IovaBitmap,
     object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
     sys::{errno::eopnotsupp, iommu::PagingDomain},
     uapi,
     ucmd::Ucmd,
 };
-use kernel::{
-    prelude::*,
-    sync::Arc,
-    sync::SetOnce,
-    uaccess::{UserPtr, UserSlice},
-};
+use kernel::{prelude::*, sync::Arc, sync::SetOnce};
 
 /// A domain attached to an IOAS, as an object.
 pub(crate) struct HwptPaging {
@@ -313,109 +309,15 @@ pub(crate) fn get_dirty_bitmap_ioctl(
     if !hwpt.domain.has_dirty_tracking() {
         return Err(eopnotsupp());
     }
-    // The walk stops at the first hole, so no bit past it is set.
-    let (reached, _) = iopt.for_each_access_piece(iova, last, |_| Ok(()));
-    if reached == iova {
-        return Ok(());
-    }
-    let covered = reached.wrapping_sub(1).min(last);
-    let mut bitmap = DirtyBitmap::new(iova, covered, page_size, cmd.data)?;
-    let mut overflow = false;
+    let mut bitmap = IovaBitmap::new(iova, length, page_size, cmd.data)?;
+    // As C, the walk stops quietly at the first hole, and bits the bitmap
+    // cannot take are dropped: the answer is 0 either way.
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         hwpt.domain
             .read_and_clear_dirty(p.iova, p.last - p.iova + 1, no_clear, &mut |at, len| {
-                overflow |= bitmap.set(at, len).is_err();
+                bitmap.set(at, len)
             });
         Ok(())
     });
-    drop(iopt);
-    if overflow {
-        return Err(ENOMEM);
-    }
-    bitmap.write_out();
     Ok(())
-}
-
-/// The bits of a `GET_DIRTY_BITMAP` answer, gathered in the kernel and
-/// ORed into the user bitmap at the end.
-struct DirtyBitmap {
-    /// IOVA of bit 0.
-    base: u64,
-    /// Last IOVA covered.
-    last: u64,
-    /// log2 of the IOVA bytes per bit (of `page_size`'s lowest set bit, as
-    /// C's bitmap iterator takes it).
-    shift: u32,
-    /// The user bitmap.
-    user: u64,
-    /// The bits set so far, by byte.
-    bytes: KVVec<u8>,
-}
-
-impl DirtyBitmap {
-    fn new(base: u64, last: u64, page_size: u64, user: u64) -> Result<Self> {
-        let shift = page_size.trailing_zeros();
-        let nbits = ((last - base) >> shift).checked_add(1).ok_or(ENOMEM)?;
-        let mut bytes = KVVec::new();
-        // A range of many areas may ask for more than kvmalloc serves:
-        // ENOMEM then, without its warning (C fills such a bitmap window by
-        // window; see docs/c-behaviour/hwpt-and-dirty.md).
-        let len = usize::try_from(nbits.div_ceil(8)).map_err(|_| ENOMEM)?;
-        bytes.resize(len, 0, GFP_KERNEL | __GFP_NOWARN)?;
-        Ok(Self {
-            base,
-            last,
-            shift,
-            user,
-            bytes,
-        })
-    }
-
-    /// Sets the bits of `[iova, iova + length)`, clamped to the range. As
-    /// C's bitmap iterator, an empty record at the first IOVA sets every
-    /// bit (its last bit index wraps), and one elsewhere sets none.
-    fn set(&mut self, iova: u64, length: u64) -> Result {
-        let first = iova.max(self.base);
-        let last = match length.checked_sub(1) {
-            Some(l) => iova.saturating_add(l).min(self.last),
-            None if iova == self.base => self.last,
-            None => return Ok(()),
-        };
-        if first > last {
-            return Ok(());
-        }
-        for bit in ((first - self.base) >> self.shift)..=((last - self.base) >> self.shift) {
-            let byte = self.bytes.get_mut((bit / 8) as usize).ok_or(EOVERFLOW)?;
-            *byte |= 1 << (bit % 8);
-        }
-        Ok(())
-    }
-
-    /// ORs the bits into the user bitmap, stopping quietly where it cannot
-    /// be read or written (C's bitmap iterator stops there too).
-    fn write_out(&self) {
-        const CHUNK: usize = 256;
-        let Ok(base) = usize::try_from(self.user) else {
-            return;
-        };
-        let mut buf = [0u8; CHUNK];
-        for (k, bits) in self.bytes.chunks(CHUNK).enumerate() {
-            if bits.iter().all(|&b| b == 0) {
-                continue;
-            }
-            let at = UserPtr::from_addr(base.wrapping_add(k * CHUNK));
-            let slice = UserSlice::new(at, bits.len());
-            let (mut reader, mut writer) =
-                (slice.reader(), UserSlice::new(at, bits.len()).writer());
-            if reader.read_slice(&mut buf[..bits.len()]).is_err() {
-                return;
-            }
-            for (b, &new) in buf.iter_mut().zip(bits) {
-                *b |= new;
-            }
-            if writer.write_slice(&buf[..bits.len()]).is_err() {
-                return;
-            }
-        }
-    }
 }

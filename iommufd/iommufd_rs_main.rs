@@ -69,6 +69,9 @@
 //!   dirty tracking writes a user bitmap (`VFIO_IOMMU_DIRTY_PAGES`
 //!   GET_BITMAP, `VFIO_IOMMU_UNMAP_DMA` with `GET_DIRTY_BITMAP`; type1:
 //!   `iommu->lock`);
+//! - `Ioas::iopt` and `MockDomain::table` while `GET_DIRTY_BITMAP` pins
+//!   the user bitmap window by window and sets its bits (mainline:
+//!   `iova_rwsem` and the page table walk);
 //! - `Access::attachment` and `Ioas::iopt` while [`access::Access::rw`]
 //!   copies to or from the owning process's memory (`ioas_lock`,
 //!   `iova_rwsem`);
@@ -93,6 +96,7 @@ mod hw_pagetable;
 mod io_pagetable;
 mod ioas;
 mod ioctl;
+mod iova_bitmap;
 mod kernel_api;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 mod mock;

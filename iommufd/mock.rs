@@ -196,7 +196,7 @@ unsafe impl IoDomain for MockDomain {
             return Err(ENXIO);
         }
         let last = iova.checked_add(length - 1).ok_or(ERANGE)?;
-        if last > u64::from(uapi::MOCK_APERTURE_LAST) {
+        if last > self.aperture().1 {
             return Err(ERANGE);
         }
         let (first, last) = (iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT);
@@ -476,17 +476,18 @@ pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>
 }
 
 /// `MD_CHECK_MAP`: checks that the mock domain of HWPT `id` maps each
-/// 2 KiB of `[iova, iova + length)` to the memory at `uptr`.
+/// smallest IO page of `[iova, iova + length)` to the memory at `uptr`.
 pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, uptr: u64) -> Result {
     let obj = table.get(id)?;
     let ObjectKind::HwptPaging(hwpt) = &obj.object().kind else {
         return Err(ENOENT);
     };
-    let ps = MOCK_PAGE_SIZE;
+    let domain = &hwpt.domain;
+    // The domain's smallest IO page: 4 KiB in the huge format.
+    let ps = 1u64 << domain.pgsize_bitmap().trailing_zeros();
     if iova % ps != 0 || length % ps != 0 || uptr % ps != 0 || uptr.checked_add(length).is_none() {
         return Err(EINVAL);
     }
-    let domain = &hwpt.domain;
     for off in (0..length).step_by(ps as usize) {
         let at = uptr + off;
         let page = usize::try_from(at & !(PAGE_SIZE_U64 - 1)).map_err(|_| EFAULT)?;

@@ -8,6 +8,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/highmem.h>
+#include <linux/bitmap.h>
 #include <linux/sched/user.h>
 #include <linux/sched/signal.h>
 #include <linux/cred.h>
@@ -108,6 +109,16 @@ void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 		memcpy_to_page(page, offset, buf, len);
 	else
 		memcpy_from_page(buf, page, offset, len);
+}
+
+/* Sets nbits bits from bit offset of page pfn (a bitmap of longs). */
+void iommufd_rs_page_set_bits(unsigned long pfn, unsigned int offset,
+			      unsigned int nbits)
+{
+	void *kaddr = kmap_local_page(pfn_to_page(pfn));
+
+	bitmap_set(kaddr, offset, nbits);
+	kunmap_local(kaddr);
 }
 
 #include <linux/kthread.h>

@@ -51,6 +51,7 @@ extern "C" {
         task: *mut bindings::task_struct,
     ) -> i32;
     fn iommufd_rs_memcpy_page(pfn: usize, offset: usize, buf: *mut u8, len: usize, to_page: bool);
+    fn iommufd_rs_page_set_bits(pfn: usize, offset: u32, nbits: u32);
 }
 
 /// Runs `f` on the page at user address `uaddr` of the current process,
@@ -387,6 +388,96 @@ pub(crate) unsafe fn copy_page(pfn: u64, offset: usize, buf: &mut [u8], to_page:
     // SAFETY: The page is pinned (the caller's promise), and the range was
     // checked to lie inside it; `buf` is valid for `buf.len()` bytes.
     unsafe { iommufd_rs_memcpy_page(pfn as usize, offset, buf.as_mut_ptr(), buf.len(), to_page) };
+}
+
+/// Bits per page of a bitmap.
+pub(crate) const BITS_PER_PAGE: u64 = PAGE_SIZE_U64 * 8;
+
+/// A window of a user buffer of the current process pinned writable for a
+/// short while (not long-term), as C's `iova_bitmap` pins the bitmap of a
+/// dirty-bitmap read: at most [`PinnedWindow::MAX_PAGES`] pages at a time.
+///
+/// # Invariants
+///
+/// The first `npages` entries of `pfns` are pages this window pinned once
+/// each (with `FOLL_WRITE`), and holds until [`PinnedWindow::unpin`] or
+/// drop.
+pub(crate) struct PinnedWindow {
+    pfns: KVec<u64>,
+    npages: usize,
+}
+
+impl PinnedWindow {
+    /// Most pages pinned at once: one page of page pointers, as C.
+    pub(crate) const MAX_PAGES: usize = PAGE_SIZE / size_of::<*mut bindings::page>();
+
+    /// An empty window (`ENOMEM` if its page list cannot be allocated).
+    pub(crate) fn new() -> Result<Self> {
+        let mut pfns = KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?;
+        pfns.resize(Self::MAX_PAGES, 0, GFP_KERNEL)?;
+        Ok(Self { pfns, npages: 0 })
+    }
+
+    /// Pages pinned now.
+    pub(crate) fn npages(&self) -> usize {
+        self.npages
+    }
+
+    /// Drops the pages pinned.
+    pub(crate) fn unpin(&mut self) {
+        for &pfn in &self.pfns[..self.npages] {
+            // SAFETY: By the type invariant each of the first `npages`
+            // pages holds one pin of ours; `npages` is reset below.
+            unsafe { unpin_run(pfn, 1, false) };
+        }
+        self.npages = 0;
+    }
+
+    /// Pins up to `npages` (at most [`Self::MAX_PAGES`]) writable pages of
+    /// the current process from the page holding `addr`, after dropping
+    /// those pinned before, and returns how many it pinned (GUP stops at
+    /// the first page it cannot pin): `EFAULT` if none.
+    pub(crate) fn pin(&mut self, addr: usize, npages: usize) -> Result<usize> {
+        self.unpin();
+        let npages = npages.min(Self::MAX_PAGES);
+        if npages == 0 {
+            return Err(EFAULT);
+        }
+        let pages = self.pfns.as_mut_ptr().cast::<*mut bindings::page>();
+        // SAFETY: `pfns` has room for `MAX_PAGES` pointers (`u64` and
+        // pointers have the same size, asserted in `pin_user`); GUP checks
+        // the range itself.
+        let got = unsafe {
+            bindings::pin_user_pages_fast(addr, npages as i32, bindings::FOLL_WRITE, pages)
+        };
+        if got <= 0 {
+            return Err(EFAULT);
+        }
+        let got = (got as usize).min(npages);
+        // SAFETY: GUP wrote a pinned page pointer into each of the first
+        // `got` slots, rewritten here as PFNs in place.
+        unsafe { iommufd_rs_pages_to_pfns(self.pfns.as_mut_ptr(), got) };
+        // INVARIANT: those `got` pages are pinned once each, by this call.
+        self.npages = got;
+        Ok(got)
+    }
+
+    /// Sets `nbits` bits from bit `offset` of pinned page `index`, as
+    /// `bitmap_set` on the page's longs; out of range does nothing.
+    pub(crate) fn set_bits(&self, index: usize, offset: u32, nbits: u32) {
+        if index >= self.npages || u64::from(offset) + u64::from(nbits) > BITS_PER_PAGE {
+            return;
+        }
+        // SAFETY: The page is pinned by this window (type invariant) and
+        // the bits lie inside it.
+        unsafe { iommufd_rs_page_set_bits(self.pfns[index] as usize, offset, nbits) };
+    }
+}
+
+impl Drop for PinnedWindow {
+    fn drop(&mut self) {
+        self.unpin();
+    }
 }
 
 /// A user (`struct user_struct`) whose `locked_vm` pins are charged to.

@@ -355,6 +355,78 @@ fn hwpt_dirty_bitmap() -> TestResult {
     Ok(())
 }
 
+/// The bitmap is written in place, window by window, as C's
+/// `iova_bitmap` pins it: bits whose page can be pinned writable are set,
+/// the rest dropped, and the record is cleared all the same.
+fn hwpt_dirty_bitmap_in_place() -> TestResult {
+    let pages = 64u64;
+    let buf = PageBuf::new(pages as usize);
+    let len = pages * PAGE;
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    check_eq!(
+        fd.option(
+            uapi::IOMMU_OPTION_HUGE_PAGES,
+            uapi::IOMMU_OPTION_OP_SET,
+            ioas,
+            0
+        )
+        .map(|_| ()),
+        Ok(())
+    );
+    ok("map", fd.map(ioas, buf.addr(), len, RW_FIXED, APERTURE))?;
+    let (stdev, _, idev) = ok("mock_domain", fd.mock_domain(ioas))?;
+    let hwpt = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, DIRTY, None))?;
+    check_eq!(fd.mock_domain_replace(stdev, hwpt), Ok(hwpt));
+    check_eq!(fd.set_dirty_tracking(hwpt, ENABLE), 0);
+    let all = vec![0xffu8; (pages / 8) as usize];
+    let mark = || fd.mock_set_dirty(hwpt, APERTURE, len, PAGE, all.as_ptr());
+    // Three pages for the bitmap; the middle one read-only.
+    let bitmap = PageBuf::new(3);
+    let at = |off: u64| bitmap.addr() + off;
+    let byte = |off: u64| {
+        // SAFETY: Inside the three pages, all readable.
+        unsafe { *bitmap.ptr().add(off as usize) }
+    };
+    // SAFETY: The three pages are ours and writable.
+    unsafe { std::ptr::write_bytes(bitmap.ptr() as *mut u8, 0, 3 * PAGE as usize) };
+    crate::sys::set_read_only(at(PAGE), PAGE, true).map_err(|e| e.to_string())?;
+    let read = |data: u64| fd.get_dirty_bitmap(hwpt, APERTURE, len, PAGE, data, 0);
+    // Writable again whatever the checks find (the allocator writes there).
+    let checks = || -> TestResult {
+        // 8 bytes across the read-only page's start: the first 4 are set.
+        check_eq!(mark(), Ok(pages));
+        check_eq!(read(at(PAGE - 4)), 0);
+        check_eq!(
+            (PAGE - 4..PAGE).map(byte).collect::<Vec<_>>(),
+            vec![0xff; 4]
+        );
+        check_eq!((PAGE..PAGE + 4).map(byte).collect::<Vec<_>>(), vec![0; 4]);
+        // The record is gone, bits written or not.
+        check_eq!(read(at(2 * PAGE)), 0);
+        check_eq!(byte(2 * PAGE), 0);
+        // 8 bytes across the read-only page's end: the last 4 are set (each
+        // record tries its own byte again).
+        check_eq!(mark(), Ok(pages));
+        check_eq!(read(at(2 * PAGE - 4)), 0);
+        check_eq!(
+            (2 * PAGE - 4..2 * PAGE).map(byte).collect::<Vec<_>>(),
+            vec![0; 4]
+        );
+        check_eq!(
+            (2 * PAGE..2 * PAGE + 4).map(byte).collect::<Vec<_>>(),
+            vec![0xff; 4]
+        );
+        Ok(())
+    };
+    let result = checks();
+    crate::sys::set_read_only(at(PAGE), PAGE, false).map_err(|e| e.to_string())?;
+    result?;
+    check_eq!(fd.destroy(stdev), 0);
+    check_eq!(fd.destroy(hwpt), 0);
+    Ok(())
+}
+
 /// A HWPT without dirty tracking answers the dirty ioctls EOPNOTSUPP.
 fn hwpt_no_dirty_ops() -> TestResult {
     let fd = Iommufd::open()?;
@@ -392,6 +464,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "hwpt_dirty_bitmap",
             run: hwpt_dirty_bitmap,
+        },
+        Test {
+            name: "hwpt_dirty_bitmap_in_place",
+            run: hwpt_dirty_bitmap_in_place,
         },
         Test {
             name: "hwpt_no_dirty_ops",

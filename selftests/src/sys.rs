@@ -16,6 +16,7 @@ extern "C" {
     fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
     fn munmap(addr: *mut u8, len: usize) -> i32;
     fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+    fn mprotect(addr: *mut u8, len: usize, prot: i32) -> i32;
     fn setrlimit(resource: i32, limit: *const [u64; 2]) -> i32;
 }
 
@@ -173,6 +174,18 @@ pub fn madvise_dontneed(start: u64, len: u64) -> io::Result<()> {
     // SAFETY: Advice on the caller's own mapping; the caller no longer
     // relies on the contents.
     if unsafe { madvise(start as *mut u8, len as usize, MADV_DONTNEED) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `mprotect` of `[start, start + len)` to read-only, or back to
+/// read-write.
+pub fn set_read_only(start: u64, len: u64, read_only: bool) -> io::Result<()> {
+    let prot = if read_only { 1 } else { 3 };
+    // SAFETY: The caller's own page-aligned mapping; it stops writing to
+    // it while it is read-only.
+    if unsafe { mprotect(start as *mut u8, len as usize, prot) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
