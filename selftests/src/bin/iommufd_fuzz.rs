@@ -172,12 +172,6 @@ struct DirtyStats {
 /// `FUZZ_STRICT=name,..` the named ones (to check a fix).
 #[derive(Clone, Copy, Debug)]
 struct Avoid {
-    /// `alloc_pt_kind`: `HWPT_ALLOC` with `pt_id` naming an object that is
-    /// neither an IOAS nor a HWPT (a device, a selftest object, an
-    /// access): C answers `EINVAL` (iommufd_hwpt_alloc's last `else`),
-    /// iommufd_rs `EOPNOTSUPP`. `pt_id` is then an IOAS, a HWPT, or no
-    /// object at all.
-    alloc_pt_kind: bool,
     /// `nested` (by design: iommufd_rs has no nested HWPTs): `HWPT_ALLOC`
     /// on a HWPT with flags among `FAULT_ID_VALID | PASID` and driver
     /// data. C goes on to iommufd_hwpt_nested_alloc: `EINVAL` for an
@@ -186,37 +180,6 @@ struct Avoid {
     /// iommufd_rs answers `EOPNOTSUPP`. Such a request is sent without
     /// driver data (C then answers `EOPNOTSUPP` too).
     nested: bool,
-    /// `bitmap_alloc`: `GET_DIRTY_BITMAP` over a range that passes C's
-    /// checks with more than 2^23 bits (`iova = 0, length = 0` is the
-    /// whole IOVA space): C pins the user bitmap a window at a time and
-    /// answers 0; iommufd_rs allocates the whole bitmap in the kernel
-    /// first (`DirtyBitmap::new`), which past `INT_MAX` bytes WARNs in
-    /// `__kvmalloc_node_noprof` and answers `ENOMEM`. Such a range is
-    /// replaced by a small one; raw ones name no HWPT.
-    bitmap_alloc: bool,
-    /// `bitmap_fault`: a `GET_DIRTY_BITMAP` bitmap partly in memory that
-    /// cannot be written (the read-only page, the hole, past the end):
-    /// C pins the bitmap page by page (iova_bitmap_get) and sets the bits
-    /// of every page it could pin, skipping a record it cannot; iommufd_rs
-    /// copies 256-byte chunks (`DirtyBitmap::write_out`) and stops at the
-    /// first it cannot read and write whole, so bits C writes before a
-    /// hole, or after a read-only page, are not written. The bitmap is
-    /// then moved wholly into writable memory, or wholly out of it.
-    bitmap_fault: bool,
-    /// `check_map_page`: `MD_CHECK_MAP` on a huge-format HWPT with an
-    /// IOVA, length or user address 2 KiB but not 4 KiB aligned: C checks
-    /// them against the domain's smallest IO page (`1 << __ffs(pgsize_bitmap)`,
-    /// 4 KiB in that format) and answers `EINVAL`; iommufd_rs checks 2 KiB
-    /// (`MOCK_PAGE_SIZE`) and compares. They are aligned down to 4 KiB.
-    check_map_page: bool,
-    /// `bitmap_overrun`: a dirty PTE that runs past the end of the range
-    /// read (the range ends inside it, or starts inside a larger one): C
-    /// records it whole from the visited IOVA (record_dirty) and
-    /// iova_bitmap_set sets its bits to the end, past the last bit of the
-    /// bitmap, as far as the pages it pinned reach; iommufd_rs clamps the
-    /// record to the range (`DirtyBitmap::set`). Only the bitmap's own bits
-    /// are compared (what either side writes past them is not).
-    bitmap_overrun: bool,
     /// `compat_migration` (by design: iommufd_rs does type1's container
     /// dirty tracking, beyond C iommufd): `VFIO_IOMMU_GET_INFO` puts a
     /// 32-byte MIGRATION capability first in the chain, C has none; and
@@ -226,15 +189,6 @@ struct Avoid {
     /// capability taken out (`get_info_without_migration`); UNMAP_DMA goes
     /// without that flag; raw GET_INFO is not sent.
     compat_migration: bool,
-    /// `huge_aperture`: memory mapped above 2 GiB into a huge-format
-    /// domain (its aperture reaches 2^38): C maps it; iommufd_rs's
-    /// `MockDomain::map` checks the default format's aperture
-    /// (`MOCK_APERTURE_LAST`) whatever the format and answers `ERANGE`, so
-    /// an IOAS_MAP (MAP_FILE, COPY, MAP_DMA) into an IOAS whose domains are
-    /// all huge-format, or a huge-format HWPT_ALLOC on an IOAS with such
-    /// memory, fails. When C succeeded there and iommufd_rs answered
-    /// `ERANGE`, C's mapping (or HWPT) is undone and the step passes.
-    huge_aperture: bool,
 }
 
 impl Avoid {
@@ -244,14 +198,8 @@ impl Avoid {
             strict == "1" || strict == "all" || strict.split(',').any(|s| s.trim() == name)
         };
         Self {
-            alloc_pt_kind: !off("alloc_pt_kind"),
             nested: !off("nested"),
-            bitmap_alloc: !off("bitmap_alloc"),
-            bitmap_fault: !off("bitmap_fault"),
-            check_map_page: !off("check_map_page"),
-            bitmap_overrun: !off("bitmap_overrun"),
             compat_migration: !off("compat_migration"),
-            huge_aperture: !off("huge_aperture"),
         }
     }
 }
@@ -601,11 +549,6 @@ impl Fuzz {
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_UNMAP_DMA {
             buf[4] &= !(uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP as u8);
         }
-        if self.avoid.bitmap_alloc && num == uapi::IOMMU_HWPT_GET_DIRTY_BITMAP {
-            // No HWPT: a garbage range would be one of `Avoid::bitmap_alloc`
-            // (or `bitmap_overrun`, `bitmap_fault`).
-            buf[4..8].fill(0);
-        }
         let scratch = self.scratch.as_mut_ptr() as u64;
         if let Some(off) = ptr_field {
             let p = self
@@ -711,17 +654,10 @@ impl Fuzz {
                 let (va, iova, size) = (self.user_va(), self.iova(), self.length());
                 let (mut c, mut r) =
                     self.both(|f| format!("{}", f.vfio_map(flags, va, iova, size)));
-                let above_2g =
-                    iova.saturating_add(size.max(1) - 1) > u64::from(uapi::MOCK_APERTURE_LAST);
                 if c == "0" && flags & 3 == 0 {
                     let (uc, ur) = self.both(|f| format!("{:?}", f.vfio_unmap(0, iova, size)));
                     c.push_str(&format!(" then {uc}"));
                     r.push_str(&format!(" then {ur}"));
-                } else if self.avoid.huge_aperture && c == "0" && r == "34" && above_2g {
-                    // See `Avoid::huge_aperture`.
-                    let u = self.c.vfio_unmap(0, iova, size);
-                    c.push_str(&format!(" (undone: {u:?}; see Avoid::huge_aperture)"));
-                    r = c.clone();
                 } else if c == "0" {
                     if let Some(id) = self.compat_ioas {
                         self.mapped.push((id, iova, size));
@@ -871,13 +807,12 @@ impl Fuzz {
                 let (base, size) = self.rng.pick(&self.mem.user);
                 let len = (self.rng.below(16) + 1) * PAGE;
                 let va = base + self.rng.below((size - len) / PAGE + 1) * PAGE;
-                let (mut c, mut r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, RW, 0)));
-                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
+                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, RW, 0)));
                 let Some(iova) = c
                     .strip_prefix("Ok(")
                     .and_then(|s| s.strip_suffix(')'))
                     .and_then(|s| s.parse::<u64>().ok())
-                    .filter(|_| c == r && !undone)
+                    .filter(|_| c == r)
                 else {
                     return (
                         format!("map_for_access ioas={ioas} va={va:#x} len={len:#x}"),
@@ -1041,11 +976,9 @@ impl Fuzz {
                     self.flags(),
                     self.iova(),
                 );
-                let (mut c, mut r) =
-                    self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
-                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
+                let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let (Ok(got), false) = (got.parse(), undone) {
+                    if let Ok(got) = got.parse() {
                         self.mapped.push((ioas, got, len));
                         self.user_maps.push((ioas, got, len, va));
                     }
@@ -1080,11 +1013,10 @@ impl Fuzz {
                 } else {
                     self.mem.memfd.as_raw_fd()
                 };
-                let (mut c, mut r) =
+                let (c, r) =
                     self.both(|f| format!("{:?}", f.map_file(ioas, fd, start, len, flags, iova)));
-                let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let (Ok(got), false) = (got.parse(), undone) {
+                    if let Ok(got) = got.parse() {
                         self.mapped.push((ioas, got, len));
                         self.file_maps.push((ioas, got, len));
                     }
@@ -1106,11 +1038,10 @@ impl Fuzz {
                     }
                 };
                 let (flags, dst_iova) = (self.flags(), self.iova());
-                let (mut c, mut r) = self
+                let (c, r) = self
                     .both(|f| format!("{:?}", f.copy(dst, src, src_iova, len, flags, dst_iova)));
-                let undone = self.undo_above_2g(dst, len, &mut c, &mut r);
                 if let Some(got) = c.strip_prefix("Ok(").and_then(|s| s.strip_suffix(')')) {
-                    if let (Ok(got), false) = (got.parse(), undone) {
+                    if let Ok(got) = got.parse() {
                         self.mapped.push((dst, got, len));
                     }
                 }
@@ -1239,9 +1170,6 @@ impl Fuzz {
                     2 => len += K2,
                     _ => {}
                 }
-                if self.avoid.check_map_page && hwpt.is_some_and(|h| h.huge) {
-                    (iova, len, va) = (iova & !(PAGE - 1), len & !(PAGE - 1), va & !(PAGE - 1));
-                }
                 let (c, r) =
                     self.both(|f| format!("{}", f.md_check_map(id, iova, len, va as *const u8)));
                 // A HWPT gone with its last device is forgotten.
@@ -1322,31 +1250,6 @@ impl Fuzz {
     fn born(&mut self, id: u32) {
         self.devices.retain(|d| d.stdev != id && d.idev != id);
         self.hwpts.retain(|h| h.id != id);
-    }
-
-    /// `Avoid::huge_aperture`: if C mapped `len` bytes at an IOVA above
-    /// 2 GiB (its answer `Ok(iova)`) in `ioas` where iommufd_rs answered
-    /// `ERANGE`, C's mapping is unmapped again, so that both go on alike,
-    /// and the step shows C's answer on both sides. Whether it did.
-    fn undo_above_2g(&mut self, ioas: u32, len: u64, c: &mut String, r: &mut String) -> bool {
-        let Some(iova) = c
-            .strip_prefix("Ok(")
-            .and_then(|s| s.strip_suffix(')'))
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            return false;
-        };
-        let last = iova.saturating_add(len.max(1) - 1);
-        if !self.avoid.huge_aperture
-            || r != "Err(34)"
-            || last <= u64::from(uapi::MOCK_APERTURE_LAST)
-        {
-            return false;
-        }
-        let u = self.c.unmap(ioas, iova, len);
-        c.push_str(&format!(" (undone: {u:?}; see Avoid::huge_aperture)"));
-        *r = c.clone();
-        true
     }
 
     /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
@@ -1451,15 +1354,12 @@ impl Fuzz {
             (Some(d), _) if self.rng.chance(50) => d.stdev,
             _ => self.rng.pick(&[0, 1, 2, 5, 9, u32::MAX]),
         };
-        let mut pt_id = match self.rng.below(10) {
+        let pt_id = match self.rng.below(10) {
             0..=5 => self.busy_ioas(),
             6..=7 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
             8 if dev.is_some() => dev.map_or(0, |d| d.idev),
             _ => self.rng.below(12) as u32,
         };
-        if self.avoid.alloc_pt_kind && !self.ids.contains(&pt_id) && self.hwpt(pt_id).is_none() {
-            pt_id = self.rng.pick(&[0, u32::MAX]);
-        }
         let flags = self.rng.pick(&[
             0,
             0,
@@ -1554,19 +1454,14 @@ impl Fuzz {
                 e => format!("Err({e}) b={h:x}"),
             }
         };
-        let (mut c, mut r) = (run(&self.c), run(&self.rust));
+        let (c, r) = (run(&self.c), run(&self.rust));
         let made: Option<u32> = c
             .strip_prefix("Ok(")
             .and_then(|s| s.split(')').next())
             .and_then(|s| s.parse().ok());
         let huge = data_type == uapi::IOMMU_HWPT_DATA_SELFTEST
             && cfg.pagetable_type == uapi::MOCK_IOMMUPT_HUGE;
-        if let (Some(id), true, true) = (made, self.avoid.huge_aperture, r.starts_with("Err(34)")) {
-            // See `Avoid::huge_aperture`: C's HWPT goes again.
-            let d = self.c.destroy(id);
-            c.push_str(&format!(" (undone: {d}; see Avoid::huge_aperture)"));
-            r = c.clone();
-        } else if let Some(id) = made {
+        if let Some(id) = made {
             self.born(id);
             if self.ids.contains(&pt_id) {
                 self.hwpts.push(Hwpt {
@@ -2053,7 +1948,7 @@ impl Fuzz {
             Some(_) => self.rng.below(7),
             None => self.rng.below(10),
         };
-        let (mut iova, mut length) = match (area, roll) {
+        let (iova, length) = match (area, roll) {
             (Some((iova, len)), 0..=6) => {
                 // Sometimes a part of it, which may cut an IO page.
                 let (iova, len) = match self.rng.chance(30) && len > PAGE {
@@ -2090,19 +1985,6 @@ impl Fuzz {
             ]),
             _ => (self.iova(), self.length()),
         };
-        if self.avoid.bitmap_alloc && page_size != 0 {
-            // Would pass C's checks (whatever the IOAS's alignment) with
-            // more than 2^23 bits?
-            let mask = page_size - 1;
-            let last = iova.checked_add(length.wrapping_sub(1));
-            if last.is_some_and(|last| {
-                iova & mask == 0
-                    && last.wrapping_add(1) & mask == 0
-                    && (last - iova) >> page_size.trailing_zeros() >= 1 << 23
-            }) {
-                (iova, length) = (uapi::MOCK_APERTURE_START as u64, 64 * PAGE);
-            }
-        }
         let offset = match aimed {
             true => self.rng.pick(&[
                 0,
@@ -2132,30 +2014,12 @@ impl Fuzz {
                 1 << 30,
             ]),
         };
-        let mut data = match offset {
+        let data = match offset {
             u64::MAX => 0,
             x if x == u64::MAX - 1 => 8,
             x if x == u64::MAX - 2 => 0xffff_8000_0000_0000,
             off => REGION_BASE + off,
         };
-        if self.avoid.bitmap_fault && page_size != 0 {
-            // The bytes a bitmap of the range takes, if it gets that far.
-            let bits = (length.wrapping_sub(1) >> page_size.trailing_zeros()).saturating_add(1);
-            let bytes = bits.div_ceil(8).min(1 << 40);
-            let writable = |p: u64| p < REGION_PAGES && p != RO_PAGE && p != HOLE_PAGE;
-            let in_region = (REGION_BASE..REGION_BASE + REGION_PAGES * PAGE).contains(&data);
-            if in_region && bytes > 0 {
-                let first = (data - REGION_BASE) / PAGE;
-                let last = (data - REGION_BASE + bytes - 1) / PAGE;
-                let w = writable(first);
-                if (first..=last).any(|p| writable(p) != w) {
-                    data = match bytes <= RO_PAGE * PAGE {
-                        true => REGION_BASE,
-                        false => REGION_BASE + (1 << 30),
-                    };
-                }
-            }
-        }
         let fill = match self.rng.below(10) {
             0..=6 => 0u8,
             7 => 0xff,
@@ -2171,37 +2035,11 @@ impl Fuzz {
             page_size,
             data,
         };
-        // The bitmap's own bits, as region offsets: whole bytes, then the
-        // bits of a last partial byte.
-        let nbits = match page_size {
-            0 => 0,
-            ps => (length.wrapping_sub(1) >> ps.trailing_zeros()).saturating_add(1),
-        };
-        let own = data
-            .checked_sub(REGION_BASE)
-            .filter(|&off| off < REGION_PAGES * PAGE)
-            .map(|off| (off, off.saturating_add(nbits / 8), (1u8 << (nbits % 8)) - 1));
-        let overrun = self.avoid.bitmap_overrun;
         let mut run = |f: &Iommufd| {
             region_fill(fill);
             let before = region_read();
             let rc = sys::ioctl_struct(&f.file, uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, &mut cmd);
-            let mut after = region_read();
-            if overrun {
-                // What was written past the bitmap's last bit is put back.
-                let len = after.len();
-                match own {
-                    Some((first, end, mask)) => {
-                        let (first, end) = (first as usize, end.min(len as u64) as usize);
-                        after[..first].copy_from_slice(&before[..first]);
-                        if end < len {
-                            after[end] = (after[end] & mask) | (before[end] & !mask);
-                            after[end + 1..].copy_from_slice(&before[end + 1..]);
-                        }
-                    }
-                    None => after.copy_from_slice(&before),
-                }
-            }
+            let after = region_read();
             let (n, diff) = region_diff(&before, &after);
             (rc, n, format!("{rc} {diff}"))
         };
@@ -2263,9 +2101,8 @@ impl Fuzz {
             true => READ | FIXED,
             false => RW | FIXED,
         };
-        let (mut c, mut r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
-        let undone = self.undo_above_2g(ioas, len, &mut c, &mut r);
-        if c.starts_with("Ok(") && !undone {
+        let (c, r) = self.both(|f| format!("{:?}", f.map(ioas, va, len, flags, iova)));
+        if c.starts_with("Ok(") {
             self.mapped.push((ioas, iova, len));
             self.user_maps.push((ioas, iova, len, va));
         }
