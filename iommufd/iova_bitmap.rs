@@ -156,11 +156,16 @@ impl IovaBitmap {
                     let left = last_bit.wrapping_sub(cur_bit).wrapping_add(1) << self.pgshift;
                     iova = iova.wrapping_add(length.wrapping_sub(left));
                     length = left;
+                    if self.mapped_range(iova, length) {
+                        // Only a wrapped length (a zero-length record) gets
+                        // here: C would come back to this very state
+                        // forever. Stop instead.
+                        return;
+                    }
                     continue 'window;
                 }
                 if nbits == 0 {
-                    // C would spin here (a record ending just before the
-                    // window with one byte per bit); stop instead.
+                    // The same with one byte per bit: C spins; stop.
                     return;
                 }
                 self.window

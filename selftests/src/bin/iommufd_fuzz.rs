@@ -110,6 +110,9 @@ struct Fuzz {
     focus: Option<(Hwpt, u64, u64)>,
     /// Which known iommufd_rs divergences the generator steers clear of.
     avoid: Avoid,
+    /// Print each step's kind, and C's answer, before iommufd_rs is asked
+    /// (`FUZZ_ECHO=STEP`, from that step on): finds the step a hang is in.
+    echo: bool,
     /// Where pointer fields of hostile structs point.
     scratch: Box<[u8; 4096]>,
     /// Open mock accesses: (C's file, ours, IOAS). Their descriptor
@@ -189,6 +192,19 @@ struct Avoid {
     /// capability taken out (`get_info_without_migration`); UNMAP_DMA goes
     /// without that flag; raw GET_INFO is not sent.
     compat_migration: bool,
+    /// `c_spins` (C's bug, not ours): C's GET_DIRTY_BITMAP never returns
+    /// when the mock's walk records a zero-length dirty run at the range's
+    /// first IOVA (other than 0), which it does when that IOVA lies in the
+    /// last item of a dirty PTE of several items (generic PT's record is
+    /// one item short): iova_bitmap_set's last bit wraps, it sets the bits
+    /// of the pinned pages, then comes back to the same state forever
+    /// (with one byte per bit, page size 1, already at the first bit). The
+    /// guest hangs; iommufd_rs stops there (`IovaBitmap::set`). A range
+    /// starting in the upper half of a 4 KiB, 2 MiB or 1 GiB block (where
+    /// last items of runs of 2 KiB, 1 MiB, 512 MiB items lie) starts at
+    /// the block instead, its end kept; a page size of 1 is sent as 512;
+    /// raw GET_DIRTY_BITMAP names no HWPT.
+    c_spins: bool,
 }
 
 impl Avoid {
@@ -200,6 +216,7 @@ impl Avoid {
         Self {
             nested: !off("nested"),
             compat_migration: !off("compat_migration"),
+            c_spins: !off("c_spins"),
         }
     }
 }
@@ -488,7 +505,11 @@ impl Fuzz {
 
     /// Runs `op` on both sides and returns both outcomes.
     fn both(&mut self, op: impl Fn(&Iommufd) -> Outcome) -> (Outcome, Outcome) {
-        (op(&self.c), op(&self.rust))
+        let c = op(&self.c);
+        if self.echo {
+            println!("# C answered {c}");
+        }
+        (c, op(&self.rust))
     }
 
     /// Hostile input: a random (mostly garbage) struct of a random size for an
@@ -548,6 +569,10 @@ impl Fuzz {
         }
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_UNMAP_DMA {
             buf[4] &= !(uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP as u8);
+        }
+        if self.avoid.c_spins && num == uapi::IOMMU_HWPT_GET_DIRTY_BITMAP {
+            // No HWPT: an odd garbage page size could be `Avoid::c_spins`.
+            buf[4..8].fill(0);
         }
         let scratch = self.scratch.as_mut_ptr() as u64;
         if let Some(off) = ptr_field {
@@ -949,6 +974,9 @@ impl Fuzz {
             150..=153 if manual >= 6 => 159,
             r => r,
         };
+        if self.echo {
+            println!("# roll {roll}");
+        }
         match roll {
             0..=7 => {
                 let (c, r) = self.both(|f| format!("{:?}", f.ioas_alloc()));
@@ -1948,7 +1976,7 @@ impl Fuzz {
             Some(_) => self.rng.below(7),
             None => self.rng.below(10),
         };
-        let (iova, length) = match (area, roll) {
+        let (mut iova, mut length) = match (area, roll) {
             (Some((iova, len)), 0..=6) => {
                 // Sometimes a part of it, which may cut an IO page.
                 let (iova, len) = match self.rng.chance(30) && len > PAGE {
@@ -1985,6 +2013,21 @@ impl Fuzz {
             ]),
             _ => (self.iova(), self.length()),
         };
+        let page_size = match page_size {
+            1 if self.avoid.c_spins => 512,
+            ps => ps,
+        };
+        if self.avoid.c_spins {
+            // The last item of any run of 2 KiB, 1 MiB or 512 MiB items
+            // lies in the upper half of a block twice the item: start at
+            // that block instead.
+            for item in [K2, M1, 512 * M1] {
+                let into = iova % (2 * item);
+                if iova != 0 && into >= item {
+                    (iova, length) = (iova - into, length.wrapping_add(into));
+                }
+            }
+        }
         let offset = match aimed {
             true => self.rng.pick(&[
                 0,
@@ -2043,6 +2086,9 @@ impl Fuzz {
             let (n, diff) = region_diff(&before, &after);
             (rc, n, format!("{rc} {diff}"))
         };
+        if self.echo {
+            println!("# get_dirty_bitmap hwpt={id} iova={iova:#x} length={length:#x} page_size={page_size:#x} data={data:#x} flags={flags:#x}");
+        }
         let (rc, n, c) = run(&self.c);
         let (_, _, r) = run(&self.rust);
         if rc == 0 && n > 0 {
@@ -2492,6 +2538,7 @@ fn main() {
             marked: Vec::new(),
             focus: None,
             avoid: Avoid::from_env(),
+            echo: false,
             scratch: Box::new([0; 4096]),
             accesses: Vec::new(),
             access_items: Vec::new(),
@@ -2536,7 +2583,15 @@ fn main() {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     // FUZZ_SLOW=MS prints the steps that took longer than MS milliseconds.
     let slow: Option<u128> = std::env::var("FUZZ_SLOW").ok().and_then(|v| v.parse().ok());
+    let echo_from: u64 = std::env::var("FUZZ_ECHO")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
     for step in 1..=steps {
+        if step >= echo_from {
+            fuzz.echo = true;
+            println!("# step {step}");
+        }
         let met = fuzz.context();
         let began = std::time::Instant::now();
         let (what, c, r) = fuzz.step();
