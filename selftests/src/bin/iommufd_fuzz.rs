@@ -181,7 +181,9 @@ struct Avoid {
     /// automatic parent or one made without `NEST_PARENT`, else the mock
     /// driver's nested domain (made, or the errno of copying its data);
     /// iommufd_rs answers `EOPNOTSUPP`. Such a request is sent without
-    /// driver data (C then answers `EOPNOTSUPP` too).
+    /// driver data (C then answers `EOPNOTSUPP` too), and so is any whose
+    /// `pt_id` is not an IOAS the fuzzer knows (it may have lost track of
+    /// a HWPT).
     nested: bool,
     /// `compat_migration` (by design: iommufd_rs does type1's container
     /// dirty tracking, beyond C iommufd): `VFIO_IOMMU_GET_INFO` puts a
@@ -1435,7 +1437,7 @@ impl Fuzz {
             _ => (self.rng.pick(&[1u32, 2, 0xbeef]), 8, room),
         };
         let nested_ok = flags & !(F | P) == 0 && data_len != 0;
-        if self.avoid.nested && self.hwpt(pt_id).is_some() && nested_ok {
+        if self.avoid.nested && !self.ids.contains(&pt_id) && nested_ok {
             (data_type, data_len) = (uapi::IOMMU_HWPT_DATA_NONE, 0);
         }
         let mut data = struct_bytes(&cfg);
