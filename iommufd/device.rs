@@ -262,7 +262,7 @@ impl IDevice {
         let (domain, kernel) = self.new_domain(0)?;
         let ioas = get_ioas_in(&self.table, ioas.id())?;
         let new = hw_pagetable::NewDomain::Kernel(domain, kernel);
-        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, new, true)?;
+        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, new, true, false)?;
         match self.attach_hwpt(&hwpt, replace) {
             Ok(old) => {
                 *pt_id = hwpt.object().id;

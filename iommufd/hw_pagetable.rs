@@ -31,6 +31,10 @@ pub(crate) struct HwptPaging {
     pub(crate) domain: Arc<dyn IoDomain>,
     /// Made for a device attaching to the IOAS (else by `HWPT_ALLOC`).
     auto: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_PASID`: it may serve PASIDs, and a
+    /// device whose PASIDs are attached may attach its RID only to such a
+    /// HWPT (C's `pasid_compat`).
+    pub(crate) pasid_compat: bool,
     /// The real IOMMU domain behind `domain`, if it is one.
     kernel: Option<Arc<PagingDomain>>,
     /// The mock domain behind `domain`, if it is one.
@@ -50,6 +54,11 @@ impl HwptPaging {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     pub(crate) fn mock_domain(&self) -> Option<&MockDomain> {
         self.mock.as_deref()
+    }
+
+    /// Whether it is an automatic HWPT of the IOAS `ioas_id`.
+    pub(crate) fn auto_on(&self, ioas_id: u32) -> bool {
+        self.auto && self.ioas.id() == ioas_id
     }
 
     /// The IOAS whose areas it maps.
@@ -75,8 +84,9 @@ pub(crate) enum NewDomain {
     Mock(Arc<MockDomain>),
 }
 
-/// Creates a HWPT (automatic with `auto`) for the domain `new` on `ioas`
-/// and returns a user reference to it. The domain is filled from the
+/// Creates a HWPT (automatic with `auto`, PASID-compatible with
+/// `pasid_compat`) for the domain `new` on `ioas` and returns a user
+/// reference to it. The domain is filled from the
 /// IOAS's areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`,
 /// ...) with nothing changed.
 pub(crate) fn alloc_paging(
@@ -84,12 +94,14 @@ pub(crate) fn alloc_paging(
     ioas: IoasRef,
     new: NewDomain,
     auto: bool,
+    pasid_compat: bool,
 ) -> Result<ObjectRef> {
     let hwpt = match new {
         NewDomain::Kernel(domain, kernel) => HwptPaging {
             ioas,
             domain,
             auto,
+            pasid_compat,
             kernel: Some(kernel),
             #[cfg(CONFIG_IOMMUFD_RS_TEST)]
             mock: None,
@@ -100,6 +112,7 @@ pub(crate) fn alloc_paging(
             ioas,
             domain: mock.clone(),
             auto,
+            pasid_compat,
             kernel: None,
             mock: Some(mock),
             id: SetOnce::new(),
@@ -139,7 +152,7 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_paging(table, ioas, NewDomain::Mock(new_domain()?), true)
+    alloc_paging(table, ioas, NewDomain::Mock(new_domain()?), true, false)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device
@@ -202,7 +215,7 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     }
     // A real driver's data is not supported; there are no fault queues
     // yet, so no fault ID names one. (A PASID-capable HWPT attaches as any
-    // other: PASID attach itself is not supported.)
+    // other; only mock devices attach PASIDs.)
     if !none && info.kernel.is_some() {
         return Err(eopnotsupp());
     }
@@ -221,7 +234,8 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         None => return Err(eopnotsupp()),
     };
     let ioas = get_ioas_in(&ctx.objects, ioas.id())?;
-    let hwpt = alloc_paging(&ctx.objects, ioas, new, false)?;
+    let pasid_compat = flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0;
+    let hwpt = alloc_paging(&ctx.objects, ioas, new, false, pasid_compat)?;
     let id = hwpt.object().id;
     drop(hwpt);
     // As C, the fault queue is looked up last; none exists yet.

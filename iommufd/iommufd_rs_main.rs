@@ -43,7 +43,8 @@
 //! # Lock order
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
-//! 1. the test interface's `TestAccess::items` and `MockDevice::hwpt`;
+//! 1. the test interface's `TestAccess::items`, and `MockDevice::hwpt`
+//!    then `MockDevice::pasids`;
 //!    `AccessCallbacks::open` of an access made through the in-kernel API,
 //!    held while its creator's `unmap` callback runs (which unpins, taking
 //!    the locks below);

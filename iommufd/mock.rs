@@ -333,18 +333,33 @@ pub(crate) struct MockDevice {
     dev_flags: u32,
     /// The ID of its device object (`idev`), set once it is bound.
     idev_id: SetOnce<u32>,
-    /// A user reference on the HWPT it is attached to.
+    /// A user reference on the HWPT its RID is attached to (none after a
+    /// `PASID_DETACH` of PASID 0).
     #[pin]
     hwpt: Mutex<Option<ObjectRef>>,
+    /// The PASIDs attached, each with a user reference on its paging HWPT.
+    /// Taken inside `hwpt`.
+    #[pin]
+    pasids: Mutex<KVec<(u32, ObjectRef)>>,
+    /// C's mock fails (`ENOMEM`) the next domain change of PASID 1024 after
+    /// one succeeded, to test the core's unwinding; blocking it disarms.
+    pasid_1024_armed: AtomicBool,
 }
 
 impl MockDevice {
     /// Detaches the device and removes its device object, once its own
     /// object is gone from `table`.
     pub(crate) fn destroyed(&self, table: &ObjectTable) {
-        if let Some(hwpt) = self.hwpt.lock().take() {
+        let mut rid = self.hwpt.lock();
+        // C leaves PASIDs attached here (and WARNs when the group goes);
+        // they are let go instead.
+        for (_, hwpt) in self.pasids.lock().drain_all() {
             hw_pagetable::detach(table, hwpt);
         }
+        if let Some(hwpt) = rid.take() {
+            hw_pagetable::detach(table, hwpt);
+        }
+        drop(rid);
         if let Some(id) = self.idev_id.copy() {
             table.remove_internal(id);
         }
@@ -397,6 +412,8 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
             dev_flags,
             idev_id: SetOnce::new(),
             hwpt <- new_mutex!(None),
+            pasids <- new_mutex!(KVec::new()),
+            pasid_1024_armed: AtomicBool::new(false),
         }),
         GFP_KERNEL,
     )?;
@@ -445,11 +462,52 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
 /// HWPT `pt_id` and reports the HWPT in `pt_id`. The old automatic HWPT
 /// goes if no device is left on it. Not undone if the report fails, as C.
 pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
-    let stdev = table.get(ucmd.cmd.id)?;
-    let ObjectKind::MockDevice(dev) = &stdev.object().kind else {
-        return Err(ENOENT);
+    let dev = get_mock_device(table, ucmd.cmd.id)?;
+    let new_id = replace_rid(table, &dev, ucmd.cmd.replace_pt_id())?;
+    ucmd.cmd.__bindgen_anon_1.mock_domain_replace.pt_id = new_id;
+    ucmd.respond()
+}
+
+/// The mock device `id`: `ENOENT` if there is no such object.
+fn get_mock_device(table: &ObjectTable, id: u32) -> Result<Arc<MockDevice>> {
+    match &table.get(id)?.object().kind {
+        ObjectKind::MockDevice(dev) => Ok(dev.clone()),
+        _ => Err(ENOENT),
+    }
+}
+
+/// Whether the object `pt` may take a RID or a PASID of a device whose
+/// PASIDs are `pasids` and whose RID is on `rid` (C's
+/// iommufd_hwpt_pasid_compat): only PASID-compatible HWPTs serve PASIDs,
+/// and then the RID's HWPT must be one too. An IOAS stands for its
+/// automatic HWPTs, which never are.
+fn pasid_compat(
+    pt: &ObjectRef,
+    pasid: u32,
+    rid: Option<&ObjectRef>,
+    pasids: &[(u32, ObjectRef)],
+) -> Result {
+    let compat =
+        |obj: &ObjectRef| matches!(&obj.object().kind, ObjectKind::HwptPaging(h) if h.pasid_compat);
+    let ok = if pasid == NO_PASID {
+        compat(pt) || pasids.is_empty()
+    } else {
+        compat(pt) && rid.is_none_or(compat)
     };
-    let pt_id = ucmd.cmd.replace_pt_id();
+    if ok {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+/// The PASID that stands for the RID in the PASID test ops.
+const NO_PASID: u32 = 0;
+
+/// Moves the RID of `dev` to the IOAS or HWPT `pt_id`; the HWPT's ID.
+/// `EINVAL` if the RID is not attached, or the target does not suit the
+/// PASIDs attached or the device's dirty tracking.
+fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32> {
     let target = table.get(pt_id)?;
     if !matches!(
         target.object().kind,
@@ -457,12 +515,23 @@ pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>
     ) {
         return Err(EINVAL);
     }
+    let mut cur = dev.hwpt.lock();
+    let Some(cur_id) = cur.as_ref().map(|h| h.object().id) else {
+        return Err(EINVAL);
+    };
+    let same = cur_id == pt_id
+        || (matches!(target.object().kind, ObjectKind::Ioas(_))
+            && cur.as_ref().is_some_and(
+                |h| matches!(&h.object().kind, ObjectKind::HwptPaging(hw) if hw.auto_on(pt_id)),
+            ));
+    if !same {
+        pasid_compat(&target, NO_PASID, cur.as_ref(), &dev.pasids.lock())?;
+    }
     drop(target);
     check_dirty_attach(table, pt_id, dev.dev_flags)?;
-    let mut cur = dev.hwpt.lock();
     let new = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
     let new_id = new.object().id;
-    let old = if cur.as_ref().map(|h| h.object().id) == Some(new_id) {
+    let old = if cur_id == new_id {
         Some(new)
     } else {
         cur.replace(new)
@@ -471,8 +540,174 @@ pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>
     if let Some(old) = old {
         hw_pagetable::detach(table, old);
     }
-    ucmd.cmd.__bindgen_anon_1.mock_domain_replace.pt_id = new_id;
+    Ok(new_id)
+}
+
+impl MockDevice {
+    /// Made with `MOCK_FLAGS_DEVICE_PASID`: the core only asks the driver
+    /// about PASIDs of such a device.
+    fn pasid_capable(&self) -> bool {
+        self.dev_flags & uapi::MOCK_FLAGS_DEVICE_PASID != 0
+    }
+
+    /// The mock driver's answer to putting a domain on `pasid` (C's
+    /// `set_dev_pasid`), with its planted failure for PASID 1024.
+    fn set_dev_pasid(&self, pasid: u32) -> Result {
+        if !self.pasid_capable() || pasid != 1024 {
+            return Ok(());
+        }
+        if self.pasid_1024_armed.swap(false, Ordering::Relaxed) {
+            return Err(ENOMEM);
+        }
+        self.pasid_1024_armed.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The mock driver's answer to blocking `pasid`.
+    fn block_pasid(&self, pasid: u32) {
+        if self.pasid_capable() && pasid == 1024 {
+            self.pasid_1024_armed.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `PASID_ATTACH`: attaches PASID `pasid` of mock device `cmd.id` to the
+/// HWPT `pt_id` (PASID 0: the RID, to an IOAS or HWPT), in C's order of
+/// checks: `EBUSY` if already attached; `EINVAL` for a target that is no
+/// HWPT, not PASID-compatible (an IOAS's automatic HWPTs never are) or
+/// past the device's PASID width.
+pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let dev = get_mock_device(table, ucmd.cmd.id)?;
+    let (pasid, pt_id) = ucmd.cmd.pasid_attach();
+    let pt = table.get(pt_id)?;
+    let is_ioas = match pt.object().kind {
+        ObjectKind::Ioas(_) => true,
+        ObjectKind::HwptPaging(_) => false,
+        _ => return Err(EINVAL),
+    };
+    let mut rid = dev.hwpt.lock();
+    let mut pasids = dev.pasids.lock();
+    let attached = match pasid {
+        NO_PASID => rid.is_some(),
+        _ => pasids.iter().any(|(p, _)| *p == pasid),
+    };
+    if attached {
+        return Err(EBUSY);
+    }
+    pasid_compat(&pt, pasid, rid.as_ref(), &pasids)?;
+    let out_id = if pasid == NO_PASID {
+        drop(pt);
+        drop(pasids);
+        check_dirty_attach(table, pt_id, dev.dev_flags)?;
+        let hwpt = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
+        let id = hwpt.object().id;
+        *rid = Some(hwpt);
+        id
+    } else {
+        if is_ioas {
+            return Err(EINVAL);
+        }
+        if dev.pasid_capable() && pasid >= 1 << MOCK_PASID_WIDTH {
+            return Err(EINVAL);
+        }
+        pasids.reserve(1, GFP_KERNEL)?;
+        dev.set_dev_pasid(pasid)?;
+        // Room was made above: this cannot fail.
+        pasids
+            .push_within_capacity((pasid, pt))
+            .map_err(|_| ENOMEM)?;
+        pt_id
+    };
+    drop(rid);
+    ucmd.cmd.__bindgen_anon_1.pasid_attach.pt_id = out_id;
+    if let Err(e) = ucmd.respond() {
+        let _ = pasid_detach(table, ucmd.cmd.id, pasid);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `PASID_REPLACE`: moves attached PASID `pasid` of mock device `cmd.id`
+/// to the HWPT `pt_id` (PASID 0: the RID, as `MOCK_DOMAIN_REPLACE`).
+/// `EINVAL` if it is not attached or the target does not suit it; the
+/// mock's planted `ENOMEM` for PASID 1024.
+pub(crate) fn pasid_replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+    let dev = get_mock_device(table, ucmd.cmd.id)?;
+    let (pasid, pt_id) = ucmd.cmd.pasid_attach();
+    if pasid == NO_PASID {
+        let new_id = replace_rid(table, &dev, pt_id)?;
+        ucmd.cmd.__bindgen_anon_1.pasid_attach.pt_id = new_id;
+        return ucmd.respond();
+    }
+    let pt = table.get(pt_id)?;
+    if !matches!(pt.object().kind, ObjectKind::HwptPaging(_)) {
+        // An IOAS's automatic HWPTs never serve PASIDs.
+        return Err(EINVAL);
+    }
+    let rid = dev.hwpt.lock();
+    let mut pasids = dev.pasids.lock();
+    let at = pasids.iter().position(|(p, _)| *p == pasid).ok_or(EINVAL)?;
+    if pasids[at].1.object().id != pt_id {
+        pasid_compat(&pt, pasid, rid.as_ref(), &pasids)?;
+        dev.set_dev_pasid(pasid)?;
+        // The old HWPT is never automatic: dropping the reference will do.
+        pasids[at].1 = pt;
+    }
+    drop(pasids);
+    drop(rid);
     ucmd.respond()
+}
+
+/// `PASID_DETACH`: detaches PASID `pasid` of mock device `id` (PASID 0:
+/// the RID); nothing if it is not attached.
+pub(crate) fn pasid_detach(table: &ObjectTable, id: u32, pasid: u32) -> Result {
+    let dev = get_mock_device(table, id)?;
+    let mut rid = dev.hwpt.lock();
+    let hwpt = if pasid == NO_PASID {
+        rid.take()
+    } else {
+        let mut pasids = dev.pasids.lock();
+        let at = pasids.iter().position(|(p, _)| *p == pasid);
+        at.and_then(|at| {
+            dev.block_pasid(pasid);
+            pasids.remove(at).ok().map(|(_, hwpt)| hwpt)
+        })
+    };
+    drop(rid);
+    if let Some(hwpt) = hwpt {
+        hw_pagetable::detach(table, hwpt);
+    }
+    Ok(())
+}
+
+/// `PASID_CHECK_HWPT`: whether PASID `pasid` of mock device `id` (PASID
+/// 0: the RID) is on the paging HWPT `hwpt_id`, or, for 0, on none
+/// (`EINVAL` if not, and for an object that is no HWPT).
+pub(crate) fn pasid_check_hwpt(table: &ObjectTable, id: u32, pasid: u32, hwpt_id: u32) -> Result {
+    let dev = get_mock_device(table, id)?;
+    let attached = match pasid {
+        NO_PASID => dev.hwpt.lock().as_ref().map(|h| h.object().id),
+        _ => dev
+            .pasids
+            .lock()
+            .iter()
+            .find(|(p, _)| *p == pasid)
+            .map(|(_, h)| h.object().id),
+    };
+    if hwpt_id == 0 {
+        return if attached.is_some() {
+            Err(EINVAL)
+        } else {
+            Ok(())
+        };
+    }
+    if !matches!(table.get(hwpt_id)?.object().kind, ObjectKind::HwptPaging(_)) {
+        return Err(EINVAL);
+    }
+    if attached != Some(hwpt_id) {
+        return Err(EINVAL);
+    }
+    Ok(())
 }
 
 /// `MD_CHECK_MAP`: checks that the mock domain of HWPT `id` maps each

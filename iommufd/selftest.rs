@@ -260,6 +260,15 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             mock::mock_domain(&ctx.objects, ucmd)
         }
         uapi::IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE => mock::replace(&ctx.objects, ucmd),
+        uapi::IOMMU_TEST_OP_PASID_ATTACH => mock::pasid_attach(&ctx.objects, ucmd),
+        uapi::IOMMU_TEST_OP_PASID_REPLACE => mock::pasid_replace(&ctx.objects, ucmd),
+        uapi::IOMMU_TEST_OP_PASID_DETACH => {
+            mock::pasid_detach(&ctx.objects, ucmd.cmd.id, ucmd.cmd.pasid_detach())
+        }
+        uapi::IOMMU_TEST_OP_PASID_CHECK_HWPT => {
+            let (pasid, hwpt_id) = ucmd.cmd.pasid_check();
+            mock::pasid_check_hwpt(&ctx.objects, ucmd.cmd.id, pasid, hwpt_id)
+        }
         uapi::IOMMU_TEST_OP_MD_CHECK_MAP => {
             let (iova, length, uptr) = ucmd.cmd.check_map();
             mock::check_map(&ctx.objects, ucmd.cmd.id, iova, length, uptr)

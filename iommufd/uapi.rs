@@ -159,6 +159,26 @@ impl iommu_test_cmd {
         unsafe { self.__bindgen_anon_1.mock_domain_flags.dev_flags }
     }
 
+    /// `pasid_attach` (also `pasid_replace`): (PASID, pt_id).
+    pub(crate) fn pasid_attach(&self) -> (u32, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.pasid_attach };
+        (r.pasid, r.pt_id)
+    }
+
+    /// `pasid_detach.pasid`.
+    pub(crate) fn pasid_detach(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.pasid_detach.pasid }
+    }
+
+    /// `pasid_check`: (PASID, hwpt_id).
+    pub(crate) fn pasid_check(&self) -> (u32, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.pasid_check };
+        (r.pasid, r.hwpt_id)
+    }
+
     /// `mock_domain_replace.pt_id`.
     pub(crate) fn replace_pt_id(&self) -> u32 {
         // SAFETY: As in `add_reserved`.

@@ -531,6 +531,48 @@ impl Iommufd {
         }
     }
 
+    /// PASID_ATTACH (or PASID_REPLACE with `replace`) of PASID `pasid` of
+    /// mock device `stdev` to `pt_id`: the HWPT reported.
+    pub fn pasid_attach(
+        &self,
+        stdev: u32,
+        pasid: u32,
+        pt_id: u32,
+        replace: bool,
+    ) -> Result<u32, Errno> {
+        let op = match replace {
+            true => uapi::IOMMU_TEST_OP_PASID_REPLACE,
+            false => uapi::IOMMU_TEST_OP_PASID_ATTACH,
+        };
+        let (rc, cmd) = self.test_cmd(op, stdev, |cmd| {
+            cmd.__bindgen_anon_1.pasid_attach.pasid = pasid;
+            cmd.__bindgen_anon_1.pasid_attach.pt_id = pt_id;
+        });
+        match rc {
+            // SAFETY: The union holds plain integers.
+            0 => Ok(unsafe { cmd.__bindgen_anon_1.pasid_attach.pt_id }),
+            e => Err(e),
+        }
+    }
+
+    /// PASID_DETACH of PASID `pasid` of mock device `stdev`.
+    pub fn pasid_detach(&self, stdev: u32, pasid: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_PASID_DETACH, stdev, |cmd| {
+            cmd.__bindgen_anon_1.pasid_detach.pasid = pasid;
+        })
+        .0
+    }
+
+    /// PASID_CHECK_HWPT: whether PASID `pasid` of mock device `stdev` is
+    /// on HWPT `hwpt` (0: on none).
+    pub fn pasid_check(&self, stdev: u32, pasid: u32, hwpt: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_PASID_CHECK_HWPT, stdev, |cmd| {
+            cmd.__bindgen_anon_1.pasid_check.pasid = pasid;
+            cmd.__bindgen_anon_1.pasid_check.hwpt_id = hwpt;
+        })
+        .0
+    }
+
     /// IOMMU_TEST_OP_DIRTY: marks dirty the pages whose bits are set in
     /// `bitmap`; the number marked.
     pub fn mock_set_dirty(

@@ -427,6 +427,86 @@ fn hwpt_dirty_bitmap_in_place() -> TestResult {
     Ok(())
 }
 
+/// PASIDs of mock devices on paging HWPTs: only PASID-compatible HWPTs
+/// serve them, with the RID on one too; attach does not overwrite,
+/// replace needs an attach, detach always answers 0; a HWPT serving a
+/// PASID is busy; PASID 0 is the RID; the mock's planted `ENOMEM` for
+/// PASID 1024.
+fn hwpt_pasid_attach() -> TestResult {
+    const PASID_FLAGS: u32 = uapi::MOCK_FLAGS_DEVICE_PASID;
+    const ALLOC_PASID: u32 = uapi::IOMMU_HWPT_ALLOC_PASID;
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let (stdev, auto, idev) = ok("mock_domain", fd.mock_domain_flags(ioas, PASID_FLAGS))?;
+    let plain = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, 0, None))?;
+    let s2 = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, ALLOC_PASID, None))?;
+    let s2b = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, ALLOC_PASID, None))?;
+    // Detaching what is not attached is fine.
+    check_eq!(fd.pasid_detach(stdev, 100), 0);
+    // The RID is on the automatic HWPT: no PASID may attach.
+    check_eq!(fd.pasid_attach(stdev, 100, s2, false), Err(EINVAL));
+    check_eq!(fd.pasid_check(stdev, 0, auto), 0);
+    check_eq!(fd.pasid_check(stdev, 100, 0), 0);
+    check_eq!(fd.mock_domain_replace(stdev, s2), Ok(s2));
+    // Not PASID-compatible, an IOAS, a missing object, a device.
+    check_eq!(fd.pasid_attach(stdev, 100, plain, false), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 100, ioas, false), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 100, 9999, false), Err(ENOENT));
+    check_eq!(fd.pasid_attach(stdev, 100, idev, false), Err(EINVAL));
+    check_eq!(fd.pasid_attach(9999, 100, s2, false), Err(ENOENT));
+    // Past the device's 20 PASID bits.
+    check_eq!(fd.pasid_attach(stdev, 1 << 20, s2, false), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 200, s2, true), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 100, s2b, false), Ok(s2b));
+    check_eq!(fd.pasid_check(stdev, 100, s2b), 0);
+    check_eq!(fd.pasid_check(stdev, 100, s2), EINVAL);
+    check_eq!(fd.pasid_check(stdev, 100, 0), EINVAL);
+    check_eq!(fd.pasid_check(stdev, 100, ioas), EINVAL);
+    check_eq!(fd.pasid_check(stdev, 100, 9999), ENOENT);
+    check_eq!(fd.pasid_attach(stdev, 100, s2, false), Err(EBUSY));
+    check_eq!(fd.pasid_attach(stdev, 100, ioas, false), Err(EBUSY));
+    check_eq!(fd.destroy(s2b), EBUSY);
+    // With a PASID attached the RID may not leave PASID-compatible HWPTs.
+    check_eq!(fd.mock_domain_replace(stdev, plain), Err(EINVAL));
+    check_eq!(fd.mock_domain_replace(stdev, ioas), Err(EINVAL));
+    check_eq!(fd.mock_domain_replace(stdev, s2b), Ok(s2b));
+    check_eq!(fd.mock_domain_replace(stdev, s2), Ok(s2));
+    // Replace, to a HWPT that does not suit, to itself, to another.
+    check_eq!(fd.pasid_attach(stdev, 100, plain, true), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 100, ioas, true), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 100, s2b, true), Ok(s2b));
+    check_eq!(fd.pasid_attach(stdev, 100, s2, true), Ok(s2));
+    check_eq!(fd.pasid_check(stdev, 100, s2), 0);
+    check_eq!(fd.destroy(s2b), 0);
+    // PASID 1024: the replace after an attach fails and changes nothing.
+    check_eq!(fd.pasid_attach(stdev, 1024, s2, false), Ok(s2));
+    let s2c = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, ALLOC_PASID, None))?;
+    check_eq!(fd.pasid_attach(stdev, 1024, s2c, true), Err(ENOMEM));
+    check_eq!(fd.pasid_check(stdev, 1024, s2), 0);
+    check_eq!(fd.pasid_attach(stdev, 1024, s2c, true), Ok(s2c));
+    check_eq!(fd.pasid_detach(stdev, 1024), 0);
+    check_eq!(fd.pasid_check(stdev, 1024, 0), 0);
+    // PASID 0 is the RID: attached already; detached, then back.
+    check_eq!(fd.pasid_attach(stdev, 0, s2c, false), Err(EBUSY));
+    check_eq!(fd.pasid_attach(stdev, 0, s2c, true), Ok(s2c));
+    check_eq!(fd.pasid_detach(stdev, 0), 0);
+    check_eq!(fd.pasid_check(stdev, 0, 0), 0);
+    check_eq!(fd.mock_domain_replace(stdev, s2), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 0, ioas, false), Err(EINVAL));
+    check_eq!(fd.pasid_attach(stdev, 0, s2, false), Ok(s2));
+    check_eq!(fd.pasid_detach(stdev, 100), 0);
+    // Back to an automatic HWPT of the IOAS (a new one: the first went
+    // with its last device).
+    let auto2 = ok("pasid_replace 0", fd.pasid_attach(stdev, 0, ioas, true))?;
+    check_eq!(fd.pasid_check(stdev, 0, auto2), 0);
+    check_eq!(fd.pasid_attach(stdev, 100, s2, false), Err(EINVAL));
+    check_eq!(fd.destroy(stdev), 0);
+    for id in [plain, s2, s2c] {
+        check_eq!(fd.destroy(id), 0);
+    }
+    Ok(())
+}
+
 /// A HWPT without dirty tracking answers the dirty ioctls EOPNOTSUPP.
 fn hwpt_no_dirty_ops() -> TestResult {
     let fd = Iommufd::open()?;
@@ -468,6 +548,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "hwpt_dirty_bitmap_in_place",
             run: hwpt_dirty_bitmap_in_place,
+        },
+        Test {
+            name: "hwpt_pasid_attach",
+            run: hwpt_pasid_attach,
         },
         Test {
             name: "hwpt_no_dirty_ops",
