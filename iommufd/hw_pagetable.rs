@@ -34,6 +34,7 @@ pub(crate) struct HwptPaging {
     /// Made with `IOMMU_HWPT_ALLOC_PASID`: it may serve PASIDs, and a
     /// device whose PASIDs are attached may attach its RID only to such a
     /// HWPT (C's `pasid_compat`).
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) pasid_compat: bool,
     /// The real IOMMU domain behind `domain`, if it is one.
     kernel: Option<Arc<PagingDomain>>,
@@ -57,6 +58,7 @@ impl HwptPaging {
     }
 
     /// Whether it is an automatic HWPT of the IOAS `ioas_id`.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     pub(crate) fn auto_on(&self, ioas_id: u32) -> bool {
         self.auto && self.ioas.id() == ioas_id
     }

@@ -128,23 +128,31 @@ impl MockDomain {
             return;
         };
         let mut table = self.table.lock();
+        let clear = |e: &mut u64| {
+            if !no_clear {
+                *e &= !DIRTY;
+            }
+        };
         let mut cur = iova;
         loop {
-            let entry = table.get(cur >> MOCK_PAGE_SHIFT);
+            // Only a PTE's first entry holds its dirty bit: clearing the
+            // entry at `cur` clears nothing else.
+            let entry = table.update(cur >> MOCK_PAGE_SHIFT, clear);
             let next = if entry == 0 {
-                (cur | (MOCK_PAGE_SIZE - 1)).checked_add(1)
+                // A hole: on to the next mapped entry, if any.
+                let idx = cur >> MOCK_PAGE_SHIFT;
+                let holes = table.zeros_from(idx, last >> MOCK_PAGE_SHIFT, u64::MAX);
+                (idx + holes).checked_mul(MOCK_PAGE_SIZE)
             } else {
                 let pte_lg2 = (entry >> PTE_LG2_SHIFT & 0x7f) as u32;
                 let size = 1u64 << pte_lg2;
                 let start = cur & !(size - 1);
                 let end = start + (size - 1);
-                let (first, last_idx) = (start >> MOCK_PAGE_SHIFT, end >> MOCK_PAGE_SHIFT);
-                let mut dirty = false;
-                let _ = table.read(first, last_idx, |_, es| {
-                    dirty |= es.iter().any(|&e| e & DIRTY != 0);
-                    Ok(())
-                });
-                if dirty {
+                let head = match start == cur {
+                    true => entry,
+                    false => table.update(start >> MOCK_PAGE_SHIFT, clear),
+                };
+                if head & DIRTY != 0 {
                     let item = 1u64 << item_lg2(pte_lg2);
                     let len = if whole {
                         end.min(last) - cur + 1
@@ -158,9 +166,6 @@ impl MockDomain {
                         item
                     };
                     record(cur, len);
-                    if !no_clear {
-                        table.modify(first, last_idx, |_, e| *e &= !DIRTY);
-                    }
                 }
                 end.checked_add(1)
             };
@@ -171,15 +176,18 @@ impl MockDomain {
         }
     }
 
-    /// Marks the entry at `iova` dirty, if mapped: its PTE then reads as
-    /// dirty (C's mock sets the bit of the one table entry too).
+    /// Marks the PTE holding `iova` dirty, if mapped (C's mock sets the
+    /// bit of the one table entry at `iova`; a PTE reads dirty if any of
+    /// its entries is, so the bit is kept on the PTE's first entry, and a
+    /// walk reads one entry per PTE).
     fn set_dirty(&self, iova: u64) {
-        let idx = iova >> MOCK_PAGE_SHIFT;
-        self.table.lock().modify(idx, idx, |_, e| {
-            if *e != 0 {
-                *e |= DIRTY;
-            }
-        });
+        let mut table = self.table.lock();
+        let entry = table.get(iova >> MOCK_PAGE_SHIFT);
+        if entry == 0 {
+            return;
+        }
+        let size = 1u64 << (entry >> PTE_LG2_SHIFT & 0x7f);
+        table.update((iova & !(size - 1)) >> MOCK_PAGE_SHIFT, |e| *e |= DIRTY);
     }
 }
 

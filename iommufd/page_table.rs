@@ -236,6 +236,35 @@ impl PageTable {
         }
     }
 
+    /// Lets `f` change the value at `idx` in place, if it is nonzero, and
+    /// returns the value it had (0 if none). A change to zero is undone:
+    /// `f` may only change which bits of a nonzero value are set.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+    pub(crate) fn update(&mut self, idx: u64, f: impl FnOnce(&mut u64)) -> u64 {
+        let slot = match &mut self.small {
+            Some(small) => small.values.get_mut(idx as usize),
+            None => {
+                let (t, l, e) = split(idx);
+                self.top
+                    .get_mut(t)
+                    .and_then(|m| m.as_mut())
+                    .and_then(|m| m.leaves[l].as_deref_mut())
+                    .map(|leaf| &mut leaf[e])
+            }
+        };
+        let Some(v) = slot else {
+            return 0;
+        };
+        let old = *v;
+        if old != 0 {
+            f(v);
+            if *v == 0 {
+                *v = old;
+            }
+        }
+        old
+    }
+
     /// Like [`PageTable::modify`] from `first`, but stops before the
     /// first value for which `f` returns false, or at the first absent
     /// leaf. Returns the index it stopped at (`last + 1` if it did not).
@@ -428,6 +457,24 @@ mod tests {
         // Clearing everything frees every node.
         t.modify(0, u64::MAX, |_, v| *v = 0);
         assert!(t.top.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn update_changes_bits_in_place() -> Result {
+        let mut t = PageTable::new();
+        t.fill(1 << 18, (1 << 18) + 1, |_| 6)?;
+        assert_eq!(t.update(1 << 18, |v| *v |= 1), 6);
+        assert_eq!(t.get(1 << 18), 7);
+        // A change to zero is undone; an absent value is left alone.
+        assert_eq!(t.update((1 << 18) + 1, |v| *v = 0), 6);
+        assert_eq!(t.get((1 << 18) + 1), 6);
+        assert_eq!(t.update(5, |v| *v = 1), 0);
+        assert_eq!(t.get(5), 0);
+        let mut small = PageTable::with_limit(4);
+        small.fill(2, 2, |_| 8)?;
+        assert_eq!(small.update(2, |v| *v &= !8), 8);
+        assert_eq!((small.get(2), small.update(9, |v| *v = 1)), (8, 0));
         Ok(())
     }
 

@@ -111,14 +111,10 @@ void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 		memcpy_from_page(buf, page, offset, len);
 }
 
-/* Sets nbits bits from bit offset of page pfn (a bitmap of longs). */
-void iommufd_rs_page_set_bits(unsigned long pfn, unsigned int offset,
-			      unsigned int nbits)
+/* The direct-map address of page pfn (no highmem on 64-bit). */
+void *iommufd_rs_page_address(unsigned long pfn)
 {
-	void *kaddr = kmap_local_page(pfn_to_page(pfn));
-
-	bitmap_set(kaddr, offset, nbits);
-	kunmap_local(kaddr);
+	return page_address(pfn_to_page(pfn));
 }
 
 #include <linux/kthread.h>

@@ -30,8 +30,7 @@ int iommufd_rs_account_locked_vm(struct mm_struct *mm, unsigned long npages,
 				 bool inc, struct task_struct *task);
 void iommufd_rs_memcpy_page(unsigned long pfn, size_t offset, void *buf,
 			    size_t len, bool to_page);
-void iommufd_rs_page_set_bits(unsigned long pfn, unsigned int offset,
-			      unsigned int nbits);
+void *iommufd_rs_page_address(unsigned long pfn);
 
 /* Real IOMMUs (sys/iommu.rs). */
 struct device;

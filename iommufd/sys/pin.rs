@@ -51,7 +51,7 @@ extern "C" {
         task: *mut bindings::task_struct,
     ) -> i32;
     fn iommufd_rs_memcpy_page(pfn: usize, offset: usize, buf: *mut u8, len: usize, to_page: bool);
-    fn iommufd_rs_page_set_bits(pfn: usize, offset: u32, nbits: u32);
+    fn iommufd_rs_page_address(pfn: usize) -> *mut u8;
 }
 
 /// Runs `f` on the page at user address `uaddr` of the current process,
@@ -401,21 +401,33 @@ pub(crate) const BITS_PER_PAGE: u64 = PAGE_SIZE_U64 * 8;
 ///
 /// The first `npages` entries of `pfns` are pages this window pinned once
 /// each (with `FOLL_WRITE`), and holds until [`PinnedWindow::unpin`] or
-/// drop.
+/// drop; `addrs[i]` is the direct-map address of page `pfns[i]`.
 pub(crate) struct PinnedWindow {
     pfns: KVec<u64>,
+    addrs: KVec<usize>,
     npages: usize,
 }
+
+// Pages are reached through the direct map, which holds every page only
+// without highmem.
+#[cfg(CONFIG_HIGHMEM)]
+compile_error!("PinnedWindow needs every page in the direct map (no CONFIG_HIGHMEM)");
 
 impl PinnedWindow {
     /// Most pages pinned at once: one page of page pointers, as C.
     pub(crate) const MAX_PAGES: usize = PAGE_SIZE / size_of::<*mut bindings::page>();
 
-    /// An empty window (`ENOMEM` if its page list cannot be allocated).
+    /// An empty window (`ENOMEM` if its page lists cannot be allocated).
     pub(crate) fn new() -> Result<Self> {
         let mut pfns = KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?;
         pfns.resize(Self::MAX_PAGES, 0, GFP_KERNEL)?;
-        Ok(Self { pfns, npages: 0 })
+        let mut addrs = KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?;
+        addrs.resize(Self::MAX_PAGES, 0, GFP_KERNEL)?;
+        Ok(Self {
+            pfns,
+            addrs,
+            npages: 0,
+        })
     }
 
     /// Pages pinned now.
@@ -457,7 +469,12 @@ impl PinnedWindow {
         // SAFETY: GUP wrote a pinned page pointer into each of the first
         // `got` slots, rewritten here as PFNs in place.
         unsafe { iommufd_rs_pages_to_pfns(self.pfns.as_mut_ptr(), got) };
-        // INVARIANT: those `got` pages are pinned once each, by this call.
+        for (addr, &pfn) in self.addrs.iter_mut().zip(&self.pfns[..got]) {
+            // SAFETY: The page is pinned, so its `struct page` is live.
+            *addr = unsafe { iommufd_rs_page_address(pfn as usize) } as usize;
+        }
+        // INVARIANT: those `got` pages are pinned once each, by this call,
+        // and their addresses recorded.
         self.npages = got;
         Ok(got)
     }
@@ -465,12 +482,25 @@ impl PinnedWindow {
     /// Sets `nbits` bits from bit `offset` of pinned page `index`, as
     /// `bitmap_set` on the page's longs; out of range does nothing.
     pub(crate) fn set_bits(&self, index: usize, offset: u32, nbits: u32) {
-        if index >= self.npages || u64::from(offset) + u64::from(nbits) > BITS_PER_PAGE {
+        let (first, end) = (u64::from(offset), u64::from(offset) + u64::from(nbits));
+        if index >= self.npages || nbits == 0 || end > BITS_PER_PAGE {
             return;
         }
-        // SAFETY: The page is pinned by this window (type invariant) and
-        // the bits lie inside it.
-        unsafe { iommufd_rs_page_set_bits(self.pfns[index] as usize, offset, nbits) };
+        let words = self.addrs[index] as *mut u64;
+        let (w0, w1) = ((first / 64) as usize, ((end - 1) / 64) as usize);
+        for w in w0..=w1 {
+            let lo = if w == w0 { first % 64 } else { 0 };
+            let hi = if w == w1 { (end - 1) % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            // SAFETY: The page is pinned (type invariant) and mapped at
+            // `addrs[index]`; `w` is below `PAGE_SIZE / 8`, checked above.
+            // The user may write the page meanwhile, as with C's
+            // `bitmap_set`: volatile accesses, no assumption on the value.
+            unsafe {
+                let p = words.add(w);
+                p.write_volatile(p.read_volatile() | mask);
+            }
+        }
     }
 }
 
