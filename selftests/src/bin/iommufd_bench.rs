@@ -213,6 +213,99 @@ fn access_pages_1m(pairs: u64) -> Result<f64, String> {
     Ok(start.elapsed().as_secs_f64() * 1e6 / pairs as f64)
 }
 
+/// A mock device on a new IOAS, moved onto a dirty-tracking HWPT of its
+/// own with tracking on: (file, IOAS, HWPT).
+fn dirty_hwpt() -> Result<(Iommufd, u32, u32), String> {
+    let fd = Iommufd::open()?;
+    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
+    let (stdev, _, idev) = fd
+        .mock_domain(ioas)
+        .map_err(|e| format!("mock_domain: {e}"))?;
+    let hwpt = fd
+        .hwpt_alloc(idev, ioas, uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING, None)
+        .map_err(|e| format!("hwpt_alloc: {e}"))?;
+    fd.mock_domain_replace(stdev, hwpt)
+        .map_err(|e| format!("replace: {e}"))?;
+    Ok((fd, ioas, hwpt))
+}
+
+/// Microseconds per read of the dirty bitmap of 1 GiB at `va`, one bit
+/// per `page_size`, every page dirty: through `IOMMU_HWPT_GET_DIRTY_BITMAP`
+/// (native) or `VFIO_IOMMU_DIRTY_PAGES` GET_BITMAP (`compat`, beyond C).
+/// Each read is preceded, untimed, by marking every page dirty in the mock
+/// domain, and checked to have every bit set.
+fn dirty_bitmap_1g(va: u64, page_size: u64, compat: bool, reads: u64) -> Result<f64, String> {
+    let (fd, ioas, hwpt) = dirty_hwpt()?;
+    if page_size == PAGE && !compat {
+        // One 4 KiB PTE per page, whatever the physical layout (the
+        // container has no dirty tracking with large pages off, as type1
+        // v1).
+        fd.option(
+            uapi::IOMMU_OPTION_HUGE_PAGES,
+            uapi::IOMMU_OPTION_OP_SET,
+            ioas,
+            0,
+        )
+        .map_err(|e| format!("option: {e}"))?;
+    }
+    if compat {
+        fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
+            .map_err(|e| format!("vfio_ioas: {e}"))?;
+        fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
+            .map_err(|e| format!("set_iommu: {e}"))?;
+        let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
+        match fd.vfio_map(rw, va, APERTURE, GIB) {
+            0 => {}
+            e => return Err(format!("map_dma: {e}")),
+        }
+        match fd.vfio_dirty_pages(8, uapi::VFIO_IOMMU_DIRTY_PAGES_FLAG_START, &[]) {
+            0 => {}
+            e => return Err(format!("no C peer (DIRTY_PAGES START: errno {e})")),
+        }
+    } else {
+        fd.map(ioas, va, GIB, RW | FIXED, APERTURE)
+            .map_err(|e| format!("map: {e}"))?;
+        match fd.set_dirty_tracking(hwpt, uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE) {
+            0 => {}
+            e => return Err(format!("set_dirty_tracking: {e}")),
+        }
+    }
+    let nbits = GIB / page_size;
+    let all = vec![0xffu8; (nbits / 8) as usize];
+    let mut bitmap = vec![0u64; (nbits / 64) as usize];
+    let mut spent = 0.0;
+    for _ in 0..reads {
+        let marked = fd
+            .mock_set_dirty(hwpt, APERTURE, GIB, page_size, all.as_ptr())
+            .map_err(|e| format!("TEST_OP_DIRTY: {e}"))?;
+        if marked != nbits {
+            return Err(format!("TEST_OP_DIRTY marked {marked} of {nbits}"));
+        }
+        bitmap.fill(0);
+        let start = Instant::now();
+        let rc = if compat {
+            fd.vfio_dirty_bitmap(APERTURE, GIB, page_size, &mut bitmap)
+        } else {
+            fd.get_dirty_bitmap(
+                hwpt,
+                APERTURE,
+                GIB,
+                page_size,
+                bitmap.as_mut_ptr() as u64,
+                0,
+            )
+        };
+        spent += start.elapsed().as_secs_f64();
+        if rc != 0 {
+            return Err(format!("get bitmap: errno {rc}"));
+        }
+        if bitmap.iter().any(|&w| w != u64::MAX) {
+            return Err("bitmap: a dirty page was not reported".into());
+        }
+    }
+    Ok(spent * 1e6 / reads as f64)
+}
+
 /// `MemFree` in bytes.
 fn mem_free() -> Result<u64, String> {
     iommufd_rs_selftests::dev::read_number("/proc/meminfo", Some("MemFree")).map(|kb| kb * 1024)
@@ -246,6 +339,8 @@ fn domain_workloads(imp: &str) -> bool {
     let ok = std::cell::Cell::new(true);
     let report = |name: &str, r: Result<f64, String>| match r {
         Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+        // The container's dirty bitmap has no C peer: not a failure.
+        Err(e) if e.starts_with("no C peer") => println!("raw impl={imp} name={name} error={e}"),
         Err(e) => {
             println!("raw impl={imp} name={name} error={e}");
             ok.set(false);
@@ -275,6 +370,7 @@ fn domain_workloads(imp: &str) -> bool {
         };
         sys::touch(va, GIB);
         report(name, domain_map_unmap(va, GIB, 1, 3));
+        dirty_lines(&report, va, pages);
         if pages == AnonPages::Small {
             report(
                 "vfio_map_unmap_dma_1g_domain",
@@ -288,6 +384,53 @@ fn domain_workloads(imp: &str) -> bool {
                 }
             }
         }
+        sys::munmap_anon(va, GIB);
+    }
+    ok.get()
+}
+
+/// The dirty-bitmap lines over 1 GiB at `va` of `pages`: native with
+/// 4 KiB pages, and the VFIO container's call beside it; native with
+/// 2 MiB (hugetlb) pages.
+fn dirty_lines(report: &dyn Fn(&str, Result<f64, String>), va: u64, pages: AnonPages) {
+    match pages {
+        AnonPages::Small => {
+            report(
+                "get_dirty_bitmap_1g_4k_pages",
+                dirty_bitmap_1g(va, PAGE, false, 5),
+            );
+            report(
+                "vfio_dirty_bitmap_1g_4k_pages",
+                dirty_bitmap_1g(va, PAGE, true, 5),
+            );
+        }
+        AnonPages::Hugetlb => report(
+            "get_dirty_bitmap_1g_2m_pages",
+            dirty_bitmap_1g(va, 2 << 20, false, 5),
+        ),
+        AnonPages::Thp => {}
+    }
+}
+
+/// The dirty-bitmap lines alone (`iommufd_bench IMPL dirty`).
+fn dirty_workloads(imp: &str) -> bool {
+    let ok = std::cell::Cell::new(true);
+    let report = |name: &str, r: Result<f64, String>| match r {
+        Ok(us) => println!("raw impl={imp} name={name} us={us:.3}"),
+        // The container's call has no C peer: not a failure.
+        Err(e) if e.starts_with("no C peer") => println!("raw impl={imp} name={name} error={e}"),
+        Err(e) => {
+            println!("raw impl={imp} name={name} error={e}");
+            ok.set(false);
+        }
+    };
+    for pages in [AnonPages::Small, AnonPages::Hugetlb] {
+        let Some(va) = sys::mmap_anon(GIB, pages) else {
+            println!("raw impl={imp} name=dirty error=mmap of 1 GiB ({pages:?}) refused");
+            return false;
+        };
+        sys::touch(va, GIB);
+        dirty_lines(&report, va, pages);
         sys::munmap_anon(va, GIB);
     }
     ok.get()
@@ -374,6 +517,9 @@ fn main() {
     }
     if std::env::args().nth(2).as_deref() == Some("domain") {
         std::process::exit(i32::from(!domain_workloads(&imp)));
+    }
+    if std::env::args().nth(2).as_deref() == Some("dirty") {
+        std::process::exit(i32::from(!dirty_workloads(&imp)));
     }
     let fd = match Iommufd::open() {
         Ok(fd) => fd,
