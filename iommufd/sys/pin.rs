@@ -456,9 +456,9 @@ impl PinnedWindow {
             return Err(EFAULT);
         }
         let pages = self.pfns.as_mut_ptr().cast::<*mut bindings::page>();
-        // SAFETY: `pfns` has room for `MAX_PAGES` pointers (`u64` and
-        // pointers have the same size, asserted in `pin_user`); GUP checks
-        // the range itself.
+        // `u64` and pointers have the same size (asserted in `pin_user`).
+        // SAFETY: `pfns` has room for `MAX_PAGES` pointers; GUP checks the
+        // range itself.
         let got = unsafe {
             bindings::pin_user_pages_fast(addr, npages as i32, bindings::FOLL_WRITE, pages)
         };
@@ -492,10 +492,10 @@ impl PinnedWindow {
             let lo = if w == w0 { first % 64 } else { 0 };
             let hi = if w == w1 { (end - 1) % 64 } else { 63 };
             let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
-            // SAFETY: The page is pinned (type invariant) and mapped at
-            // `addrs[index]`; `w` is below `PAGE_SIZE / 8`, checked above.
             // The user may write the page meanwhile, as with C's
             // `bitmap_set`: volatile accesses, no assumption on the value.
+            // SAFETY: The page is pinned and mapped at `addrs[index]` (type
+            // invariant); `w` is below `PAGE_SIZE / 8`, checked above.
             unsafe {
                 let p = words.add(w);
                 p.write_volatile(p.read_volatile() | mask);

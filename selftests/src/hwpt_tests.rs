@@ -201,22 +201,17 @@ fn bits(map: &[u8], first: usize, n: usize) -> Vec<bool> {
         .collect()
 }
 
-/// The dirty flow: tracking on, pages marked, read with and without
-/// clearing, the range and flag checks, and C's quiet answers for a hole
-/// and for a bitmap it cannot write.
-fn hwpt_dirty_bitmap() -> TestResult {
-    let buf = PageBuf::new(16);
-    let len = 16 * PAGE;
+/// A new IOAS with large pages off (one PTE per 4 KiB page) and the first
+/// `len` bytes of `buf` mapped at the aperture's start, and a mock device
+/// moved from its automatic HWPT (gone then) to a dirty-tracking one:
+/// (file, IOAS, device, HWPT).
+fn dirty_hwpt_over(buf: &PageBuf, len: u64) -> Result<(Iommufd, u32, u32, u32), String> {
     let fd = Iommufd::open()?;
     let ioas = ok("alloc", fd.ioas_alloc())?;
+    let off = uapi::IOMMU_OPTION_HUGE_PAGES;
     check_eq!(
-        fd.option(
-            uapi::IOMMU_OPTION_HUGE_PAGES,
-            uapi::IOMMU_OPTION_OP_SET,
-            ioas,
-            0
-        )
-        .map(|_| ()),
+        fd.option(off, uapi::IOMMU_OPTION_OP_SET, ioas, 0)
+            .map(|_| ()),
         Ok(())
     );
     ok("map", fd.map(ioas, buf.addr(), len, RW_FIXED, APERTURE))?;
@@ -224,6 +219,16 @@ fn hwpt_dirty_bitmap() -> TestResult {
     let hwpt = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, DIRTY, None))?;
     check_eq!(fd.mock_domain_replace(stdev, hwpt), Ok(hwpt));
     check_eq!(fd.destroy(auto), ENOENT);
+    Ok((fd, ioas, stdev, hwpt))
+}
+
+/// The dirty flow: tracking on, pages marked, read with and without
+/// clearing, the range and flag checks, and C's quiet answers for a hole
+/// and for a bitmap it cannot write.
+fn hwpt_dirty_bitmap() -> TestResult {
+    let buf = PageBuf::new(16);
+    let len = 16 * PAGE;
+    let (fd, ioas, stdev, hwpt) = dirty_hwpt_over(&buf, len)?;
     let nbits = (len / MOCK_PAGE) as usize;
     let mut marks = vec![0u8; nbits / 8];
     for i in (0..nbits).step_by(3) {
@@ -362,22 +367,7 @@ fn hwpt_dirty_bitmap_in_place() -> TestResult {
     let pages = 64u64;
     let buf = PageBuf::new(pages as usize);
     let len = pages * PAGE;
-    let fd = Iommufd::open()?;
-    let ioas = ok("alloc", fd.ioas_alloc())?;
-    check_eq!(
-        fd.option(
-            uapi::IOMMU_OPTION_HUGE_PAGES,
-            uapi::IOMMU_OPTION_OP_SET,
-            ioas,
-            0
-        )
-        .map(|_| ()),
-        Ok(())
-    );
-    ok("map", fd.map(ioas, buf.addr(), len, RW_FIXED, APERTURE))?;
-    let (stdev, _, idev) = ok("mock_domain", fd.mock_domain(ioas))?;
-    let hwpt = ok("hwpt_alloc", fd.hwpt_alloc(idev, ioas, DIRTY, None))?;
-    check_eq!(fd.mock_domain_replace(stdev, hwpt), Ok(hwpt));
+    let (fd, _, stdev, hwpt) = dirty_hwpt_over(&buf, len)?;
     check_eq!(fd.set_dirty_tracking(hwpt, ENABLE), 0);
     let all = vec![0xffu8; (pages / 8) as usize];
     let mark = || fd.mock_set_dirty(hwpt, APERTURE, len, PAGE, all.as_ptr());
