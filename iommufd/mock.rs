@@ -512,6 +512,11 @@ fn pasid_compat(
 /// The PASID that stands for the RID in the PASID test ops.
 const NO_PASID: u32 = 0;
 
+/// Where PASID `pasid` is in a device's list of attached PASIDs.
+fn pasid_slot(pasids: &[(u32, ObjectRef)], pasid: u32) -> Option<usize> {
+    pasids.iter().position(|(p, _)| *p == pasid)
+}
+
 /// Moves the RID of `dev` to the IOAS or HWPT `pt_id`; the HWPT's ID.
 /// `EINVAL` if the RID is not attached, or the target does not suit the
 /// PASIDs attached or the device's dirty tracking.
@@ -527,11 +532,11 @@ fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32>
     let Some(cur_id) = cur.as_ref().map(|h| h.object().id) else {
         return Err(EINVAL);
     };
+    // Staying where it is (on the IOAS's automatic HWPT) always suits.
     let same = cur_id == pt_id
-        || (matches!(target.object().kind, ObjectKind::Ioas(_))
-            && cur.as_ref().is_some_and(
-                |h| matches!(&h.object().kind, ObjectKind::HwptPaging(hw) if hw.auto_on(pt_id)),
-            ));
+        || cur.as_ref().is_some_and(
+            |h| matches!(&h.object().kind, ObjectKind::HwptPaging(hw) if hw.auto_on(pt_id)),
+        );
     if !same {
         pasid_compat(&target, NO_PASID, cur.as_ref(), &dev.pasids.lock())?;
     }
@@ -597,7 +602,7 @@ pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test
     let mut pasids = dev.pasids.lock();
     let attached = match pasid {
         NO_PASID => rid.is_some(),
-        _ => pasids.iter().any(|(p, _)| *p == pasid),
+        _ => pasid_slot(&pasids, pasid).is_some(),
     };
     if attached {
         return Err(EBUSY);
@@ -654,7 +659,7 @@ pub(crate) fn pasid_replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_tes
     }
     let rid = dev.hwpt.lock();
     let mut pasids = dev.pasids.lock();
-    let at = pasids.iter().position(|(p, _)| *p == pasid).ok_or(EINVAL)?;
+    let at = pasid_slot(&pasids, pasid).ok_or(EINVAL)?;
     if pasids[at].1.object().id != pt_id {
         pasid_compat(&pt, pasid, rid.as_ref(), &pasids)?;
         dev.set_dev_pasid(pasid)?;
@@ -675,8 +680,7 @@ pub(crate) fn pasid_detach(table: &ObjectTable, id: u32, pasid: u32) -> Result {
         rid.take()
     } else {
         let mut pasids = dev.pasids.lock();
-        let at = pasids.iter().position(|(p, _)| *p == pasid);
-        at.and_then(|at| {
+        pasid_slot(&pasids, pasid).and_then(|at| {
             dev.block_pasid(pasid);
             pasids.remove(at).ok().map(|(_, hwpt)| hwpt)
         })
@@ -695,12 +699,10 @@ pub(crate) fn pasid_check_hwpt(table: &ObjectTable, id: u32, pasid: u32, hwpt_id
     let dev = get_mock_device(table, id)?;
     let attached = match pasid {
         NO_PASID => dev.hwpt.lock().as_ref().map(|h| h.object().id),
-        _ => dev
-            .pasids
-            .lock()
-            .iter()
-            .find(|(p, _)| *p == pasid)
-            .map(|(_, h)| h.object().id),
+        _ => {
+            let pasids = dev.pasids.lock();
+            pasid_slot(&pasids, pasid).map(|at| pasids[at].1.object().id)
+        }
     };
     if hwpt_id == 0 {
         return if attached.is_some() {
