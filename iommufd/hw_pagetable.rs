@@ -331,9 +331,10 @@ pub(crate) fn get_dirty_bitmap_ioctl(
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         hwpt.domain
             .read_and_clear_dirty(p.iova, p.last - p.iova + 1, no_clear, &mut |at, len| {
-                bitmap.set(at, len)
+                bitmap.record(at, len)
             });
         Ok(())
     });
+    bitmap.finish();
     Ok(())
 }

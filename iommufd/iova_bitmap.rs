@@ -44,6 +44,22 @@ pub(crate) struct IovaBitmap {
     mapped_length: u64,
     /// Offset of the window's first byte in its first page.
     pgoff: u64,
+    /// Records not set yet, joined.
+    run: Option<Run>,
+}
+
+/// Dirty records joined into one range of IOVAs, all inside the window,
+/// whose bits are not set yet.
+struct Run {
+    /// First IOVA.
+    first: u64,
+    /// Last IOVA.
+    last: u64,
+    /// The bit of `last`, counted from the window's first.
+    last_bit: u64,
+    /// The window's last IOVA: the window does not move while a run is
+    /// held.
+    window_last: u64,
 }
 
 impl IovaBitmap {
@@ -63,6 +79,7 @@ impl IovaBitmap {
             mapped_iova: iova,
             mapped_length: 0,
             pgoff: 0,
+            run: None,
         };
         bitmap.total_index = bitmap
             .offset_to_index(length.wrapping_sub(1))
@@ -129,9 +146,61 @@ impl IovaBitmap {
         self.get()
     }
 
+    /// Records that `[iova, iova + length)` is dirty. The same as
+    /// [`Self::set`], but records inside the pinned window whose bits touch
+    /// or overlap are set together, by [`Self::finish`] or by the next
+    /// record that does not join them: inside the window nothing can fail
+    /// or move, and the bits of the joined range are the union of theirs.
+    #[inline]
+    pub(crate) fn record(&mut self, iova: u64, length: u64) {
+        if let Some(run) = &mut self.run {
+            if length != 0 && iova >= run.first {
+                let bit = (iova - self.mapped_iova) >> self.pgshift;
+                let last = iova.wrapping_add(length - 1);
+                if bit <= run.last_bit + 1 && last >= iova && last <= run.window_last {
+                    if last > run.last {
+                        run.last = last;
+                        run.last_bit = (last - self.mapped_iova) >> self.pgshift;
+                    }
+                    return;
+                }
+            }
+        }
+        self.record_apart(iova, length);
+    }
+
+    /// A record that does not join the run: sets the run's bits, then
+    /// starts a new run with it if it lies in the window, else sets it.
+    fn record_apart(&mut self, iova: u64, length: u64) {
+        self.finish();
+        match length.checked_sub(1).and_then(|l| iova.checked_add(l)) {
+            Some(last) if self.mapped_range(iova, length) => {
+                self.run = Some(Run {
+                    first: iova,
+                    last,
+                    last_bit: (last - self.mapped_iova) >> self.pgshift,
+                    window_last: self
+                        .mapped_iova
+                        .wrapping_add(self.mapped_length)
+                        .wrapping_sub(1),
+                });
+            }
+            // Outside the window, or a zero-length or wrapping record,
+            // which keeps C's odd ways.
+            _ => self.set(iova, length),
+        }
+    }
+
+    /// Sets the bits of the records [`Self::record`] holds back.
+    pub(crate) fn finish(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.set(run.first, run.last - run.first + 1);
+        }
+    }
+
     /// Sets the bits of `[iova, iova + length)`, moving the window as
     /// needed; stops quietly where the bitmap ends or cannot be pinned.
-    pub(crate) fn set(&mut self, mut iova: u64, mut length: u64) {
+    fn set(&mut self, mut iova: u64, mut length: u64) {
         'window: loop {
             if !self.mapped_range(iova, length) && self.advance_to(iova).is_err() {
                 return;

@@ -498,7 +498,12 @@ impl PinnedWindow {
             // invariant); `w` is below `PAGE_SIZE / 8`, checked above.
             unsafe {
                 let p = words.add(w);
-                p.write_volatile(p.read_volatile() | mask);
+                let old = if mask == u64::MAX {
+                    0
+                } else {
+                    p.read_volatile()
+                };
+                p.write_volatile(old | mask);
             }
         }
     }
