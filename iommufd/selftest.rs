@@ -247,6 +247,16 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             );
             pin::check_user_page_pins(uptr, length, refs)
         }
+        uapi::IOMMU_TEST_OP_RS_PIN_FLOOR => {
+            let (length, uptr, refs) = cmd.check_refs();
+            let unaligned = (length | uptr) % PAGE_SIZE_U64 != 0;
+            if refs != 0 || length == 0 || unaligned {
+                return Err(EINVAL);
+            }
+            let uptr = usize::try_from(uptr).map_err(|_| EINVAL)?;
+            let npages = usize::try_from(length / PAGE_SIZE_U64).map_err(|_| EINVAL)?;
+            pin::pin_unpin_floor(uptr, npages)
+        }
         uapi::IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT => {
             let limit = cmd.memory_limit();
             // Page batches need room for at least one entry.

@@ -213,6 +213,12 @@ impl iommu_test_cmd {
     }
 }
 
+/// iommufd_rs's own test op, which C does not know (`EOPNOTSUPP` there):
+/// pins and unpins the `check_refs` range (`refs` must be 0) with nothing
+/// but GUP, for `make bench`'s pinning floor. The number stays clear of
+/// C's sequential ops.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) const IOMMU_TEST_OP_RS_PIN_FLOOR: u32 = 0x7273_0001;
 /// `iommu_test_cmd.access_pages`.
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestAccessPages = iommu_test_cmd__bindgen_ty_1__bindgen_ty_9;

@@ -390,6 +390,42 @@ pub(crate) unsafe fn copy_page(pfn: u64, offset: usize, buf: &mut [u8], to_page:
     unsafe { iommufd_rs_memcpy_page(pfn as usize, offset, buf.as_mut_ptr(), buf.len(), to_page) };
 }
 
+/// Pins and unpins the `npages` pages at page-aligned user address `addr`
+/// of the current process, [`PinnedWindow::MAX_PAGES`] at a time, with
+/// nothing but `pin_user_pages_fast` (long-term and writable, as a map
+/// pins) and `unpin_user_pages`: the floor under the cost of a map that
+/// pins. `EFAULT` if a page cannot be pinned.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) fn pin_unpin_floor(addr: usize, npages: usize) -> Result {
+    let mut pages: KVec<*mut bindings::page> =
+        KVec::with_capacity(PinnedWindow::MAX_PAGES, GFP_KERNEL)?;
+    let mut done = 0;
+    while done < npages {
+        let want = (npages - done).min(PinnedWindow::MAX_PAGES);
+        let at = addr.checked_add(done * PAGE_SIZE).ok_or(EFAULT)?;
+        // SAFETY: `pages` has room for `MAX_PAGES` pointers; GUP checks the
+        // range itself.
+        let got = unsafe {
+            bindings::pin_user_pages_fast(
+                at,
+                want as i32,
+                bindings::FOLL_WRITE | bindings::FOLL_LONGTERM,
+                pages.as_mut_ptr(),
+            )
+        };
+        if got > 0 {
+            // SAFETY: GUP pinned the first `got` pages of `pages` once each
+            // in this call; the pins go back here and nothing keeps them.
+            unsafe { bindings::unpin_user_pages(pages.as_mut_ptr(), got as usize) };
+        }
+        if got <= 0 {
+            return Err(EFAULT);
+        }
+        done += got as usize;
+    }
+    Ok(())
+}
+
 /// Bits per page of a bitmap.
 pub(crate) const BITS_PER_PAGE: u64 = PAGE_SIZE_U64 * 8;
 

@@ -617,6 +617,16 @@ impl Iommufd {
         .0
     }
 
+    /// iommufd_rs's PIN_FLOOR test op: pins and unpins `length` bytes at
+    /// `uptr` with GUP alone (`EOPNOTSUPP` on C).
+    pub fn pin_floor(&self, uptr: u64, length: u64) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_RS_PIN_FLOOR, 0, |cmd| {
+            cmd.__bindgen_anon_1.check_refs.length = length;
+            cmd.__bindgen_anon_1.check_refs.uptr = uptr;
+        })
+        .0
+    }
+
     /// CREATE_ACCESS on an IOAS: the access file.
     pub fn create_access(&self, ioas: u32, flags: u32) -> Result<File, Errno> {
         let (rc, cmd) = self.test_cmd(uapi::IOMMU_TEST_OP_CREATE_ACCESS, ioas, |cmd| {

@@ -210,6 +210,28 @@ fn copy_mid_page_shares_pages() -> TestResult {
     Ok(())
 }
 
+/// iommufd_rs's PIN_FLOOR test op (`make bench`'s pinning floor) checks
+/// its input, pins and unpins, and leaves no pin behind; C does not know
+/// it (`EOPNOTSUPP`).
+fn pin_floor_leaves_no_pin() -> TestResult {
+    let fd = Iommufd::open()?;
+    let buf = PageBuf::new(4);
+    let len = 4 * PAGE;
+    if crate::compat_tests::c_iommufd() {
+        check_eq!(fd.pin_floor(buf.addr(), len), EOPNOTSUPP);
+        return Err("SKIP: PIN_FLOOR is iommufd_rs's own test op".into());
+    }
+    let pin0 = vm_pin_kb()?;
+    check_eq!(fd.pin_floor(buf.addr(), 0), EINVAL);
+    check_eq!(fd.pin_floor(buf.addr() + 1, len), EINVAL);
+    check_eq!(fd.pin_floor(buf.addr(), len - 1), EINVAL);
+    check_eq!(fd.pin_floor(0x1000, PAGE), EFAULT);
+    check_eq!(fd.pin_floor(buf.addr(), len), 0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 0), 0);
+    check_eq!(vm_pin_kb()?, pin0);
+    Ok(())
+}
+
 /// The tests of this file.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -232,6 +254,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "copy_mid_page_shares_pages",
             run: copy_mid_page_shares_pages,
+        },
+        Test {
+            name: "pin_floor_leaves_no_pin",
+            run: pin_floor_leaves_no_pin,
         },
     ]
 }

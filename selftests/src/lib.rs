@@ -45,6 +45,9 @@ pub mod uapi {
     pub const VFIO_IOMMU_DIRTY_PAGES: u32 = vfio_ioctl(17);
 
     pub const IOMMU_TEST_CMD: u32 = iommufd_ioctl(IOMMUFD_CMD_BASE + 32);
+    /// iommufd_rs's own test op (C answers `EOPNOTSUPP`): pin and unpin a
+    /// range with GUP alone, the floor of `make bench`'s pinning lines.
+    pub const IOMMU_TEST_OP_RS_PIN_FLOOR: u32 = 0x7273_0001;
     pub const IOMMU_DESTROY: u32 = iommufd_ioctl(IOMMUFD_CMD_DESTROY);
     pub const IOMMU_IOAS_ALLOC: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOC);
     pub const IOMMU_IOAS_ALLOW_IOVAS: u32 = iommufd_ioctl(IOMMUFD_CMD_IOAS_ALLOW_IOVAS);
