@@ -14,6 +14,8 @@
 # Runs on its own after common.sh (vm.sh scripts/guest/real-devices.sh), or
 # sourced by check.sh from /guest/real-devices.sh. Everything is loaded with
 # insmod: vfio's modinfo names iommufd, so modprobe would pick the provider.
+# Sourced with rd_functions_only=1 (bench-real.sh), it only defines its
+# functions and runs nothing.
 
 rd_pass=0
 rd_fail=0
@@ -155,4 +157,4 @@ real_devices() {
 	echo "real devices: $rd_pass passed, $rd_fail failed"
 }
 
-section real-devices real_devices
+[ "${rd_functions_only:-0}" = 1 ] || section real-devices real_devices

@@ -12,7 +12,14 @@
 //!    (`--container`, default /dev/vfio/vfio: vfio's type1, or a symlink to
 //!    an iommufd node), `VFIO_SET_IOMMU(TYPE1v2)`, `VFIO_IOMMU_MAP_DMA`;
 //!  - `mix`: the legacy flow, then `IOMMU_VFIO_IOAS` GET on the container
-//!    and `IOMMU_IOAS_MAP` into that IOAS (skipped on type1).
+//!    and `IOMMU_IOAS_MAP` into that IOAS (skipped on type1);
+//!  - `bench IMPL` (IMPL `c` or `rust`, the module behind `--iommufd`): no
+//!    tests, but `make bench`'s `raw impl=IMPL name=.. us=..` lines for
+//!    IOAS_MAP + IOAS_UNMAP pairs on the device's real (VT-d) domain, the
+//!    cdev attached to an IOAS: one 4 KiB page, and 1 GiB of 4 KiB pages,
+//!    THP and hugetlb. A line gets its time only if, after its timed
+//!    pairs, edu's DMA reached the memory through one more mapping, and
+//!    says `error=..` otherwise; exits 1 if a line has no time.
 //!
 //! `--module` names the module whose refcount must come back after a
 //! client is killed (default `iommufd`; `vfio_iommu_type1` for type1).
@@ -22,7 +29,7 @@
 
 use iommufd_rs_selftests::dev::{read_number, size_of_u32, Iommufd, PageBuf, FIXED, READ, RW};
 use iommufd_rs_selftests::ktap::{run, Test, TestResult};
-use iommufd_rs_selftests::sys::{self, errno::*};
+use iommufd_rs_selftests::sys::{self, errno::*, AnonPages};
 use iommufd_rs_selftests::uapi;
 use iommufd_rs_selftests::{check, check_eq};
 use std::fs::File;
@@ -305,27 +312,60 @@ impl Buf {
         self.0.addr()
     }
     fn fill(&self, byte: u8) {
-        for i in 0..LEN {
-            // SAFETY: Within this buffer's page.
-            unsafe { ((self.addr() + i) as *mut u8).write_volatile(byte) };
-        }
+        // SAFETY: This buffer's page, owned by it.
+        unsafe { fill_at(self.addr(), byte) }
     }
     fn fill_pattern(&self, seed: u64) {
-        let mut x = seed | 1;
-        for i in 0..LEN {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // SAFETY: Within this buffer's page.
-            unsafe { ((self.addr() + i) as *mut u8).write_volatile(x as u8) };
-        }
+        // SAFETY: This buffer's page, owned by it.
+        unsafe { fill_pattern_at(self.addr(), seed) }
     }
     fn contents(&self) -> Vec<u8> {
-        // SAFETY: Within this buffer's page.
-        (0..LEN)
-            .map(|i| unsafe { ((self.addr() + i) as *const u8).read_volatile() })
-            .collect()
+        // SAFETY: This buffer's page, owned by it.
+        unsafe { contents_at(self.addr()) }
     }
+}
+
+/// Writes `byte` to the `LEN` bytes at `addr`, volatile.
+///
+/// # Safety
+///
+/// `[addr, addr + LEN)` is writable memory of this process that nothing
+/// else in it uses during the call.
+unsafe fn fill_at(addr: u64, byte: u8) {
+    for i in 0..LEN {
+        // SAFETY: Within the range the caller vouches for.
+        unsafe { ((addr + i) as *mut u8).write_volatile(byte) };
+    }
+}
+
+/// Writes a pseudo-random pattern derived from `seed` to the `LEN` bytes
+/// at `addr`, volatile.
+///
+/// # Safety
+///
+/// As for [`fill_at`].
+unsafe fn fill_pattern_at(addr: u64, seed: u64) {
+    let mut x = seed | 1;
+    for i in 0..LEN {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // SAFETY: Within the range the caller vouches for.
+        unsafe { ((addr + i) as *mut u8).write_volatile(x as u8) };
+    }
+}
+
+/// The `LEN` bytes at `addr`, read volatile (a device may have written
+/// them).
+///
+/// # Safety
+///
+/// `[addr, addr + LEN)` is readable memory of this process.
+unsafe fn contents_at(addr: u64) -> Vec<u8> {
+    (0..LEN)
+        // SAFETY: Within the range the caller vouches for.
+        .map(|i| unsafe { ((addr + i) as *const u8).read_volatile() })
+        .collect()
 }
 
 /// What a device write left in the destination buffer.
@@ -1355,6 +1395,221 @@ fn group_killed() -> TestResult {
     killed("group")
 }
 
+// ---- bench: IOAS map + unmap timed on the real IOMMU domain -----------
+
+/// The 4 KiB line: a map and unmap of one present page at `IOVA_A`.
+const BENCH_4K: &str = "real_map_unmap_4k";
+/// The 1 GiB lines, one per kind of memory.
+const BENCH_GIB: [(&str, AnonPages); 3] = [
+    ("real_map_unmap_1g_4k_pages", AnonPages::Small),
+    ("real_map_unmap_1g_thp", AnonPages::Thp),
+    ("real_map_unmap_1g_hugetlb", AnonPages::Hugetlb),
+];
+/// Timed map + unmap pairs per line.
+const BENCH_4K_PAIRS: u32 = 2000;
+const BENCH_GIB_PAIRS: u32 = 2;
+const GIB: u64 = 1 << 30;
+/// Where the 1 GiB mappings start: 2 MiB aligned, so that huge pages can
+/// be mapped as 2 MiB IO pages, and low enough that edu's 28-bit DMA
+/// addresses reach into them.
+const IOVA_GIB: u64 = 0x20_0000;
+/// The page of a 1 GiB mapping that the device reads and writes back
+/// after the timed pairs: 128 MiB in, below edu's 256 MiB limit.
+const GIB_PROBE: u64 = 0x800_0000;
+
+/// The device bound through its cdev and attached to a fresh IOAS, so
+/// that the IOAS's mappings go into an automatic HWPT: a paging domain of
+/// the IOMMU the device sits behind. Fields drop in order: device first.
+struct BenchDomain {
+    dev: Device,
+    ioas: u32,
+    ictx: Iommufd,
+}
+
+fn bench_domain(edu: &Edu) -> Result<BenchDomain, String> {
+    let ictx = open_iommufd()?;
+    let (dev, dev_id) = cdev_bind(edu, &ictx)?;
+    let ioas = ictx
+        .ioas_alloc()
+        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
+    let pt = attach(&dev.file, ioas).map_err(|e| format!("ATTACH_IOMMUFD_PT: errno {e}"))?;
+    if pt == ioas {
+        return Err(format!("attached to the IOAS {ioas} itself, not to a HWPT"));
+    }
+    // The domain is VT-d's: the emulated Intel IOMMU translates edu's DMA.
+    let (cmd, _) = hw_info(&ictx, dev_id).map_err(|e| format!("GET_HW_INFO: errno {e}"))?;
+    // SAFETY: The kernel wrote the output member of the union.
+    let kind = unsafe { cmd.__bindgen_anon_1.out_data_type };
+    if kind != uapi::IOMMU_HW_INFO_TYPE_INTEL_VTD {
+        return Err(format!("GET_HW_INFO: IOMMU type {kind}, not Intel VT-d"));
+    }
+    println!(
+        "# {} attached to HWPT {pt} (IOAS {ioas}), Intel VT-d",
+        edu.bdf
+    );
+    Ok(BenchDomain { dev, ioas, ictx })
+}
+
+impl BenchDomain {
+    fn map(&self, va: u64, len: u64, iova: u64) -> Result<(), String> {
+        match self.ictx.map(self.ioas, va, len, FIXED | RW, iova) {
+            Ok(got) if got == iova => Ok(()),
+            Ok(got) => Err(format!("IOAS_MAP at {iova:#x} answered IOVA {got:#x}")),
+            Err(e) => Err(format!(
+                "IOAS_MAP of {len:#x} bytes at {iova:#x}: errno {e}"
+            )),
+        }
+    }
+
+    fn unmap(&self, len: u64, iova: u64) -> Result<(), String> {
+        match self.ictx.unmap(self.ioas, iova, len) {
+            Ok(got) if got == len => Ok(()),
+            Ok(got) => Err(format!(
+                "IOAS_UNMAP at {iova:#x}: {got:#x} of {len:#x} bytes"
+            )),
+            Err(e) => Err(format!(
+                "IOAS_UNMAP of {len:#x} bytes at {iova:#x}: errno {e}"
+            )),
+        }
+    }
+
+    /// `pairs` maps of `[va, va + len)` at `iova`, each unmapped at once:
+    /// the microseconds per pair. Only the loop is timed.
+    fn time_pairs(&self, pairs: u32, va: u64, len: u64, iova: u64) -> Result<f64, String> {
+        let start = Instant::now();
+        for _ in 0..pairs {
+            self.map(va, len, iova)?;
+            self.unmap(len, iova)?;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(pairs))
+    }
+
+    /// Maps `[va, va + len)` at `iova` once more and has the device read
+    /// the page at `probe` bytes in and write it back: the bytes must come
+    /// back through the domain. Unmaps again either way.
+    ///
+    /// # Safety
+    ///
+    /// `[va, va + len)` is writable memory of this process that nothing
+    /// else in it uses during the call, and `probe + LEN <= len`.
+    unsafe fn check_dma(&self, va: u64, len: u64, iova: u64, probe: u64) -> Result<(), String> {
+        self.map(va, len, iova)?;
+        // SAFETY: Within `[va, va + len)`, as the caller vouches.
+        let outcome = unsafe { page_round_trip(&self.dev, iova + probe, va + probe) };
+        let unmapped = self.unmap(len, iova);
+        outcome.and(unmapped)
+    }
+}
+
+/// RAM -> device from the page at `iova` (at `va` in this process), then,
+/// with the page overwritten, device -> RAM to the same IOVA: the page must
+/// hold what it held before. A fresh pattern each time, so a stale device
+/// buffer cannot pass.
+///
+/// # Safety
+///
+/// As for [`fill_at`] at `va`.
+unsafe fn page_round_trip(dev: &Device, iova: u64, va: u64) -> Result<(), String> {
+    // SAFETY: The page the caller vouches for.
+    let want = unsafe {
+        fill_pattern_at(va, SEED.fetch_add(0x1234_5678_9abc_def1, Ordering::Relaxed));
+        contents_at(va)
+    };
+    dev.dma(iova, false)?;
+    // SAFETY: As above.
+    unsafe { fill_at(va, FILL) };
+    dev.dma(iova, true)?;
+    // SAFETY: As above.
+    let got = unsafe { contents_at(va) };
+    if got == want {
+        Ok(())
+    } else if got.iter().all(|&b| b == FILL) {
+        Err(format!("edu DMA to IOVA {iova:#x} did not reach the page"))
+    } else {
+        Err(format!(
+            "edu DMA through IOVA {iova:#x}: the page came back changed"
+        ))
+    }
+}
+
+/// 1 GiB of anonymous memory of one kind, every page touched; unmapped on
+/// drop.
+struct Gib(u64);
+
+impl Gib {
+    fn new(pages: AnonPages) -> Result<Self, String> {
+        let va = sys::mmap_anon(GIB, pages)
+            .ok_or_else(|| format!("mmap of 1 GiB ({pages:?}) refused"))?;
+        sys::touch(va, GIB);
+        Ok(Self(va))
+    }
+}
+
+impl Drop for Gib {
+    fn drop(&mut self) {
+        sys::munmap_anon(self.0, GIB);
+    }
+}
+
+fn bench_4k(d: &BenchDomain) -> Result<f64, String> {
+    let page = Buf::new();
+    let us = d.time_pairs(BENCH_4K_PAIRS, page.addr(), LEN, IOVA_A)?;
+    // SAFETY: `page` is this process's page, used by nothing else.
+    unsafe { d.check_dma(page.addr(), LEN, IOVA_A, 0) }?;
+    Ok(us)
+}
+
+fn bench_gib(d: &BenchDomain, pages: AnonPages) -> Result<f64, String> {
+    let mem = Gib::new(pages)?;
+    if pages == AnonPages::Thp {
+        // How much of it the kernel gave as huge pages, for the record
+        // (the whole guest's count: smaps needs PROC_PAGE_MONITOR).
+        match read_number("/proc/meminfo", Some("AnonHugePages:")) {
+            Ok(kb) => println!("# THP: {} MiB of anonymous memory in huge pages", kb >> 10),
+            Err(e) => println!("# THP: {e}"),
+        }
+    }
+    let us = d.time_pairs(BENCH_GIB_PAIRS, mem.0, GIB, IOVA_GIB)?;
+    // SAFETY: `mem` is this process's, used by nothing else, and the probe
+    // page lies within it.
+    unsafe { d.check_dma(mem.0, GIB, IOVA_GIB, GIB_PROBE) }?;
+    Ok(us)
+}
+
+fn bench_line(imp: &str, name: &str, result: Result<f64, String>) -> bool {
+    match result {
+        Ok(us) => {
+            println!("raw impl={imp} name={name} us={us:.3}");
+            true
+        }
+        Err(why) => {
+            println!("raw impl={imp} name={name} error={why}");
+            false
+        }
+    }
+}
+
+/// `bench IMPL`: one `raw` line per workload, as `make bench` prints them;
+/// true if every line has a time.
+fn bench(imp: &str) -> bool {
+    let names = std::iter::once(BENCH_4K).chain(BENCH_GIB.iter().map(|(n, _)| *n));
+    let setup = find_layout(true).and_then(|l| bench_domain(&l.single));
+    let d = match setup {
+        Ok(d) => d,
+        Err(why) => {
+            for name in names {
+                bench_line(imp, name, Err(format!("setup: {why}")));
+            }
+            return false;
+        }
+    };
+    let mut ok = bench_line(imp, BENCH_4K, bench_4k(&d));
+    for (name, pages) in BENCH_GIB {
+        ok &= bench_line(imp, name, bench_gib(&d, pages));
+    }
+    ok
+}
+
 fn tests(mode: &str) -> Option<Vec<Test>> {
     macro_rules! t {
         ($name:expr, $f:ident) => {
@@ -1482,7 +1737,7 @@ fn tests(mode: &str) -> Option<Vec<Test>> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: iommufd_vfio_edu cdev|group|mix [--iommufd NODE] [--container NODE] [--module NAME]"
+        "usage: iommufd_vfio_edu cdev|group|mix [--iommufd NODE] [--container NODE] [--module NAME]\n       iommufd_vfio_edu bench c|rust [--iommufd NODE]"
     );
     std::process::exit(2);
 }
@@ -1491,6 +1746,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut child_mode = None;
     let mut mode = None;
+    let mut bench_impl = None;
     let mut config = Config {
         mode: String::new(),
         iommufd: "/dev/iommu".into(),
@@ -1505,6 +1761,12 @@ fn main() {
             "--module" => config.module = value(),
             "--child" => child_mode = Some(value()),
             m if mode.is_none() && !m.starts_with('-') => mode = Some(m.to_string()),
+            m if mode.as_deref() == Some("bench")
+                && bench_impl.is_none()
+                && !m.starts_with('-') =>
+            {
+                bench_impl = Some(m.to_string())
+            }
             _ => usage(),
         }
     }
@@ -1522,6 +1784,16 @@ fn main() {
         }
     }
     config.mode = mode.unwrap_or_else(|| usage());
+    if config.mode == "bench" {
+        let imp = match bench_impl.as_deref() {
+            Some(imp @ ("c" | "rust")) => imp.to_string(),
+            _ => usage(),
+        };
+        println!("# iommufd_vfio_edu bench {imp}: iommufd {}", config.iommufd);
+        let _ = CONFIG.set(config);
+        let ok = bench(&imp);
+        std::process::exit(i32::from(!ok));
+    }
     let Some(tests) = tests(&config.mode) else {
         usage()
     };
