@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Turn tbprof block counts into instructions per call, per function.
+"""Turn tbprof block counts into instructions per call.
 
-Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_C WINDOW_RUST ITERATIONS
+Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_PREFIX
 
-WINDOW_* are the plugin's dumps ("vaddr insns execs" per translated block)
-for C iommufd and iommufd_rs. Kernel addresses are named with System.map
-(the test kernel is not relocatable); module addresses with the
-/proc/kallsyms lines the guest printed between ##BEGIN kallsyms_c/_rust
-and ##END. Rust names are demangled with llvm-cxxfilt when it is present.
+WINDOW_PREFIX.N is the plugin's dump of window N ("vaddr insns execs" per
+translated block). The guest's `profile impl=IMPL name=NAME iterations=N`
+(or `failed`) lines, in order, say which workload and module each window
+was. With one workload, prints instructions and calls per call by
+function, C and Rust side by side; with several, one total per workload.
+Kernel addresses are named with System.map (the test kernel is not
+relocatable); module addresses with the /proc/kallsyms lines the guest
+printed between ##BEGIN kallsyms_c/_rust and ##END. Rust names are
+demangled with llvm-cxxfilt when it is present.
 """
+import re
 import bisect
 import subprocess
 import sys
@@ -76,13 +81,22 @@ def per_function(window, syms, iterations):
     return counts, calls
 
 
-def main():
-    smap, log, win_c, win_rust, iterations = sys.argv[1:6]
-    iterations = int(iterations)
-    kernel = system_map(smap)
-    c, c_calls = per_function(win_c, kernel + module_syms(log, "kallsyms_c"), iterations)
-    rust, rust_calls = per_function(win_rust, kernel + module_syms(log, "kallsyms_rust"),
-                                    iterations)
+WINDOW_LINE = re.compile(r"profile impl=(c|rust) name=(\S+) (?:iterations=(\d+)|failed)")
+
+
+def windows(log):
+    """(impl, name, iterations or None) for windows 1, 2, ..."""
+    found = []
+    with open(log, errors="replace") as f:
+        for line in f:
+            m = WINDOW_LINE.search(line)
+            if m:
+                imp, name, n = m.groups()
+                found.append((imp, name, int(n) if n else None))
+    return found
+
+
+def detail(c, c_calls, rust, rust_calls):
     names = sorted(set(c) | set(rust), key=lambda n: -max(c.get(n, 0), rust.get(n, 0)))
     shown = demangle([n.split(" ")[0] for n in names])
     print(f"{'C':>9} {'Rust':>9} {'C#':>5} {'Rust#':>5}  "
@@ -94,10 +108,39 @@ def main():
         module = " " + n.split(" ", 1)[1] if " " in n else ""
         cc, rc = c_calls.get(n, 0.0), rust_calls.get(n, 0.0)
         print(f"{cv:9.1f} {rv:9.1f} {cc:5.1f} {rc:5.1f}  {shown[n.split(' ')[0]]}{module}")
-    total_c, total_rust = sum(c.values()), sum(rust.values())
-    print(f"{total_c:9.1f} {total_rust:9.1f} {'':5} {'':5}  "
-          f"total (ratio {total_rust / total_c:.3f})")
+
+
+def main():
+    smap, log, prefix = sys.argv[1:4]
+    kernel = system_map(smap)
+    syms = {imp: kernel + module_syms(log, f"kallsyms_{imp}") for imp in ("c", "rust")}
+    results = {}
+    order = []
+    for number, (imp, name, iterations) in enumerate(windows(log), start=1):
+        if iterations is None:
+            continue
+        if name not in order:
+            order.append(name)
+        results[(imp, name)] = per_function(f"{prefix}.{number}", syms[imp], iterations)
+    if not order:
+        print("profile: no window in the guest log")
+        return 1
+    if len(order) == 1:
+        name = order[0]
+        empty = ({}, {})
+        c, c_calls = results.get(("c", name), empty)
+        rust, rust_calls = results.get(("rust", name), empty)
+        detail(c, c_calls, rust, rust_calls)
+    print(f"{'C':>12} {'Rust':>12} {'ratio':>6}  instructions per call (kernel and user)")
+    for name in order:
+        c = sum(results[("c", name)][0].values()) if ("c", name) in results else None
+        rust = sum(results[("rust", name)][0].values()) if ("rust", name) in results else None
+        c_s = f"{c:12.1f}" if c is not None else f"{'-':>12}"
+        rust_s = f"{rust:12.1f}" if rust is not None else f"{'-':>12}"
+        ratio = f"{rust / c:6.3f}" if c and rust is not None else f"{'-':>6}"
+        print(f"{c_s} {rust_s} {ratio}  {name}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,18 +1,20 @@
 #!/bin/bash
-# make profile WORKLOAD=NAME [ITERATIONS=N]: where the instructions of one
-# small workload go, per call, in C iommufd and in iommufd_rs, in one boot.
+# make profile WORKLOAD=NAME|all [ITERATIONS=N]: instructions per call of
+# make bench's workloads, C iommufd against iommufd_rs, in one boot; for
+# one workload, where they go, per function.
 #
 # A QEMU TCG plugin (scripts/profile/tbprof.c) counts the instructions of
 # every translated block between two markers that iommufd_profile places
 # around its loop. scripts/profile.py names the blocks with System.map and
-# the modules' /proc/kallsyms lines, and prints a table per function.
-# Not part of make check; nothing here is timed.
+# the modules' /proc/kallsyms lines. Without VM_ICOUNT=1 a whole `rep`
+# string counts as one instruction. Not part of make check; nothing here
+# is timed.
 . "$(dirname "$0")/lib.sh"
 
-workload=${1:?usage: profile.sh WORKLOAD [ITERATIONS]}
-iterations=${2:-20000}
-case $workload in *[!a-z_]*) die "bad workload name: $workload" ;; esac
-case $iterations in '' | *[!0-9]*) die "bad iteration count: $iterations" ;; esac
+workload=${1:?usage: profile.sh WORKLOAD|all [ITERATIONS]}
+iterations=${2:-}
+case $workload in *[!a-z0-9_]*) die "bad workload name: $workload" ;; esac
+case $iterations in *[!0-9]*) die "bad iteration count: $iterations" ;; esac
 
 build_all
 kdir=$(bash "$REPO/scripts/build-kernel.sh")
@@ -24,20 +26,20 @@ rm -rf "$out"
 mkdir -p "$out"
 guest=$out/guest.sh
 cat >"$guest" <<EOF_GUEST
-# C first (window 1), then iommufd_rs (window 2).
+# C first, then iommufd_rs; one plugin window per workload.
 load_c || exit 1
 section kallsyms_c grep -E '\\[(iommufd|iommu_amdv1)\\]' /proc/kallsyms
-/bin/iommufd_profile $workload $iterations; c_rc=\$?
+/bin/iommufd_profile c $workload $iterations; c_rc=\$?
 unload_c || exit 1
 load_rust || exit 1
 section kallsyms_rust grep '\\[iommufd_rs\\]' /proc/kallsyms
-/bin/iommufd_profile $workload $iterations; rust_rc=\$?
+/bin/iommufd_profile rust $workload $iterations; rust_rc=\$?
 unload_rust
 [ \$c_rc = 0 ] && [ \$rust_rc = 0 ]
 EOF_GUEST
-log "profiling $workload, $iterations calls per module (TCG with the tbprof plugin)"
+log "profiling $workload${iterations:+, $iterations calls} per module (TCG with the tbprof plugin)"
 VM_QEMU_ARGS="-plugin /build/tbprof.so,out=/build/profile/window" \
 	VM_LOG=$out/vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null ||
 	die "the profiling guest failed; see $out/vm.log"
 in_root python3 "$ROOT_REPO/scripts/profile.py" "$kdir/System.map" /build/profile/vm.log \
-	/build/profile/window.1 /build/profile/window.2 "$iterations"
+	/build/profile/window

@@ -6,6 +6,8 @@
  * The guest marks a window with `xchg %bx,%bx` (66 87 db), a no-op on real
  * hardware. The first marker zeroes the counters, the second writes them to
  * OUT.N (N = 1, 2, ...), one line per block that ran: "vaddr insns execs".
+ * Inside a window, `xchg %cx,%cx` (66 87 c9) pauses counting and
+ * `xchg %dx,%dx` (66 87 d2) resumes it, for untimed steps between calls.
  * Blocks that exit early are counted as if they ran to the end.
  *
  * QEMU ships no plugin header in Debian, so the handful of plugin API calls
@@ -58,6 +60,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block **blocks;
 static size_t nblocks, capacity;
 static unsigned int markers;
+static bool paused;
 static const char *out_prefix = "tbprof.out";
 
 static void block_ran(unsigned int vcpu, void *udata)
@@ -65,7 +68,8 @@ static void block_ran(unsigned int vcpu, void *udata)
 	struct block *b = udata;
 
 	(void)vcpu;
-	__atomic_fetch_add(&b->execs, 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&paused, __ATOMIC_RELAXED))
+		__atomic_fetch_add(&b->execs, 1, __ATOMIC_RELAXED);
 }
 
 static void dump(unsigned int window)
@@ -84,11 +88,19 @@ static void dump(unsigned int window)
 	fclose(f);
 }
 
+enum marker_kind { WINDOW, PAUSE, RESUME };
+
 static void marker_ran(unsigned int vcpu, void *udata)
 {
+	enum marker_kind kind = (enum marker_kind)(uintptr_t)udata;
+
 	(void)vcpu;
-	(void)udata;
+	if (kind != WINDOW) {
+		__atomic_store_n(&paused, kind == PAUSE, __ATOMIC_RELAXED);
+		return;
+	}
 	pthread_mutex_lock(&lock);
+	paused = false;
 	markers++;
 	if (markers % 2)
 		for (size_t i = 0; i < nblocks; i++)
@@ -100,7 +112,11 @@ static void marker_ran(unsigned int vcpu, void *udata)
 
 static void translated(struct qemu_plugin_tb *tb, void *udata)
 {
-	static const unsigned char marker[3] = { 0x66, 0x87, 0xdb };
+	static const unsigned char markers_bytes[3][3] = {
+		[WINDOW] = { 0x66, 0x87, 0xdb },
+		[PAUSE] = { 0x66, 0x87, 0xc9 },
+		[RESUME] = { 0x66, 0x87, 0xd2 },
+	};
 	size_t n = qemu_plugin_tb_n_insns(tb);
 	struct block *b = calloc(1, sizeof(*b));
 
@@ -129,10 +145,12 @@ static void translated(struct qemu_plugin_tb *tb, void *udata)
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		unsigned char bytes[3];
 
-		if (qemu_plugin_insn_data(insn, bytes, sizeof(bytes)) == sizeof(bytes) &&
-		    !memcmp(bytes, marker, sizeof(marker)))
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, marker_ran,
-							       QEMU_PLUGIN_CB_NO_REGS, NULL);
+		if (qemu_plugin_insn_data(insn, bytes, sizeof(bytes)) != sizeof(bytes))
+			continue;
+		for (uintptr_t kind = WINDOW; kind <= RESUME; kind++)
+			if (!memcmp(bytes, markers_bytes[kind], sizeof(bytes)))
+				qemu_plugin_register_vcpu_insn_exec_cb(
+					insn, marker_ran, QEMU_PLUGIN_CB_NO_REGS, (void *)kind);
 	}
 }
 

@@ -3,6 +3,7 @@
 //! Userspace helpers for driving /dev/iommu: the uAPI types, raw ioctl
 //! calls, and a small KTAP test runner.
 
+pub mod bench;
 pub mod compat_dirty_tests;
 pub mod compat_tests;
 pub mod dev;

@@ -1,121 +1,109 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One small workload in a loop, between two profiling markers, for
-//! `make profile`. Runs against whichever iommufd module is loaded:
-//! `iommufd_profile WORKLOAD ITERATIONS`.
+//! `make bench`'s workloads in a loop, each between two profiling markers,
+//! for `make profile`. Runs against whichever iommufd module is loaded:
+//! `iommufd_profile IMPL WORKLOAD|all [ITERATIONS]`.
 //!
-//! The marker is `xchg bx, bx`, a no-op on hardware; the `tbprof` QEMU
-//! plugin zeroes its instruction counters at the first and writes them
-//! out at the second.
+//! The window marker is `xchg bx, bx`, a no-op on hardware; the `tbprof`
+//! QEMU plugin zeroes its instruction counters at the first and writes
+//! them out at the second. `xchg cx, cx` and `xchg dx, dx` pause and
+//! resume counting around the unmeasured steps between calls. After each
+//! window a line `profile impl=IMPL name=NAME iterations=N` (or `failed`)
+//! tells `scripts/profile.py` which workload it was.
 
-use iommufd_rs_selftests::dev::{Iommufd, FIXED, RW};
-use iommufd_rs_selftests::uapi;
+use iommufd_rs_selftests::bench::{self, Memory, Workload, WORKLOADS};
 
-const PAGE: u64 = 4096;
-/// Unbacked user address: nothing is pinned without a domain.
-const VA: u64 = 0x7f00_0000_0000;
-/// IOVA of the pair workloads: the mock aperture's start.
-const IOVA: u64 = uapi::MOCK_APERTURE_START as u64;
-
-/// The names `make profile` accepts, with what each one does.
-const WORKLOADS: [(&str, &str); 6] = [
-    (
-        "native_pair",
-        "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA",
-    ),
-    ("compat_pair", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB (type1v2)"),
-    (
-        "rejected_early",
-        "IOAS_MAP with no flags (EINVAL before any lookup)",
-    ),
-    (
-        "rejected_after_lookup",
-        "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)",
-    ),
-    ("iova_ranges", "IOAS_IOVA_RANGES with room for one range"),
-    ("destroy_missing_id", "DESTROY of an ID that does not exist"),
-];
-
-fn marker() {
+fn window_marker() {
     // SAFETY: exchanging a register with itself changes no state.
     unsafe { core::arch::asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
 }
 
-fn run(workload: &str, iterations: u64) -> Result<(), String> {
-    let fd = Iommufd::open()?;
-    let ioas = fd.ioas_alloc().map_err(|e| format!("alloc: {e}"))?;
-    fd.map(ioas, VA, PAGE, RW | FIXED, 2 * PAGE)
-        .map_err(|e| format!("setup map: {e}"))?;
-    let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
-    if workload == "compat_pair" {
-        fd.vfio_ioas(uapi::IOMMU_VFIO_IOAS_SET, ioas)
-            .map_err(|e| format!("vfio_ioas: {e}"))?;
-        fd.vfio_value(uapi::VFIO_SET_IOMMU, u64::from(uapi::VFIO_TYPE1v2_IOMMU))
-            .map_err(|e| format!("set_iommu: {e}"))?;
-    }
-    let mut op: Box<dyn FnMut() -> Result<(), String>> = match workload {
-        "native_pair" => Box::new(|| {
-            fd.map(ioas, VA, PAGE, RW | FIXED, IOVA)
-                .map_err(|e| format!("map: {e}"))?;
-            fd.unmap(ioas, IOVA, PAGE)
-                .map(|_| ())
-                .map_err(|e| format!("unmap: {e}"))
-        }),
-        "compat_pair" => Box::new(|| {
-            match fd.vfio_map(rw, VA, IOVA, PAGE) {
-                0 => {}
-                e => return Err(format!("map_dma: {e}")),
-            }
-            match fd.vfio_unmap(0, IOVA, PAGE) {
-                (0, n) if n == PAGE => Ok(()),
-                other => Err(format!("unmap_dma: {other:?}")),
-            }
-        }),
-        "rejected_early" => Box::new(|| match fd.map(ioas, VA, PAGE, 0, 0) {
-            Err(_) => Ok(()),
-            Ok(_) => Err("map without flags succeeded".into()),
-        }),
-        "rejected_after_lookup" => Box::new(|| match fd.map(ioas, VA, 0, RW | FIXED, 0) {
-            Err(_) => Ok(()),
-            Ok(_) => Err("zero-length map succeeded".into()),
-        }),
-        "iova_ranges" => Box::new(|| {
-            fd.iova_ranges(ioas, 1)
-                .map(|_| ())
-                .map_err(|e| format!("{e:?}"))
-        }),
-        "destroy_missing_id" => Box::new(|| match fd.destroy(ioas + 1000) {
-            0 => Err("destroy of a missing id succeeded".into()),
-            _ => Ok(()),
-        }),
-        _ => return Err(format!("unknown workload {workload}")),
+fn pause_marker() {
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
+}
+
+fn resume_marker() {
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("xchg dx, dx", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Runs `w` `iterations` times inside one window. `Ok(false)` if the
+/// workload has no C peer and C refused it (no window then).
+fn run(imp: &str, w: &Workload, iterations: u64, mem: &mut Memory) -> Result<bool, String> {
+    let mut p = match w.prepare(mem) {
+        Ok(p) => p,
+        Err(e) if w.rust_only && e.starts_with("no C peer") => return Ok(false),
+        Err(e) => return Err(e),
     };
-    // One untimed call so that first-use costs stay out of the window.
-    op()?;
-    let start = std::time::Instant::now();
-    marker();
-    for _ in 0..iterations {
-        op()?;
+    let mut one = |counted: bool| -> Result<(), String> {
+        if counted {
+            pause_marker();
+        }
+        if let Some(before) = p.before.as_mut() {
+            before()?;
+        }
+        if counted {
+            resume_marker();
+        }
+        (p.call)()?;
+        if counted {
+            pause_marker();
+        }
+        if let Some(after) = p.after.as_mut() {
+            after()?;
+        }
+        if counted {
+            resume_marker();
+        }
+        Ok(())
+    };
+    // One uncounted call keeps first-use costs out of the window, where
+    // a call is cheap.
+    if w.calls >= 100 {
+        one(false)?;
     }
-    marker();
-    let ns = start.elapsed().as_nanos() as f64 / iterations as f64;
-    println!("profile {workload} ns_per_call={ns:.0}");
-    Ok(())
+    window_marker();
+    let result = (0..iterations).try_for_each(|_| one(true));
+    window_marker();
+    // The window exists either way: its line says whether to count it.
+    match &result {
+        Ok(()) => println!("profile impl={imp} name={} iterations={iterations}", w.name),
+        Err(_) => println!("profile impl={imp} name={} failed", w.name),
+    }
+    result.map(|()| true)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(workload), Some(Ok(iterations))) =
-        (args.get(1), args.get(2).map(|n| n.parse::<u64>()))
-    else {
-        eprintln!("usage: iommufd_profile WORKLOAD ITERATIONS; workloads:");
-        for (name, what) in WORKLOADS {
-            eprintln!("  {name}: {what}");
+    let (Some(imp), Some(which)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: iommufd_profile IMPL WORKLOAD|all [ITERATIONS]; workloads:");
+        for w in WORKLOADS {
+            eprintln!("  {}: {}", w.name, w.what);
         }
         std::process::exit(2);
     };
-    if let Err(e) = run(workload, iterations) {
-        eprintln!("iommufd_profile {workload}: {e}");
-        std::process::exit(1);
+    let iterations = args.get(3).and_then(|n| n.parse::<u64>().ok());
+    let picked: Vec<&Workload> = if which == "all" {
+        WORKLOADS.iter().collect()
+    } else {
+        match bench::find(which) {
+            Some(w) => vec![w],
+            None => {
+                eprintln!("iommufd_profile: unknown workload {which}");
+                std::process::exit(2);
+            }
+        }
+    };
+    let mut mem = Memory::default();
+    let mut failed = false;
+    for w in picked {
+        // By default a tenth of the bench's calls: the counts are exact.
+        let n = iterations.unwrap_or((w.calls / 10).max(1));
+        if let Err(e) = run(imp, w, n, &mut mem) {
+            eprintln!("iommufd_profile {}: {e}", w.name);
+            failed = true;
+        }
     }
+    std::process::exit(i32::from(failed));
 }
