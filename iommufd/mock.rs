@@ -71,6 +71,33 @@ fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
     63 - allowed.leading_zeros()
 }
 
+/// Cuts a mapping into PTEs as it is written, entry by entry: each entry
+/// gets the size tag of the PTE it is part of.
+struct PteCursor {
+    pgsizes: u64,
+    /// The mapping: IOVA, physical address and length.
+    iova: u64,
+    paddr: u64,
+    length: u64,
+    /// The first entry past the current PTE.
+    end: u64,
+    /// The current PTE's size, as entries record it.
+    tag: u64,
+}
+
+impl PteCursor {
+    /// Moves on to the PTE that starts at entry `i` (once per PTE, so kept
+    /// out of the per-entry loop).
+    #[inline(never)]
+    fn advance(&mut self, i: u64) {
+        let at = i << MOCK_PAGE_SHIFT;
+        let done = at - self.iova;
+        let lg2 = best_pte_lg2(self.pgsizes, at, self.paddr + done, self.length - done);
+        self.end = i + (1u64 << (lg2 - MOCK_PAGE_SHIFT));
+        self.tag = u64::from(lg2) << PTE_LG2_SHIFT;
+    }
+}
+
 /// log2 of the item size of the table level a PTE of `2^pte_lg2` bytes
 /// lives in: a PTE larger than its level's item is a contiguous run of
 /// items.
@@ -211,21 +238,23 @@ unsafe impl IoDomain for MockDomain {
         let phys = paddr >> MOCK_PAGE_SHIFT;
         // Each entry records the size of the PTE it is part of: the
         // mapping is cut into the largest IO pages that fit, in order.
-        let pgsizes = self.pgsize_bitmap();
-        let (mut pte_end, mut pte_lg2) = (0u64, 0u32);
-        let mut tag = |i: u64| {
-            if i >= pte_end {
-                let at = i << MOCK_PAGE_SHIFT;
-                let done = at - iova;
-                pte_lg2 = best_pte_lg2(pgsizes, at, paddr + done, length - done);
-                pte_end = i + (1u64 << (pte_lg2 - MOCK_PAGE_SHIFT));
-            }
-            u64::from(pte_lg2) << PTE_LG2_SHIFT
+        let mut pte = PteCursor {
+            pgsizes: self.pgsize_bitmap(),
+            iova,
+            paddr,
+            length,
+            end: 0,
+            tag: 0,
         };
         // Mapping over a mapping fails, as with a real IO page table.
         self.table
             .lock()
-            .fill(first, last, |i| (phys + (i - first) + 1) | tag(i))
+            .fill(first, last, |i| {
+                if i >= pte.end {
+                    pte.advance(i);
+                }
+                (phys + (i - first) + 1) | pte.tag
+            })
             .map_err(|e| if e == EEXIST { eaddrinuse() } else { e })
     }
 
@@ -319,11 +348,13 @@ unsafe impl IoDomain for MockDomain {
         let first = iova >> MOCK_PAGE_SHIFT;
         let table = self.table.lock();
         let _ = table.read(first, first + pages * STRIDE, |start, entries| {
-            let skip = (STRIDE - (start - first) % STRIDE) % STRIDE;
-            let at = (start + skip - first) / STRIDE;
-            let entries = entries.iter().skip(skip as usize).step_by(STRIDE as usize);
-            for (slot, &entry) in out[at as usize..].iter_mut().zip(entries) {
-                *slot = match entry & PFN_MASK {
+            let skip = ((STRIDE - (start - first) % STRIDE) % STRIDE) as usize;
+            let at = ((start - first) as usize + skip) / STRIDE as usize;
+            let slots = out.get_mut(at..).unwrap_or_default();
+            let starts = entries.get(skip..).unwrap_or_default();
+            let count = slots.len().min(starts.len().div_ceil(STRIDE as usize));
+            for (k, slot) in slots[..count].iter_mut().enumerate() {
+                *slot = match starts[k * STRIDE as usize] & PFN_MASK {
                     0 => NO_PFN,
                     entry => ((entry - 1) << MOCK_PAGE_SHIFT | offset) / PAGE_SIZE_U64,
                 };
