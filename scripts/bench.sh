@@ -29,14 +29,21 @@ guest_script() {
 log "booting the test VM (TCG, wall clock) for benchmarks"
 VM_LOG=$CACHE/bench-vm.log bash "$REPO/scripts/vm.sh" \
 	"$(guest_script wall "$wall_core" "$wall_domain" "$wall_real" 0)" >/dev/null || true
-python3 "$REPO/scripts/bench.py" "$CACHE/bench-vm.log" wall
+python3 "$REPO/scripts/bench.py" "$CACHE/bench-vm.log" wall | tee "$CACHE/bench-wall.txt"
 log "booting the test VM (TCG, -icount) for benchmarks and the scaling curve"
 VM_ICOUNT=1 VM_LOG=$CACHE/bench-icount-vm.log bash "$REPO/scripts/vm.sh" \
 	"$(guest_script icount "$icount_core" "$icount_domain" "$icount_real" 1)" >/dev/null || true
-python3 "$REPO/scripts/bench.py" "$CACHE/bench-icount-vm.log" icount
+python3 "$REPO/scripts/bench.py" "$CACHE/bench-icount-vm.log" icount | tee "$CACHE/bench-icount.txt"
 
 # Scaling, 1 to 1,000,000 areas, -icount clock: CSV and plot under docs/.
 mkdir -p "$REPO/docs"
 cp "$CACHE/bench-icount-vm.log" "$ROOT/build/scaling-vm.log"
 in_root python3 "$ROOT_REPO/scripts/plot_scaling.py" /build/scaling-vm.log \
 	"$ROOT_REPO/docs/scaling.csv" "$ROOT_REPO/docs/scaling.png"
+# Both clocks side by side, with make profile's rep-as-one count when a
+# `make profile WORKLOAD=all` has left one: the README's table.
+profile_out=
+[ -f "$CACHE/profile-all.txt" ] && profile_out=$CACHE/profile-all.txt
+python3 "$REPO/scripts/bench_table.py" "$CACHE/bench-icount.txt" "$CACHE/bench-wall.txt" \
+	$profile_out >"$CACHE/bench-table.md"
+log "the table of both clocks: $CACHE/bench-table.md"
