@@ -5,9 +5,9 @@
 
 build_all
 # Rounds per boot (alternations of C and Rust), overridable.
-wall_core=${BENCH_WALL_CORE_ROUNDS:-7}
+wall_core=${BENCH_WALL_CORE_ROUNDS:-5}
 wall_domain=${BENCH_WALL_DOMAIN_ROUNDS:-3}
-icount_core=${BENCH_ICOUNT_CORE_ROUNDS:-3}
+icount_core=${BENCH_ICOUNT_CORE_ROUNDS:-1}
 icount_domain=${BENCH_ICOUNT_DOMAIN_ROUNDS:-1}
 wall_real=${BENCH_WALL_REAL_ROUNDS:-3}
 icount_real=${BENCH_ICOUNT_REAL_ROUNDS:-1}
