@@ -9,7 +9,7 @@ wall_core=${BENCH_WALL_CORE_ROUNDS:-5}
 wall_domain=${BENCH_WALL_DOMAIN_ROUNDS:-3}
 icount_core=${BENCH_ICOUNT_CORE_ROUNDS:-1}
 icount_domain=${BENCH_ICOUNT_DOMAIN_ROUNDS:-1}
-wall_real=${BENCH_WALL_REAL_ROUNDS:-3}
+wall_real=${BENCH_WALL_REAL_ROUNDS:-2}
 icount_real=${BENCH_ICOUNT_REAL_ROUNDS:-1}
 
 # A guest script: the rounds, then guest/bench.sh.

@@ -115,11 +115,10 @@ fn measure(w: &Workload, mem: &mut Memory) -> Result<f64, String> {
 
 /// Runs and reports the workloads `pick` selects; `false` if one failed
 /// (a workload without a C peer may fail on C).
-fn run_workloads(imp: &str, pick: impl Fn(&Workload) -> bool) -> bool {
-    let mut mem = Memory::default();
+fn run_workloads(imp: &str, mem: &mut Memory, pick: impl Fn(&Workload) -> bool) -> bool {
     let mut ok = true;
     for w in WORKLOADS.iter().filter(|w| pick(w)) {
-        match measure(w, &mut mem) {
+        match measure(w, mem) {
             Ok(us) => println!("raw impl={imp} name={} us={us:.3}", w.name),
             Err(e) => {
                 println!("raw impl={imp} name={} error={e}", w.name);
@@ -142,8 +141,8 @@ fn domain_workloads(imp: &str) -> bool {
             ok = false;
         }
     }
-    drop(mem);
-    ok & run_workloads(imp, |w| w.group != Group::Core)
+    // The same touched GiB serves the workloads that follow.
+    ok & run_workloads(imp, &mut mem, |w| w.group != Group::Core)
 }
 
 /// Map+unmap pair cost against the number of areas, 1 to 1,000,000 in
@@ -189,21 +188,21 @@ fn main() {
             }
         },
         "domain" => domain_workloads(&imp),
-        "dirty" => run_workloads(&imp, |w| w.group == Group::Dirty),
+        "dirty" => run_workloads(&imp, &mut Memory::default(), |w| w.group == Group::Dirty),
         "core" | "all" => {
             let mut ok = true;
             if let Err(e) = memory_costs(&imp) {
                 println!("raw impl={imp} name=memory error={e}");
                 ok = false;
             }
-            ok &= run_workloads(&imp, |w| w.group == Group::Core);
+            ok &= run_workloads(&imp, &mut Memory::default(), |w| w.group == Group::Core);
             if what == "all" {
                 ok &= domain_workloads(&imp);
             }
             ok
         }
         name => match bench::find(name) {
-            Some(w) => run_workloads(&imp, |x| x.name == w.name),
+            Some(w) => run_workloads(&imp, &mut Memory::default(), |x| x.name == w.name),
             None => {
                 eprintln!("usage: iommufd_bench IMPL [all|core|domain|dirty|scaling|WORKLOAD]");
                 false

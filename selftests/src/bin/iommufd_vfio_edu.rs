@@ -1407,7 +1407,7 @@ const BENCH_GIB: [(&str, AnonPages); 3] = [
 ];
 /// Timed map + unmap pairs per line.
 const BENCH_4K_PAIRS: u32 = 2000;
-const BENCH_GIB_PAIRS: u32 = 2;
+const BENCH_GIB_PAIRS: u32 = 1;
 const GIB: u64 = 1 << 30;
 /// Where the 1 GiB mappings start: 2 MiB aligned, so that huge pages can
 /// be mapped as 2 MiB IO pages, and low enough that edu's 28-bit DMA
