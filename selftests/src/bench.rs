@@ -104,10 +104,12 @@ impl Drop for Memory {
     }
 }
 
+/// Turns an error into "what: error".
 fn err<E: core::fmt::Debug>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {e:?}")
 }
 
+/// An errno answer as a step: 0 is success.
 fn zero(what: &'static str, rc: i32) -> Step {
     match rc {
         0 => Ok(()),
@@ -372,7 +374,7 @@ fn dirty_bitmap_1g(
     })
 }
 
-/// Small calls that isolate the fixed costs of an ioctl.
+/// IOAS_MAP without flags: EINVAL before any lookup.
 fn rejected_early() -> Result<Prepared, String> {
     let (fd, ioas) = ioas()?;
     simple(move || match fd.map(ioas, VA, PAGE, 0, 0) {
@@ -381,6 +383,7 @@ fn rejected_early() -> Result<Prepared, String> {
     })
 }
 
+/// DESTROY of an ID nothing has.
 fn destroy_missing_id() -> Result<Prepared, String> {
     let (fd, ioas) = ioas()?;
     simple(move || match fd.destroy(ioas + 1000) {
@@ -389,6 +392,7 @@ fn destroy_missing_id() -> Result<Prepared, String> {
     })
 }
 
+/// IOAS_IOVA_RANGES with room for one range.
 fn iova_ranges() -> Result<Prepared, String> {
     let (fd, ioas) = ioas()?;
     simple(move || {
@@ -398,6 +402,7 @@ fn iova_ranges() -> Result<Prepared, String> {
     })
 }
 
+/// IOAS_MAP of length 0: EINVAL once the IOAS is found.
 fn rejected_after_lookup() -> Result<Prepared, String> {
     let (fd, ioas) = ioas()?;
     simple(move || match fd.map(ioas, VA, 0, RW | FIXED, 0) {
@@ -406,6 +411,7 @@ fn rejected_after_lookup() -> Result<Prepared, String> {
     })
 }
 
+/// A workload of the small, no-domain run.
 const fn core(
     name: &'static str,
     what: &'static str,
@@ -423,6 +429,7 @@ const fn core(
     }
 }
 
+/// A workload of the domain run.
 const fn domain(
     name: &'static str,
     what: &'static str,
@@ -440,6 +447,7 @@ const fn domain(
     }
 }
 
+/// A workload over 1 GiB of `memory`.
 const fn gib(
     name: &'static str,
     what: &'static str,
@@ -496,6 +504,7 @@ pub const WORKLOADS: &[Workload] = &[
     gib("get_dirty_bitmap_1g_2m_pages", "GET_DIRTY_BITMAP of 1 GiB, hugetlb 2 MiB PTEs, 2 MiB bits", Dirty, Hugetlb, 3, false, |m| dirty_bitmap_1g(m, Hugetlb, 2 << 20, false)),
 ];
 
+/// The compat pair over one present page, one mock domain.
 fn compat_pair_4k_domain() -> Result<Prepared, String> {
     let page = PageBuf::new(1);
     let mut inner = compat_pair(page.addr(), PAGE, 1)?;
@@ -507,6 +516,7 @@ fn compat_pair_4k_domain() -> Result<Prepared, String> {
     Ok(inner)
 }
 
+/// The compat pair over 1 GiB of 4 KiB pages, one mock domain.
 fn compat_pair_1g_domain(mem: &mut Memory) -> Result<Prepared, String> {
     let va = mem.gib(Small)?;
     compat_pair(va, GIB, 1)
