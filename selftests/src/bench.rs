@@ -411,8 +411,9 @@ fn rejected_after_lookup() -> Result<Prepared, String> {
     })
 }
 
-/// A workload of the small, no-domain run.
-const fn core(
+/// A workload of `group` that needs no 1 GiB of memory.
+const fn plain(
+    group: Group,
     name: &'static str,
     what: &'static str,
     calls: u64,
@@ -421,25 +422,7 @@ const fn core(
     Workload {
         name,
         what,
-        group: Group::Core,
-        memory: None,
-        calls,
-        rust_only: false,
-        prepare,
-    }
-}
-
-/// A workload of the domain run.
-const fn domain(
-    name: &'static str,
-    what: &'static str,
-    calls: u64,
-    prepare: fn(&mut Memory) -> Result<Prepared, String>,
-) -> Workload {
-    Workload {
-        name,
-        what,
-        group: Group::Domain,
+        group,
         memory: None,
         calls,
         rust_only: false,
@@ -469,29 +452,29 @@ const fn gib(
 }
 
 use AnonPages::{Hugetlb, Small, Thp};
-use Group::Dirty;
+use Group::{Core, Dirty};
 
 /// Every timed workload, in the order `make bench` runs them. The 1 GiB
 /// ones are grouped by memory kind, so that one GiB is touched per kind.
 #[rustfmt::skip]
 pub const WORKLOADS: &[Workload] = &[
-    core("ioctl_rejected_early", "IOAS_MAP with no flags (EINVAL before any lookup)", 20_000, |_| rejected_early()),
-    core("destroy_missing_id", "DESTROY of an ID that does not exist", 20_000, |_| destroy_missing_id()),
-    core("iova_ranges", "IOAS_IOVA_RANGES with room for one range", 20_000, |_| iova_ranges()),
-    core("map_rejected_after_lookup", "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)", 20_000, |_| rejected_after_lookup()),
-    core("map_alloc_8k_past_10_holes", "allocated 8 KiB map + unmap past 10 one-page holes", 2000, |_| alloc_past_holes(10)),
-    core("map_alloc_8k_past_10000_holes", "the same past 10,000 holes", 200, |_| alloc_past_holes(10_000)),
-    core("ioas_copy_1g_and_unmap", "IOAS_COPY of a 1 GiB area into a second IOAS + its unmap (no domain)", 4000, |_| copy_1g()),
-    core("vfio_map_unmap_dma_4k", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB through compat, no domain", 4000, |_| compat_pair(VA, PAGE, 0)),
-    core("vfio_map_unmap_dma_1g", "the same, 1 GiB, no domain (nothing is pinned)", 4000, |_| compat_pair(VA, GIB, 0)),
-    core("map_unmap_4k_fixed_1_area", "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA, no domain, 1 other area", 4000, |_| fixed_pair(1)),
-    core("map_unmap_4k_fixed_1000_areas", "the same with 1,000 areas", 4000, |_| fixed_pair(1000)),
-    core("map_unmap_4k_fixed_100000_areas", "the same with 100,000 areas", 4000, |_| fixed_pair(100_000)),
-    domain("map_unmap_4k_0_domains", "4 KiB map + unmap of present memory, no domain", 4000, |_| domain_pair_4k(0)),
-    domain("map_unmap_4k_1_domain", "4 KiB map + unmap with one mock domain (pins, maps, unmaps, unpins)", 4000, |_| domain_pair_4k(1)),
-    domain("map_unmap_4k_2_domains", "the same with two mock devices", 4000, |_| domain_pair_4k(2)),
-    domain("vfio_map_unmap_dma_4k_domain", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB, one mock domain", 4000, |_| compat_pair_4k_domain()),
-    domain("access_pages_1m", "ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB", 200, |_| access_pages_1m()),
+    plain(Core, "ioctl_rejected_early", "IOAS_MAP with no flags (EINVAL before any lookup)", 20_000, |_| rejected_early()),
+    plain(Core, "destroy_missing_id", "DESTROY of an ID that does not exist", 20_000, |_| destroy_missing_id()),
+    plain(Core, "iova_ranges", "IOAS_IOVA_RANGES with room for one range", 20_000, |_| iova_ranges()),
+    plain(Core, "map_rejected_after_lookup", "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)", 20_000, |_| rejected_after_lookup()),
+    plain(Core, "map_alloc_8k_past_10_holes", "allocated 8 KiB map + unmap past 10 one-page holes", 2000, |_| alloc_past_holes(10)),
+    plain(Core, "map_alloc_8k_past_10000_holes", "the same past 10,000 holes", 200, |_| alloc_past_holes(10_000)),
+    plain(Core, "ioas_copy_1g_and_unmap", "IOAS_COPY of a 1 GiB area into a second IOAS + its unmap (no domain)", 4000, |_| copy_1g()),
+    plain(Core, "vfio_map_unmap_dma_4k", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB through compat, no domain", 4000, |_| compat_pair(VA, PAGE, 0)),
+    plain(Core, "vfio_map_unmap_dma_1g", "the same, 1 GiB, no domain (nothing is pinned)", 4000, |_| compat_pair(VA, GIB, 0)),
+    plain(Core, "map_unmap_4k_fixed_1_area", "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA, no domain, 1 other area", 4000, |_| fixed_pair(1)),
+    plain(Core, "map_unmap_4k_fixed_1000_areas", "the same with 1,000 areas", 4000, |_| fixed_pair(1000)),
+    plain(Core, "map_unmap_4k_fixed_100000_areas", "the same with 100,000 areas", 4000, |_| fixed_pair(100_000)),
+    plain(Group::Domain, "map_unmap_4k_0_domains", "4 KiB map + unmap of present memory, no domain", 4000, |_| domain_pair_4k(0)),
+    plain(Group::Domain, "map_unmap_4k_1_domain", "4 KiB map + unmap with one mock domain (pins, maps, unmaps, unpins)", 4000, |_| domain_pair_4k(1)),
+    plain(Group::Domain, "map_unmap_4k_2_domains", "the same with two mock devices", 4000, |_| domain_pair_4k(2)),
+    plain(Group::Domain, "vfio_map_unmap_dma_4k_domain", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB, one mock domain", 4000, |_| compat_pair_4k_domain()),
+    plain(Group::Domain, "access_pages_1m", "ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB", 200, |_| access_pages_1m()),
     gib("map_unmap_1g_domain_4k_pages", "1 GiB map + unmap with one mock domain, 4 KiB pages", Group::Domain, Small, 2, false, |m| domain_pair_1g(m, Small)),
     gib("pin_floor_1g_4k_pages", "the floor: GUP pins and unpins the same 1 GiB, nothing else", Group::Domain, Small, 2, true, |m| pin_floor_1g(m, Small)),
     gib("vfio_map_unmap_dma_1g_domain", "VFIO MAP_DMA + UNMAP_DMA of 1 GiB over 4 KiB pages, one mock domain", Group::Domain, Small, 2, false, |m| compat_pair_1g_domain(m)),

@@ -11,7 +11,7 @@
 //! window a line `profile impl=IMPL name=NAME iterations=N` (or `failed`)
 //! tells `scripts/profile.py` which workload it was.
 
-use iommufd_rs_selftests::bench::{self, Memory, Workload, WORKLOADS};
+use iommufd_rs_selftests::bench::{self, Memory, Step, Workload, WORKLOADS};
 
 fn window_marker() {
     // SAFETY: exchanging a register with itself changes no state.
@@ -28,6 +28,22 @@ fn resume_marker() {
     unsafe { core::arch::asm!("xchg dx, dx", options(nomem, nostack, preserves_flags)) };
 }
 
+/// Runs an unmeasured step, if there is one, with counting paused when
+/// `counted`.
+fn unmeasured(step: &mut Option<Box<dyn FnMut() -> Step>>, counted: bool) -> Step {
+    let Some(step) = step.as_mut() else {
+        return Ok(());
+    };
+    if counted {
+        pause_marker();
+    }
+    let result = step();
+    if counted {
+        resume_marker();
+    }
+    result
+}
+
 /// Runs `w` `iterations` times inside one window. `Ok(false)` if the
 /// workload has no C peer and C refused it (no window then).
 fn run(imp: &str, w: &Workload, iterations: u64, mem: &mut Memory) -> Result<bool, String> {
@@ -36,27 +52,10 @@ fn run(imp: &str, w: &Workload, iterations: u64, mem: &mut Memory) -> Result<boo
         Err(e) if w.rust_only && e.starts_with("no C peer") => return Ok(false),
         Err(e) => return Err(e),
     };
-    let mut one = |counted: bool| -> Result<(), String> {
-        if counted {
-            pause_marker();
-        }
-        if let Some(before) = p.before.as_mut() {
-            before()?;
-        }
-        if counted {
-            resume_marker();
-        }
+    let mut one = |counted: bool| -> Step {
+        unmeasured(&mut p.before, counted)?;
         (p.call)()?;
-        if counted {
-            pause_marker();
-        }
-        if let Some(after) = p.after.as_mut() {
-            after()?;
-        }
-        if counted {
-            resume_marker();
-        }
-        Ok(())
+        unmeasured(&mut p.after, counted)
     };
     // One uncounted call keeps first-use costs out of the window, where
     // a call is cheap.

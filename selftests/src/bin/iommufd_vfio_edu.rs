@@ -608,13 +608,21 @@ struct CdevSetup {
     b: Buf,
 }
 
-fn cdev_setup(edu: &Edu, b_flags: u32) -> Result<CdevSetup, String> {
+/// The edu's cdev bound to a new iommufd file and attached to a new IOAS:
+/// (file, device, device ID, IOAS, the page table it got). On an error the
+/// device goes before the file.
+fn cdev_on_new_ioas(edu: &Edu) -> Result<(Iommufd, Device, u32, u32, u32), String> {
     let ictx = open_iommufd()?;
     let (dev, dev_id) = cdev_bind(edu, &ictx)?;
     let ioas = ictx
         .ioas_alloc()
         .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
     let pt = attach(&dev.file, ioas).map_err(|e| format!("ATTACH_IOMMUFD_PT: errno {e}"))?;
+    Ok((ictx, dev, dev_id, ioas, pt))
+}
+
+fn cdev_setup(edu: &Edu, b_flags: u32) -> Result<CdevSetup, String> {
+    let (ictx, dev, dev_id, ioas, pt) = cdev_on_new_ioas(edu)?;
     let (a, b) = (Buf::new(), Buf::new());
     ictx.map(ioas, a.addr(), LEN, FIXED | RW, IOVA_A)
         .map_err(|e| format!("IOAS_MAP A: errno {e}"))?;
@@ -1427,12 +1435,7 @@ struct BenchDomain {
 }
 
 fn bench_domain(edu: &Edu) -> Result<BenchDomain, String> {
-    let ictx = open_iommufd()?;
-    let (dev, dev_id) = cdev_bind(edu, &ictx)?;
-    let ioas = ictx
-        .ioas_alloc()
-        .map_err(|e| format!("IOAS_ALLOC: errno {e}"))?;
-    let pt = attach(&dev.file, ioas).map_err(|e| format!("ATTACH_IOMMUFD_PT: errno {e}"))?;
+    let (ictx, dev, dev_id, ioas, pt) = cdev_on_new_ioas(edu)?;
     if pt == ioas {
         return Err(format!("attached to the IOAS {ioas} itself, not to a HWPT"));
     }
