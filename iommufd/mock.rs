@@ -74,6 +74,7 @@ fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
 /// Cuts a mapping into PTEs as it is written, entry by entry: each entry
 /// gets the size tag of the PTE it is part of.
 struct PteCursor {
+    /// The IO page sizes the table may use.
     pgsizes: u64,
     /// The mapping: IOVA, physical address and length.
     iova: u64,

@@ -219,6 +219,7 @@ impl iommu_test_cmd {
 /// C's sequential ops.
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) const IOMMU_TEST_OP_RS_PIN_FLOOR: u32 = 0x7273_0001;
+
 /// `iommu_test_cmd.access_pages`.
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestAccessPages = iommu_test_cmd__bindgen_ty_1__bindgen_ty_9;

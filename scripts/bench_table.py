@@ -17,26 +17,23 @@ BENCH = re.compile(r"^bench (\S+) rust_(?:us|bytes)=([\d.]+|-) c_(?:us|bytes)=([
 PROFILE = re.compile(r"^\s*([\d.]+|-)\s+([\d.]+|-)\s+([\d.]+|-)\s+([a-z0-9_]+)$")
 
 
-def bench_lines(path):
-    rows = {}
+def matches(path, pattern, strip):
+    """The groups of each line of PATH that PATTERN matches."""
     with open(path, errors="replace") as f:
         for line in f:
-            m = BENCH.match(line.strip())
+            m = pattern.match(strip(line))
             if m:
-                name, rust, c, ratio, spread = m.groups()
-                rows[name] = (rust, c, ratio, spread)
-    return rows
+                yield m.groups()
+
+
+def bench_lines(path):
+    return {name: (rust, c, ratio, spread)
+            for name, rust, c, ratio, spread in matches(path, BENCH, str.strip)}
 
 
 def profile_lines(path):
-    rows = {}
-    with open(path, errors="replace") as f:
-        for line in f:
-            m = PROFILE.match(line.rstrip())
-            if m:
-                c, rust, ratio, name = m.groups()
-                rows[name] = (rust, c, ratio)
-    return rows
+    return {name: (rust, c, ratio)
+            for c, rust, ratio, name in matches(path, PROFILE, str.rstrip)}
 
 
 def num(s):

@@ -413,14 +413,12 @@ pub(crate) fn pin_unpin_floor(addr: usize, npages: usize) -> Result {
                 pages.as_mut_ptr(),
             )
         };
-        if got > 0 {
-            // SAFETY: GUP pinned the first `got` pages of `pages` once each
-            // in this call; the pins go back here and nothing keeps them.
-            unsafe { bindings::unpin_user_pages(pages.as_mut_ptr(), got as usize) };
-        }
         if got <= 0 {
             return Err(EFAULT);
         }
+        // SAFETY: GUP pinned the first `got` pages of `pages` once each in
+        // this call; the pins go back here and nothing keeps them.
+        unsafe { bindings::unpin_user_pages(pages.as_mut_ptr(), got as usize) };
         done += got as usize;
     }
     Ok(())

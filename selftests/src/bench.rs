@@ -30,8 +30,10 @@ pub struct Prepared {
     pub call: Box<dyn FnMut() -> Step>,
     /// Unmeasured work before each call, if any.
     pub before: Option<Box<dyn FnMut() -> Step>>,
-    /// Checks the result after the calls, unmeasured.
+    /// Checks the result after each call, unmeasured.
     pub after: Option<Box<dyn FnMut() -> Step>>,
+    /// Memory the calls map, kept as long as they run.
+    pub held: Option<PageBuf>,
 }
 
 /// Which run of `iommufd_bench` a workload belongs to.
@@ -53,8 +55,6 @@ pub struct Workload {
     pub what: &'static str,
     /// Which run it belongs to.
     pub group: Group,
-    /// The memory a 1 GiB workload maps, if any.
-    pub memory: Option<AnonPages>,
     /// Calls per measurement in `make bench`.
     pub calls: u64,
     /// `true` if C iommufd has no peer for it: reported without a ratio.
@@ -123,6 +123,7 @@ fn simple(call: impl FnMut() -> Step + 'static) -> Result<Prepared, String> {
         call: Box::new(call),
         before: None,
         after: None,
+        held: None,
     })
 }
 
@@ -221,14 +222,11 @@ fn compat_pair(va: u64, len: u64, domains: u32) -> Result<Prepared, String> {
 fn domain_pair_4k(domains: u32) -> Result<Prepared, String> {
     let page = PageBuf::new(1);
     let (fd, ioas) = ioas_with_domains(domains)?;
-    let va = page.addr();
-    let mut inner = map_unmap(fd, ioas, va, PAGE, APERTURE)?;
-    let mut call = inner.call;
-    inner.call = Box::new(move || {
-        let _keep = &page;
-        call()
-    });
-    Ok(inner)
+    let prepared = map_unmap(fd, ioas, page.addr(), PAGE, APERTURE)?;
+    Ok(Prepared {
+        held: Some(page),
+        ..prepared
+    })
 }
 
 /// ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB through an in-kernel
@@ -371,6 +369,7 @@ fn dirty_bitmap_1g(
         call: Box::new(call),
         before: Some(Box::new(before)),
         after: Some(Box::new(after)),
+        held: None,
     })
 }
 
@@ -411,8 +410,8 @@ fn rejected_after_lookup() -> Result<Prepared, String> {
     })
 }
 
-/// A workload of `group` that needs no 1 GiB of memory.
-const fn plain(
+/// A workload of `group` that C has a peer for.
+const fn workload(
     group: Group,
     name: &'static str,
     what: &'static str,
@@ -423,80 +422,67 @@ const fn plain(
         name,
         what,
         group,
-        memory: None,
         calls,
         rust_only: false,
         prepare,
     }
 }
 
-/// A workload over 1 GiB of `memory`.
-const fn gib(
-    name: &'static str,
-    what: &'static str,
-    group: Group,
-    memory: AnonPages,
-    calls: u64,
-    rust_only: bool,
-    prepare: fn(&mut Memory) -> Result<Prepared, String>,
-) -> Workload {
-    Workload {
-        name,
-        what,
-        group,
-        memory: Some(memory),
-        calls,
-        rust_only,
-        prepare,
+impl Workload {
+    /// The same workload, which C has no peer for: reported without a
+    /// ratio.
+    const fn beyond_c(self) -> Self {
+        Self {
+            rust_only: true,
+            ..self
+        }
     }
 }
 
 use AnonPages::{Hugetlb, Small, Thp};
-use Group::{Core, Dirty};
+use Group::{Core, Dirty, Domain};
 
 /// Every timed workload, in the order `make bench` runs them. The 1 GiB
 /// ones are grouped by memory kind, so that one GiB is touched per kind.
 #[rustfmt::skip]
 pub const WORKLOADS: &[Workload] = &[
-    plain(Core, "ioctl_rejected_early", "IOAS_MAP with no flags (EINVAL before any lookup)", 20_000, |_| rejected_early()),
-    plain(Core, "destroy_missing_id", "DESTROY of an ID that does not exist", 20_000, |_| destroy_missing_id()),
-    plain(Core, "iova_ranges", "IOAS_IOVA_RANGES with room for one range", 20_000, |_| iova_ranges()),
-    plain(Core, "map_rejected_after_lookup", "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)", 20_000, |_| rejected_after_lookup()),
-    plain(Core, "map_alloc_8k_past_10_holes", "allocated 8 KiB map + unmap past 10 one-page holes", 2000, |_| alloc_past_holes(10)),
-    plain(Core, "map_alloc_8k_past_10000_holes", "the same past 10,000 holes", 200, |_| alloc_past_holes(10_000)),
-    plain(Core, "ioas_copy_1g_and_unmap", "IOAS_COPY of a 1 GiB area into a second IOAS + its unmap (no domain)", 4000, |_| copy_1g()),
-    plain(Core, "vfio_map_unmap_dma_4k", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB through compat, no domain", 4000, |_| compat_pair(VA, PAGE, 0)),
-    plain(Core, "vfio_map_unmap_dma_1g", "the same, 1 GiB, no domain (nothing is pinned)", 4000, |_| compat_pair(VA, GIB, 0)),
-    plain(Core, "map_unmap_4k_fixed_1_area", "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA, no domain, 1 other area", 4000, |_| fixed_pair(1)),
-    plain(Core, "map_unmap_4k_fixed_1000_areas", "the same with 1,000 areas", 4000, |_| fixed_pair(1000)),
-    plain(Core, "map_unmap_4k_fixed_100000_areas", "the same with 100,000 areas", 4000, |_| fixed_pair(100_000)),
-    plain(Group::Domain, "map_unmap_4k_0_domains", "4 KiB map + unmap of present memory, no domain", 4000, |_| domain_pair_4k(0)),
-    plain(Group::Domain, "map_unmap_4k_1_domain", "4 KiB map + unmap with one mock domain (pins, maps, unmaps, unpins)", 4000, |_| domain_pair_4k(1)),
-    plain(Group::Domain, "map_unmap_4k_2_domains", "the same with two mock devices", 4000, |_| domain_pair_4k(2)),
-    plain(Group::Domain, "vfio_map_unmap_dma_4k_domain", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB, one mock domain", 4000, |_| compat_pair_4k_domain()),
-    plain(Group::Domain, "access_pages_1m", "ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB", 200, |_| access_pages_1m()),
-    gib("map_unmap_1g_domain_4k_pages", "1 GiB map + unmap with one mock domain, 4 KiB pages", Group::Domain, Small, 2, false, |m| domain_pair_1g(m, Small)),
-    gib("pin_floor_1g_4k_pages", "the floor: GUP pins and unpins the same 1 GiB, nothing else", Group::Domain, Small, 2, true, |m| pin_floor_1g(m, Small)),
-    gib("vfio_map_unmap_dma_1g_domain", "VFIO MAP_DMA + UNMAP_DMA of 1 GiB over 4 KiB pages, one mock domain", Group::Domain, Small, 2, false, |m| compat_pair_1g_domain(m)),
-    gib("get_dirty_bitmap_1g_4k_pages", "GET_DIRTY_BITMAP of 1 GiB, 4 KiB PTEs (large pages off), every page dirty", Dirty, Small, 3, false, |m| dirty_bitmap_1g(m, Small, PAGE, false)),
-    gib("vfio_dirty_bitmap_1g_4k_pages", "VFIO DIRTY_PAGES GET_BITMAP of 1 GiB through the container (beyond C)", Dirty, Small, 3, true, |m| dirty_bitmap_1g(m, Small, PAGE, true)),
-    gib("map_unmap_1g_domain_thp", "1 GiB map + unmap with one mock domain, THP", Group::Domain, Thp, 2, false, |m| domain_pair_1g(m, Thp)),
-    gib("pin_floor_1g_thp", "the floor over THP", Group::Domain, Thp, 2, true, |m| pin_floor_1g(m, Thp)),
-    gib("map_unmap_1g_domain_hugetlb", "1 GiB map + unmap with one mock domain, hugetlb 2 MiB", Group::Domain, Hugetlb, 2, false, |m| domain_pair_1g(m, Hugetlb)),
-    gib("pin_floor_1g_hugetlb", "the floor over hugetlb 2 MiB", Group::Domain, Hugetlb, 2, true, |m| pin_floor_1g(m, Hugetlb)),
-    gib("get_dirty_bitmap_1g_2m_pages", "GET_DIRTY_BITMAP of 1 GiB, hugetlb 2 MiB PTEs, 2 MiB bits", Dirty, Hugetlb, 3, false, |m| dirty_bitmap_1g(m, Hugetlb, 2 << 20, false)),
+    workload(Core, "ioctl_rejected_early", "IOAS_MAP with no flags (EINVAL before any lookup)", 20_000, |_| rejected_early()),
+    workload(Core, "destroy_missing_id", "DESTROY of an ID that does not exist", 20_000, |_| destroy_missing_id()),
+    workload(Core, "iova_ranges", "IOAS_IOVA_RANGES with room for one range", 20_000, |_| iova_ranges()),
+    workload(Core, "map_rejected_after_lookup", "IOAS_MAP of length 0 (EINVAL after the IOAS lookup)", 20_000, |_| rejected_after_lookup()),
+    workload(Core, "map_alloc_8k_past_10_holes", "allocated 8 KiB map + unmap past 10 one-page holes", 2000, |_| alloc_past_holes(10)),
+    workload(Core, "map_alloc_8k_past_10000_holes", "the same past 10,000 holes", 200, |_| alloc_past_holes(10_000)),
+    workload(Core, "ioas_copy_1g_and_unmap", "IOAS_COPY of a 1 GiB area into a second IOAS + its unmap (no domain)", 4000, |_| copy_1g()),
+    workload(Core, "vfio_map_unmap_dma_4k", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB through compat, no domain", 4000, |_| compat_pair(VA, PAGE, 0)),
+    workload(Core, "vfio_map_unmap_dma_1g", "the same, 1 GiB, no domain (nothing is pinned)", 4000, |_| compat_pair(VA, GIB, 0)),
+    workload(Core, "map_unmap_4k_fixed_1_area", "IOAS_MAP + IOAS_UNMAP of 4 KiB at a fixed IOVA, no domain, 1 other area", 4000, |_| fixed_pair(1)),
+    workload(Core, "map_unmap_4k_fixed_1000_areas", "the same with 1,000 areas", 4000, |_| fixed_pair(1000)),
+    workload(Core, "map_unmap_4k_fixed_100000_areas", "the same with 100,000 areas", 4000, |_| fixed_pair(100_000)),
+    workload(Domain, "map_unmap_4k_0_domains", "4 KiB map + unmap of present memory, no domain", 4000, |_| domain_pair_4k(0)),
+    workload(Domain, "map_unmap_4k_1_domain", "4 KiB map + unmap with one mock domain (pins, maps, unmaps, unpins)", 4000, |_| domain_pair_4k(1)),
+    workload(Domain, "map_unmap_4k_2_domains", "the same with two mock devices", 4000, |_| domain_pair_4k(2)),
+    workload(Domain, "vfio_map_unmap_dma_4k_domain", "VFIO MAP_DMA + UNMAP_DMA of 4 KiB, one mock domain", 4000, |_| compat_pair_4k_domain()),
+    workload(Domain, "access_pages_1m", "ACCESS_PAGES + DESTROY_ACCESS_PAGES of 1 MiB", 200, |_| access_pages_1m()),
+    workload(Domain, "map_unmap_1g_domain_4k_pages", "1 GiB map + unmap with one mock domain, 4 KiB pages", 2, |m| domain_pair_1g(m, Small)),
+    workload(Domain, "pin_floor_1g_4k_pages", "the floor: GUP pins and unpins the same 1 GiB, nothing else", 2, |m| pin_floor_1g(m, Small)).beyond_c(),
+    workload(Domain, "vfio_map_unmap_dma_1g_domain", "VFIO MAP_DMA + UNMAP_DMA of 1 GiB over 4 KiB pages, one mock domain", 2, |m| compat_pair_1g_domain(m)),
+    workload(Dirty, "get_dirty_bitmap_1g_4k_pages", "GET_DIRTY_BITMAP of 1 GiB, 4 KiB PTEs (large pages off), every page dirty", 3, |m| dirty_bitmap_1g(m, Small, PAGE, false)),
+    workload(Dirty, "vfio_dirty_bitmap_1g_4k_pages", "VFIO DIRTY_PAGES GET_BITMAP of 1 GiB through the container (beyond C)", 3, |m| dirty_bitmap_1g(m, Small, PAGE, true)).beyond_c(),
+    workload(Domain, "map_unmap_1g_domain_thp", "1 GiB map + unmap with one mock domain, THP", 2, |m| domain_pair_1g(m, Thp)),
+    workload(Domain, "pin_floor_1g_thp", "the floor over THP", 2, |m| pin_floor_1g(m, Thp)).beyond_c(),
+    workload(Domain, "map_unmap_1g_domain_hugetlb", "1 GiB map + unmap with one mock domain, hugetlb 2 MiB", 2, |m| domain_pair_1g(m, Hugetlb)),
+    workload(Domain, "pin_floor_1g_hugetlb", "the floor over hugetlb 2 MiB", 2, |m| pin_floor_1g(m, Hugetlb)).beyond_c(),
+    workload(Dirty, "get_dirty_bitmap_1g_2m_pages", "GET_DIRTY_BITMAP of 1 GiB, hugetlb 2 MiB PTEs, 2 MiB bits", 3, |m| dirty_bitmap_1g(m, Hugetlb, 2 << 20, false)),
 ];
 
 /// The compat pair over one present page, one mock domain.
 fn compat_pair_4k_domain() -> Result<Prepared, String> {
     let page = PageBuf::new(1);
-    let mut inner = compat_pair(page.addr(), PAGE, 1)?;
-    let mut call = inner.call;
-    inner.call = Box::new(move || {
-        let _keep = &page;
-        call()
-    });
-    Ok(inner)
+    let prepared = compat_pair(page.addr(), PAGE, 1)?;
+    Ok(Prepared {
+        held: Some(page),
+        ..prepared
+    })
 }
 
 /// The compat pair over 1 GiB of 4 KiB pages, one mock domain.
