@@ -482,6 +482,12 @@ impl Pages {
     /// no longer (or not yet) in the tree: batch by batch, their PFNs are
     /// read from its storage domain, `unmap(first, last)` is called, and
     /// the pages nobody else uses are unpinned. Cannot fail.
+    ///
+    /// A domain may map a run of consecutive PFNs with IO pages larger than
+    /// the calls that mapped it, and unmaps such a page whole, past the
+    /// range asked for (real IOMMU drivers do). So an unmap never ends
+    /// inside a run: a batch that ends in one stops before it, and a run
+    /// longer than a batch is unmapped whole before its pages are unpinned.
     fn release(
         &self,
         st: &mut PagesState,
@@ -496,22 +502,59 @@ impl Pages {
         let mut idx = first;
         while idx <= last {
             let n = (last - idx + 1).min(buf.len() as u64);
-            let pfns = &mut buf[..n as usize];
-            used.read_pfns(idx, pfns);
-            keep_used(st, idx, pfns);
-            unmap(idx, idx + n - 1);
-            let _ = pfn_runs(pfns, |_, pfn, count| {
-                freed += count;
+            used.read_pfns(idx, &mut buf[..n as usize]);
+            let tail = match idx + n - 1 < last {
+                true => trailing_run(&buf[..n as usize]),
+                false => n,
+            };
+            if tail > 0 {
+                // The batch up to the run it ends in, if any.
+                let pfns = &mut buf[..tail as usize];
+                keep_used(st, idx, pfns);
+                unmap(idx, idx + tail - 1);
                 // SAFETY: `used` left the tree and its storage gave these
                 // pinned PFNs (type invariant); `keep_used` dropped the pages
                 // still in use, so the one pin on each of these is unused.
-                unsafe { pin::unpin_run(pfn, count, self.writable) };
-                Ok(())
-            });
-            idx += n;
+                freed += unsafe { self.unpin_pfns(pfns) };
+                idx += tail;
+                continue;
+            }
+            // The whole batch is one run that goes on past it.
+            let (start, pfn) = (idx, buf[0]);
+            let end = run_end(used, buf, start, pfn, last);
+            unmap(start, end);
+            while idx <= end {
+                let n = (end - idx + 1).min(buf.len() as u64);
+                let pfns = &mut buf[..n as usize];
+                for (slot, want) in pfns.iter_mut().zip(pfn + (idx - start)..) {
+                    *slot = want;
+                }
+                keep_used(st, idx, pfns);
+                // SAFETY: As above: the storage mapped this run of PFNs.
+                freed += unsafe { self.unpin_pfns(pfns) };
+                idx += n;
+            }
         }
         st.npinned -= freed;
         let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
+    }
+
+    /// Unpins the pages of `pfns` ([`NO_PFN`] entries are skipped), a run
+    /// of consecutive PFNs per call; how many it unpinned.
+    ///
+    /// # Safety
+    ///
+    /// Each PFN of `pfns` holds a pin of this object that nothing uses
+    /// any more.
+    unsafe fn unpin_pfns(&self, pfns: &[u64]) -> u64 {
+        let mut freed = 0;
+        let _ = pfn_runs(pfns, |_, pfn, count| {
+            freed += count;
+            // SAFETY: The caller gives up these pins.
+            unsafe { pin::unpin_run(pfn, count, self.writable) };
+            Ok(())
+        });
+        freed
     }
 
     /// Undoes [`Pages::fill_domains`] for the area at `span`: `unmap` is
@@ -957,6 +1000,42 @@ fn read_from_domains(uses: &IntervalTree<DomainUse>, first: u64, out: &mut [u64]
     }
 }
 
+/// Where the run of consecutive PFNs that ends `pfns` (nonempty) starts:
+/// 0 if all of them are one run; `pfns.len()` if the last is [`NO_PFN`].
+fn trailing_run(pfns: &[u64]) -> u64 {
+    let mut k = pfns.len();
+    if pfns.last() == Some(&NO_PFN) {
+        return k as u64;
+    }
+    while k > 1 && pfns[k - 2] != NO_PFN && pfns[k - 2] + 1 == pfns[k - 1] {
+        k -= 1;
+    }
+    (k - 1) as u64
+}
+
+/// The last page of the run of consecutive PFNs that `used` maps from
+/// page `start` (PFN `pfn`), which covers all of `buf` and may go on up to
+/// page `last`; `buf` is scratch.
+fn run_end(used: &DomainUse, buf: &mut [u64], start: u64, pfn: u64, last: u64) -> u64 {
+    let mut end = start + buf.len() as u64 - 1;
+    while end < last {
+        let n = (last - end).min(buf.len() as u64);
+        let chunk = &mut buf[..n as usize];
+        used.read_pfns(end + 1, chunk);
+        let next = pfn + (end + 1 - start);
+        let k = chunk
+            .iter()
+            .zip(next..)
+            .take_while(|&(&p, want)| p == want)
+            .count() as u64;
+        end += k;
+        if k < n {
+            break;
+        }
+    }
+    end
+}
+
 /// Calls `f(offset, pfn, count)` for each run of consecutive PFNs in
 /// `pfns`, skipping [`NO_PFN`] entries and ignoring [`FRESH`] tags. Stops
 /// at an error.
@@ -1065,6 +1144,17 @@ mod tests {
         assert_eq!(runs.push(7, 10), None);
         assert_eq!(runs.finish(), Some((2, 9, 2)));
         assert_eq!(PfnRuns::new().finish(), None);
+    }
+
+    #[test]
+    fn trailing_run_starts_where_pfns_last_jump() {
+        assert_eq!(trailing_run(&[3, 4, 9, 10, 11]), 2);
+        assert_eq!(trailing_run(&[5, 6, 7]), 0);
+        assert_eq!(trailing_run(&[5]), 0);
+        assert_eq!(trailing_run(&[5, 8]), 1);
+        // A hole ends nothing that goes on.
+        assert_eq!(trailing_run(&[5, 6, NO_PFN]), 3);
+        assert_eq!(trailing_run(&[NO_PFN, 6, 7]), 1);
     }
 
     #[test]
