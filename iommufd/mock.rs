@@ -4,16 +4,16 @@
 //! Linux 7.2's (`iommufd_test.h`): 2 KiB IO pages, the aperture
 //! `[MOCK_APERTURE_START, MOCK_APERTURE_LAST]`, never cache coherent.
 //!
-//! The mock domain keeps its translations in a [`PageTable`] indexed by
-//! 2 KiB IO page, 8 bytes per IO page as the 7.2 mock's page table, so
-//! that `MD_CHECK_MAP` can read back where each IOVA points.
+//! The mock domain keeps its translations in a [`MockTable`], so that
+//! `MD_CHECK_MAP` can read back where each IOVA points.
+
+mod table;
 
 use crate::{
     device::DeviceInfo,
     domain::{IoDomain, Prot, NO_PFN},
     hw_pagetable,
     object::{ObjectKind, ObjectRef, ObjectTable},
-    page_table::PageTable,
     sys::{
         errno::{eaddrinuse, eopnotsupp},
         pin, PAGE_SIZE_U64,
@@ -29,11 +29,8 @@ use kernel::{
     sync::{Arc, Mutex},
     uaccess::{UserPtr, UserSlice},
 };
+use table::{item_lg2, pte_lg2, MockTable, DIRTY, MOCK_PAGE_SHIFT, MOCK_PAGE_SIZE};
 
-/// log2 of the mock IO page size.
-const MOCK_PAGE_SHIFT: u32 = 11;
-/// The mock IO page size: 2 KiB.
-const MOCK_PAGE_SIZE: u64 = 1 << MOCK_PAGE_SHIFT;
 /// Page sizes of the mock domain: 2 KiB to 64 GiB, as 7.2's mock page
 /// table format.
 const MOCK_PGSIZE_BITMAP: u64 = 0x1f_ffff_f800;
@@ -47,74 +44,13 @@ const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_PAGE_SIZE;
 /// Last IOVA of the `MOCK_IOMMUPT_HUGE` format: its three-level table of
 /// 2 KiB pages covers 2^38 bytes.
 const MOCK_HUGE_APERTURE_LAST: u64 = (1 << 38) - 1;
-/// The dirty bit of a mock page table entry.
-const DIRTY: u64 = 1 << 63;
-/// Where an entry keeps log2 of the size of the IO page (PTE) it is part
-/// of, as the page table the 7.2 mock uses (generic PT, AMDv1 format)
-/// would have chosen it.
-const PTE_LG2_SHIFT: u32 = 56;
-/// The bits of an entry holding its physical page.
-const PFN_MASK: u64 = (1 << PTE_LG2_SHIFT) - 1;
-/// log2 of the items of each level of that table: 2 KiB, then 512 times
-/// more per level.
-const LEVEL_BITS: u32 = 9;
-
-/// The largest IO page the mock's table uses for `[iova, iova + len)` at
-/// physical `paddr`: the largest size of `pgsizes` that both addresses are
-/// aligned to and that is not larger than the length (generic PT's
-/// choice, and the IOMMU core's).
-fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
-    let align = (iova | paddr).trailing_zeros();
-    let fit = 63 - len.leading_zeros();
-    let limit = align.min(fit);
-    let allowed = pgsizes & (u64::MAX >> (63 - limit.min(63)));
-    63 - allowed.leading_zeros()
-}
-
-/// Cuts a mapping into PTEs as it is written, entry by entry: each entry
-/// gets the size tag of the PTE it is part of.
-struct PteCursor {
-    /// The IO page sizes the table may use.
-    pgsizes: u64,
-    /// The mapping: IOVA, physical address and length.
-    iova: u64,
-    paddr: u64,
-    length: u64,
-    /// The first entry past the current PTE.
-    end: u64,
-    /// The current PTE's size, as entries record it.
-    tag: u64,
-}
-
-impl PteCursor {
-    /// Moves on to the PTE that starts at entry `i` (once per PTE, so kept
-    /// out of the per-entry loop).
-    #[inline(never)]
-    fn advance(&mut self, i: u64) {
-        let at = i << MOCK_PAGE_SHIFT;
-        let done = at - self.iova;
-        let lg2 = best_pte_lg2(self.pgsizes, at, self.paddr + done, self.length - done);
-        self.end = i + (1u64 << (lg2 - MOCK_PAGE_SHIFT));
-        self.tag = u64::from(lg2) << PTE_LG2_SHIFT;
-    }
-}
-
-/// log2 of the item size of the table level a PTE of `2^pte_lg2` bytes
-/// lives in: a PTE larger than its level's item is a contiguous run of
-/// items.
-fn item_lg2(pte_lg2: u32) -> u32 {
-    let level = (pte_lg2 - MOCK_PAGE_SHIFT) / LEVEL_BITS;
-    MOCK_PAGE_SHIFT + LEVEL_BITS * level
-}
 
 /// A mock IO page table.
 #[pin_data]
 pub(crate) struct MockDomain {
-    /// IO page number -> (physical page number + 1) | the log2 of its
-    /// PTE's size at [`PTE_LG2_SHIFT`] | [`DIRTY`], pages in 2 KiB units
-    /// (0: not mapped).
+    /// The translations.
     #[pin]
-    table: Mutex<PageTable>,
+    table: Mutex<MockTable>,
     /// The `MOCK_IOMMUPT_HUGE` format: 1 MiB and `PAGE_SIZE` IO pages, and
     /// the format's own aperture.
     huge: bool,
@@ -129,7 +65,7 @@ impl MockDomain {
     fn new(huge: bool, dirty_ops: bool) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                table <- new_mutex!(PageTable::new()),
+                table <- new_mutex!(MockTable::new()),
                 huge,
                 dirty_ops,
                 tracking: AtomicBool::new(false),
@@ -163,25 +99,21 @@ impl MockDomain {
         };
         let mut cur = iova;
         loop {
-            // Only a PTE's first entry holds its dirty bit: clearing the
-            // entry at `cur` clears nothing else.
-            let entry = table.update(cur >> MOCK_PAGE_SHIFT, clear);
+            let idx = cur >> MOCK_PAGE_SHIFT;
+            let entry = table.entry(idx);
             let next = if entry == 0 {
                 // A hole: on to the next mapped entry, if any.
-                let idx = cur >> MOCK_PAGE_SHIFT;
-                let holes = table.zeros_from(idx, last >> MOCK_PAGE_SHIFT, u64::MAX);
+                let holes = table.holes_from(idx, last >> MOCK_PAGE_SHIFT);
                 (idx + holes).checked_mul(MOCK_PAGE_SIZE)
             } else {
-                let pte_lg2 = (entry >> PTE_LG2_SHIFT & 0x7f) as u32;
-                let size = 1u64 << pte_lg2;
+                // Only a PTE's first entry holds its dirty bit.
+                let lg2 = pte_lg2(entry);
+                let size = 1u64 << lg2;
                 let start = cur & !(size - 1);
                 let end = start + (size - 1);
-                let head = match start == cur {
-                    true => entry,
-                    false => table.update(start >> MOCK_PAGE_SHIFT, clear),
-                };
+                let head = table.update_head(start, lg2, clear);
                 if head & DIRTY != 0 {
-                    let item = 1u64 << item_lg2(pte_lg2);
+                    let item = 1u64 << item_lg2(lg2);
                     let len = if whole {
                         end.min(last) - cur + 1
                     } else if size > item {
@@ -210,12 +142,13 @@ impl MockDomain {
     /// walk reads one entry per PTE).
     fn set_dirty(&self, iova: u64) {
         let mut table = self.table.lock();
-        let entry = table.get(iova >> MOCK_PAGE_SHIFT);
+        let entry = table.entry(iova >> MOCK_PAGE_SHIFT);
         if entry == 0 {
             return;
         }
-        let size = 1u64 << (entry >> PTE_LG2_SHIFT & 0x7f);
-        table.update((iova & !(size - 1)) >> MOCK_PAGE_SHIFT, |e| *e |= DIRTY);
+        let lg2 = pte_lg2(entry);
+        let start = iova & !((1u64 << lg2) - 1);
+        table.update_head(start, lg2, |e| *e |= DIRTY);
     }
 }
 
@@ -235,27 +168,10 @@ unsafe impl IoDomain for MockDomain {
         if last > self.aperture().1 {
             return Err(ERANGE);
         }
-        let (first, last) = (iova >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT);
-        let phys = paddr >> MOCK_PAGE_SHIFT;
-        // Each entry records the size of the PTE it is part of: the
-        // mapping is cut into the largest IO pages that fit, in order.
-        let mut pte = PteCursor {
-            pgsizes: self.pgsize_bitmap(),
-            iova,
-            paddr,
-            length,
-            end: 0,
-            tag: 0,
-        };
         // Mapping over a mapping fails, as with a real IO page table.
         self.table
             .lock()
-            .fill(first, last, |i| {
-                if i >= pte.end {
-                    pte.advance(i);
-                }
-                (phys + (i - first) + 1) | pte.tag
-            })
+            .map(iova, paddr, length, self.pgsize_bitmap())
             .map_err(|e| if e == EEXIST { eaddrinuse() } else { e })
     }
 
@@ -296,12 +212,7 @@ unsafe impl IoDomain for MockDomain {
     }
 
     fn unmap(&self, iova: u64, length: u64) {
-        if length == 0 {
-            return;
-        }
-        let first = iova >> MOCK_PAGE_SHIFT;
-        let last = iova.saturating_add(length - 1) >> MOCK_PAGE_SHIFT;
-        self.table.lock().modify(first, last, |_, entry| *entry = 0);
+        self.table.lock().unmap(iova, length);
     }
 
     fn pgsize_bitmap(&self) -> u64 {
@@ -333,35 +244,11 @@ unsafe impl IoDomain for MockDomain {
     }
 
     fn iova_to_phys(&self, iova: u64) -> u64 {
-        match self.table.lock().get(iova >> MOCK_PAGE_SHIFT) & PFN_MASK {
-            0 => 0,
-            entry => ((entry - 1) << MOCK_PAGE_SHIFT) | (iova & (MOCK_PAGE_SIZE - 1)),
-        }
+        self.table.lock().phys(iova).unwrap_or(0)
     }
 
     fn read_pfns(&self, iova: u64, out: &mut [u64]) {
-        // Mock pages per CPU page: every STRIDE-th entry starts one.
-        const STRIDE: u64 = PAGE_SIZE_U64 >> MOCK_PAGE_SHIFT;
-        let Some(pages) = (out.len() as u64).checked_sub(1) else {
-            return;
-        };
-        let offset = iova & (MOCK_PAGE_SIZE - 1);
-        let first = iova >> MOCK_PAGE_SHIFT;
-        let table = self.table.lock();
-        let _ = table.read(first, first + pages * STRIDE, |start, entries| {
-            let skip = ((STRIDE - (start - first) % STRIDE) % STRIDE) as usize;
-            let at = ((start - first) as usize + skip) / STRIDE as usize;
-            let slots = out.get_mut(at..).unwrap_or_default();
-            let starts = entries.get(skip..).unwrap_or_default();
-            let count = slots.len().min(starts.len().div_ceil(STRIDE as usize));
-            for (k, slot) in slots[..count].iter_mut().enumerate() {
-                *slot = match starts[k * STRIDE as usize] & PFN_MASK {
-                    0 => NO_PFN,
-                    entry => ((entry - 1) << MOCK_PAGE_SHIFT | offset) / PAGE_SIZE_U64,
-                };
-            }
-            Ok(())
-        });
+        self.table.lock().read_pfns(iova, out, NO_PFN);
     }
 }
 

@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mock domain's IO page table.
+//!
+//! Entries are 8 bytes, as in the 7.2 mock's table (generic PT, AMDv1
+//! format), and a PTE lives at the level its size picks there: a PTE
+//! smaller than 1 MiB is a run of 2 KiB items, one entry each; a larger
+//! one is a run of 1 MiB items. So a GiB of 2 MiB PTEs is 1024 entries,
+//! not half a million. (The 512 MiB level of that format is kept as runs
+//! of 1 MiB items; nothing maps that much in one PTE here but the odd
+//! test.)
+//!
+//! A PTE is unmapped whole, even when the range asked for covers only a
+//! part of it, as real IOMMU drivers do.
+
+use crate::{page_table::PageTable, sys::PAGE_SIZE_U64};
+use kernel::prelude::*;
+
+/// log2 of the mock IO page size.
+pub(super) const MOCK_PAGE_SHIFT: u32 = 11;
+/// The mock IO page size: 2 KiB.
+pub(super) const MOCK_PAGE_SIZE: u64 = 1 << MOCK_PAGE_SHIFT;
+/// The dirty bit of an entry; only a PTE's first entry holds it.
+pub(super) const DIRTY: u64 = 1 << 63;
+/// Where an entry keeps log2 of the size of the PTE it is part of.
+const PTE_LG2_SHIFT: u32 = 56;
+/// The bits of an entry holding its physical page, in 2 KiB units, + 1.
+const PFN_MASK: u64 = (1 << PTE_LG2_SHIFT) - 1;
+/// log2 of the items of each level of the 7.2 mock's table: 2 KiB, then
+/// 512 times more per level.
+const LEVEL_BITS: u32 = 9;
+/// log2 of the size of a large item: PTEs this large or larger are kept
+/// as runs of them.
+const LARGE_SHIFT: u32 = MOCK_PAGE_SHIFT + LEVEL_BITS;
+/// 2 KiB items per large item.
+const ITEMS_PER_LARGE: u64 = 1 << LEVEL_BITS;
+
+/// The largest IO page the table uses for `[iova, iova + len)` at
+/// physical `paddr`: the largest size of `pgsizes` that both addresses are
+/// aligned to and that is not larger than the length (generic PT's
+/// choice, and the IOMMU core's).
+fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
+    let align = (iova | paddr).trailing_zeros();
+    let fit = 63 - len.leading_zeros();
+    let limit = align.min(fit);
+    let allowed = pgsizes & (u64::MAX >> (63 - limit.min(63)));
+    63 - allowed.leading_zeros()
+}
+
+/// log2 of the item size of the level of the 7.2 mock's table that a PTE
+/// of `2^pte_lg2` bytes lives in: a PTE larger than its level's item is a
+/// contiguous run of items.
+pub(super) fn item_lg2(pte_lg2: u32) -> u32 {
+    let level = (pte_lg2 - MOCK_PAGE_SHIFT) / LEVEL_BITS;
+    MOCK_PAGE_SHIFT + LEVEL_BITS * level
+}
+
+/// What an entry says: the log2 of its PTE's size.
+pub(super) fn pte_lg2(entry: u64) -> u32 {
+    (entry >> PTE_LG2_SHIFT & 0x7f) as u32
+}
+
+/// The physical address an entry of a 2 KiB item maps, 0 if none.
+fn entry_phys(entry: u64) -> Option<u64> {
+    match entry & PFN_MASK {
+        0 => None,
+        pfn => Some((pfn - 1) << MOCK_PAGE_SHIFT),
+    }
+}
+
+/// Cuts a mapping into PTEs as it is written, item by item: each entry
+/// gets the size tag of the PTE it is part of.
+struct PteCursor {
+    /// The IO page sizes the table may use.
+    pgsizes: u64,
+    /// log2 of the item size of the entries written.
+    shift: u32,
+    /// The mapping: IOVA, physical address and length.
+    iova: u64,
+    paddr: u64,
+    length: u64,
+    /// The first item past the current PTE.
+    end: u64,
+    /// The current PTE's size, as entries record it.
+    tag: u64,
+}
+
+impl PteCursor {
+    /// Moves on to the PTE that starts at item `i` (once per PTE, so kept
+    /// out of the per-entry loop).
+    #[inline(never)]
+    fn advance(&mut self, i: u64) {
+        let at = i << self.shift;
+        let done = at - self.iova;
+        let lg2 = best_pte_lg2(self.pgsizes, at, self.paddr + done, self.length - done);
+        self.end = i + (1u64 << (lg2 - self.shift));
+        self.tag = u64::from(lg2) << PTE_LG2_SHIFT;
+    }
+
+    /// The entry of item `i`, which follows the items already written.
+    #[inline(always)]
+    fn entry(&mut self, i: u64) -> u64 {
+        if i >= self.end {
+            self.advance(i);
+        }
+        let at = i << self.shift;
+        (((self.paddr + (at - self.iova)) >> MOCK_PAGE_SHIFT) + 1) | self.tag
+    }
+}
+
+/// The mock domain's IO page table.
+///
+/// # Invariants
+///
+/// Each mapped 2 KiB IO page has exactly one entry: in `small` (indexed by
+/// 2 KiB page) if its PTE is smaller than 1 MiB, else in `large` (indexed
+/// by 1 MiB item). Every entry of a PTE is present, records the PTE's size
+/// and the physical address of its own item; only the PTE's first entry
+/// may hold [`DIRTY`].
+pub(super) struct MockTable {
+    small: PageTable,
+    large: PageTable,
+}
+
+impl MockTable {
+    /// An empty table; allocates nothing.
+    pub(super) const fn new() -> Self {
+        Self {
+            small: PageTable::new(),
+            large: PageTable::new(),
+        }
+    }
+
+    /// The entry of the 2 KiB IO page `idx`, as if every 2 KiB item had
+    /// one (the dirty bit as the entry of its item holds it); 0 if
+    /// unmapped.
+    pub(super) fn entry(&self, idx: u64) -> u64 {
+        match self.small.get(idx) {
+            0 => match self.large.get(idx >> LEVEL_BITS) {
+                0 => 0,
+                e => e + (idx & (ITEMS_PER_LARGE - 1)),
+            },
+            e => e,
+        }
+    }
+
+    /// The physical address IOVA `iova` maps, if any.
+    pub(super) fn phys(&self, iova: u64) -> Option<u64> {
+        entry_phys(self.entry(iova >> MOCK_PAGE_SHIFT)).map(|p| p | (iova & (MOCK_PAGE_SIZE - 1)))
+    }
+
+    /// Lets `f` change the first entry of the PTE of `2^lg2` bytes at
+    /// `start` (it may only change bits outside the address, such as
+    /// [`DIRTY`]); the entry before (0 if unmapped).
+    pub(super) fn update_head(&mut self, start: u64, lg2: u32, f: impl FnOnce(&mut u64)) -> u64 {
+        match lg2 >= LARGE_SHIFT {
+            true => self.large.update(start >> LARGE_SHIFT, f),
+            false => self.small.update(start >> MOCK_PAGE_SHIFT, f),
+        }
+    }
+
+    /// How many unmapped 2 KiB IO pages follow page `idx` (unmapped
+    /// itself), counting `idx`, up to page `last`.
+    pub(super) fn holes_from(&self, idx: u64, last: u64) -> u64 {
+        let small = self.small.zeros_from(idx, last, u64::MAX);
+        let item = idx >> LEVEL_BITS;
+        let items = self.large.zeros_from(item, last >> LEVEL_BITS, u64::MAX);
+        let large = ((item + items) << LEVEL_BITS).saturating_sub(idx);
+        small.min(large)
+    }
+
+    /// Maps `[iova, iova + length)` to `paddr` with the largest PTEs of
+    /// `pgsizes` that fit, all 2 KiB aligned. All or nothing: `EEXIST` if
+    /// a page there is mapped, `ENOMEM`.
+    pub(super) fn map(&mut self, iova: u64, paddr: u64, length: u64, pgsizes: u64) -> Result {
+        let end = iova + length;
+        // PTEs of 1 MiB or more can only be where both addresses are 1 MiB
+        // aligned, and before that PTEs never cross a 1 MiB boundary: the
+        // mapping is small PTEs, large ones, small ones.
+        let large = 1u64 << LARGE_SHIFT;
+        let (mut mid_start, mut mid_end) = (end, end);
+        if (iova ^ paddr) & (large - 1) == 0 && pgsizes >> LARGE_SHIFT != 0 {
+            let start = iova.next_multiple_of(large);
+            let stop = end & !(large - 1);
+            if start < stop {
+                (mid_start, mid_end) = (start, stop);
+            }
+        }
+        let cursor = |shift| PteCursor {
+            pgsizes,
+            shift,
+            iova,
+            paddr,
+            length,
+            end: 0,
+            tag: 0,
+        };
+        let (first, last) = (iova >> MOCK_PAGE_SHIFT, (end - 1) >> MOCK_PAGE_SHIFT);
+        // The large items over the whole range must be free, and the small
+        // ones under the large PTEs.
+        if self
+            .large
+            .zeros_from(first >> LEVEL_BITS, last >> LEVEL_BITS, u64::MAX)
+            <= (last >> LEVEL_BITS) - (first >> LEVEL_BITS)
+        {
+            return Err(EEXIST);
+        }
+        if mid_start < mid_end {
+            let (a, b) = (
+                mid_start >> MOCK_PAGE_SHIFT,
+                (mid_end >> MOCK_PAGE_SHIFT) - 1,
+            );
+            if self.small.zeros_from(a, b, u64::MAX) <= b - a {
+                return Err(EEXIST);
+            }
+        }
+        // The small head, the large middle and the small tail.
+        let head_last = (mid_start >> MOCK_PAGE_SHIFT).saturating_sub(1);
+        if iova < mid_start {
+            let mut pte = cursor(MOCK_PAGE_SHIFT);
+            self.small.fill(first, head_last, |i| pte.entry(i))?;
+        }
+        let undo_head = |t: &mut Self| {
+            if iova < mid_start {
+                t.small.modify(first, head_last, |_, e| *e = 0);
+            }
+        };
+        if mid_start < mid_end {
+            let mut pte = cursor(LARGE_SHIFT);
+            let (a, b) = (mid_start >> LARGE_SHIFT, (mid_end >> LARGE_SHIFT) - 1);
+            if let Err(err) = self.large.fill(a, b, |i| pte.entry(i)) {
+                undo_head(self);
+                return Err(err);
+            }
+            if mid_end < end {
+                let mut pte = cursor(MOCK_PAGE_SHIFT);
+                let tail = mid_end >> MOCK_PAGE_SHIFT;
+                if let Err(err) = self.small.fill(tail, last, |i| pte.entry(i)) {
+                    self.large.modify(a, b, |_, e| *e = 0);
+                    undo_head(self);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmaps every PTE that meets `[iova, iova + length)`, whole.
+    pub(super) fn unmap(&mut self, iova: u64, length: u64) {
+        let Some(last) = length.checked_sub(1).map(|l| iova.saturating_add(l)) else {
+            return;
+        };
+        // Out to the edges of the PTEs at either end.
+        let pte_start = |t: &Self, at: u64| match t.entry(at >> MOCK_PAGE_SHIFT) {
+            0 => at,
+            e => at & !((1u64 << pte_lg2(e)) - 1),
+        };
+        let pte_last = |t: &Self, at: u64| match t.entry(at >> MOCK_PAGE_SHIFT) {
+            0 => at,
+            e => at | ((1u64 << pte_lg2(e)) - 1),
+        };
+        let (start, last) = (pte_start(self, iova), pte_last(self, last));
+        self.small
+            .modify(start >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |_, e| {
+                *e = 0
+            });
+        if !self.large.is_empty() {
+            self.large
+                .modify(start >> LARGE_SHIFT, last >> LARGE_SHIFT, |_, e| *e = 0);
+        }
+    }
+
+    /// The PFNs (CPU pages) mapped at `iova` and the `out.len() - 1`
+    /// CPU pages after it, `no_pfn` where unmapped.
+    pub(super) fn read_pfns(&self, iova: u64, out: &mut [u64], no_pfn: u64) {
+        let offset = iova & (MOCK_PAGE_SIZE - 1);
+        let first = iova >> MOCK_PAGE_SHIFT;
+        if self.large.is_empty() {
+            self.read_small_pfns(first, offset, out, no_pfn);
+            return;
+        }
+        // One large item at a time: its pages' PFNs follow from its entry.
+        let mut k = 0;
+        while k < out.len() {
+            let idx = first + k as u64 * STRIDE;
+            let item = idx >> LEVEL_BITS;
+            let in_item = (((item + 1) << LEVEL_BITS) - idx).div_ceil(STRIDE) as usize;
+            let end = (k + in_item).min(out.len());
+            let chunk = &mut out[k..end];
+            match self.large.get(item) {
+                0 => self.read_small_pfns(idx, offset, chunk, no_pfn),
+                entry => {
+                    let base = pfn_of(entry + (idx & (ITEMS_PER_LARGE - 1)), offset, no_pfn);
+                    for (slot, pfn) in chunk.iter_mut().zip(base..) {
+                        *slot = pfn;
+                    }
+                }
+            }
+            k += chunk.len();
+        }
+    }
+
+    /// [`MockTable::read_pfns`] from the 2 KiB items only, from item
+    /// `first` (at `offset` into it).
+    fn read_small_pfns(&self, first: u64, offset: u64, out: &mut [u64], no_pfn: u64) {
+        let Some(pages) = (out.len() as u64).checked_sub(1) else {
+            return;
+        };
+        let _ = self
+            .small
+            .read(first, first + pages * STRIDE, |start, entries| {
+                let skip = ((STRIDE - (start - first) % STRIDE) % STRIDE) as usize;
+                let at = ((start - first) as usize + skip) / STRIDE as usize;
+                let slots = out.get_mut(at..).unwrap_or_default();
+                let starts = entries.get(skip..).unwrap_or_default();
+                let count = slots.len().min(starts.len().div_ceil(STRIDE as usize));
+                for (k, slot) in slots[..count].iter_mut().enumerate() {
+                    *slot = pfn_of(starts[k * STRIDE as usize], offset, no_pfn);
+                }
+                Ok(())
+            });
+    }
+}
+
+/// 2 KiB items per CPU page: every `STRIDE`-th item starts one.
+const STRIDE: u64 = PAGE_SIZE_U64 >> MOCK_PAGE_SHIFT;
+
+/// The PFN of the CPU page holding byte `offset` of the 2 KiB item that
+/// `entry` maps; `no_pfn` if it maps none.
+fn pfn_of(entry: u64, offset: u64, no_pfn: u64) -> u64 {
+    match entry_phys(entry) {
+        None => no_pfn,
+        Some(phys) => (phys | offset) / PAGE_SIZE_U64,
+    }
+}
+
+#[kunit_tests(iommufd_rs_mock_table)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    /// Every size from 2 KiB to 64 GiB, as the default mock format.
+    const ALL_SIZES: u64 = 0x1f_ffff_f800;
+
+    #[test]
+    fn large_ptes_take_one_entry_per_mib() -> Result {
+        let mut t = MockTable::new();
+        // 2 KiB short of a MiB boundary, up to 2 KiB past 5 MiB: a small
+        // head, 4 MiB of large PTEs, a small tail.
+        let (iova, paddr, len) = (MIB - 0x800, 0x4000_0000 + MIB - 0x800, 4 * MIB + 0x1000);
+        t.map(iova, paddr, len, ALL_SIZES)?;
+        assert_eq!(t.phys(iova), Some(paddr));
+        assert_eq!(t.phys(MIB + 0x1234), Some(0x4010_1234));
+        assert_eq!(t.phys(5 * MIB + 0x7ff), Some(0x4050_07ff));
+        assert_eq!(t.phys(5 * MIB + 0x800), None);
+        // The middle: PTEs of 1 MiB, 2 MiB (two large items) and 1 MiB.
+        assert_eq!(pte_lg2(t.entry(MIB >> MOCK_PAGE_SHIFT)), 20);
+        assert_eq!(pte_lg2(t.entry((3 * MIB) >> MOCK_PAGE_SHIFT)), 21);
+        assert_eq!(pte_lg2(t.entry((4 * MIB) >> MOCK_PAGE_SHIFT)), 20);
+        assert_eq!(pte_lg2(t.entry(iova >> MOCK_PAGE_SHIFT)), 11);
+        assert!(t.small.get(MIB >> MOCK_PAGE_SHIFT) == 0);
+        // Overlaps fail and change nothing.
+        assert_eq!(t.map(3 * MIB, 0, 0x800, ALL_SIZES), Err(EEXIST));
+        assert_eq!(t.map(0, 0, MIB, ALL_SIZES), Err(EEXIST));
+        assert_eq!(t.phys(0), None);
+        // PFNs, page by page, across the three parts.
+        let mut out = [0u64; 4];
+        t.read_pfns(MIB - 0x1000, &mut out, u64::MAX);
+        assert_eq!(out[0], u64::MAX);
+        assert_eq!(out[1], 0x4_0100);
+        assert_eq!(out[3], 0x4_0102);
+        // The holes up to the next mapping.
+        assert_eq!(t.holes_from(0, 1 << 20), (MIB - 0x800) >> MOCK_PAGE_SHIFT);
+        // An unmap that meets a PTE takes it whole, and no other.
+        t.unmap(3 * MIB, 0x800);
+        assert_eq!(t.phys(2 * MIB), None);
+        assert_eq!(t.phys(4 * MIB - 1), None);
+        assert_eq!(t.phys(2 * MIB - 1), Some(0x4020_0000 - 1));
+        assert_eq!(t.phys(4 * MIB), Some(0x4040_0000));
+        assert_eq!(t.map(2 * MIB, 0x4020_0000, 2 * MIB, ALL_SIZES), Ok(()));
+        t.unmap(0, 8 * MIB);
+        assert!(t.small.is_empty() && t.large.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn dirty_bit_stays_on_the_head() -> Result {
+        let mut t = MockTable::new();
+        t.map(2 * MIB, 2 * MIB, 2 * MIB, ALL_SIZES)?;
+        assert_eq!(t.update_head(2 * MIB, 21, |e| *e |= DIRTY) & DIRTY, 0);
+        assert_ne!(t.entry((2 * MIB) >> MOCK_PAGE_SHIFT) & DIRTY, 0);
+        assert_eq!(t.entry((3 * MIB) >> MOCK_PAGE_SHIFT) & DIRTY, 0);
+        assert_ne!(t.update_head(2 * MIB, 21, |e| *e &= !DIRTY) & DIRTY, 0);
+        assert_eq!(t.entry((2 * MIB) >> MOCK_PAGE_SHIFT) & DIRTY, 0);
+        Ok(())
+    }
+}
