@@ -161,7 +161,10 @@ unsafe impl IoDomain for MockDomain {
         if !prot.read && !prot.write {
             return Err(EINVAL);
         }
-        if (iova | paddr | length) & (MOCK_PAGE_SIZE - 1) != 0 || length == 0 {
+        // Aligned to the smallest IO page of the format.
+        let pgsizes = self.pgsize_bitmap();
+        let align = 1u64 << pgsizes.trailing_zeros();
+        if (iova | paddr | length) & (align - 1) != 0 || length == 0 {
             return Err(ENXIO);
         }
         let last = iova.checked_add(length - 1).ok_or(ERANGE)?;
@@ -171,7 +174,7 @@ unsafe impl IoDomain for MockDomain {
         // Mapping over a mapping fails, as with a real IO page table.
         self.table
             .lock()
-            .map(iova, paddr, length, self.pgsize_bitmap())
+            .map(iova, paddr, length, pgsizes)
             .map_err(|e| if e == EEXIST { eaddrinuse() } else { e })
     }
 

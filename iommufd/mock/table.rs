@@ -108,26 +108,50 @@ impl PteCursor {
     }
 }
 
+/// log2 of the item size of each store of a [`MockTable`], in look-up
+/// order: PTEs of 4 KiB to 512 KiB, of 1 MiB and more, of 2 KiB.
+const STORE_SHIFTS: [u32; 3] = [12, LARGE_SHIFT, MOCK_PAGE_SHIFT];
+/// The store of PTEs of 4 KiB to 512 KiB.
+const SMALL: usize = 0;
+/// The store of PTEs of 1 MiB and more.
+const LARGE: usize = 1;
+/// The store of 2 KiB PTEs.
+const HALF: usize = 2;
+
+/// The store that keeps PTEs of `2^pte_lg2` bytes.
+fn store_of(pte_lg2: u32) -> usize {
+    match pte_lg2 {
+        MOCK_PAGE_SHIFT => HALF,
+        lg2 if lg2 < LARGE_SHIFT => SMALL,
+        _ => LARGE,
+    }
+}
+
 /// The mock domain's IO page table.
 ///
 /// # Invariants
 ///
-/// Each mapped 2 KiB IO page has exactly one entry: in `small` (indexed by
-/// 2 KiB page) if its PTE is smaller than 1 MiB, else in `large` (indexed
-/// by 1 MiB item). Every entry of a PTE is present, records the PTE's size
-/// and the physical address of its own item; only the PTE's first entry
-/// may hold [`DIRTY`].
+/// Each mapped 2 KiB IO page has exactly one entry, in the store its PTE's
+/// size picks ([`store_of`]), indexed by item of that store's size
+/// ([`STORE_SHIFTS`]). Every item of a PTE has its entry, which records
+/// the PTE's size and the physical address of the item; only the PTE's
+/// first entry may hold [`DIRTY`].
 pub(super) struct MockTable {
-    small: PageTable,
-    large: PageTable,
+    stores: [PageTable; 3],
+}
+
+/// What the items of store `store` that meet `[start, end)` are:
+/// `(first, last)`.
+fn items(store: usize, start: u64, end: u64) -> (u64, u64) {
+    let shift = STORE_SHIFTS[store];
+    (start >> shift, (end - 1) >> shift)
 }
 
 impl MockTable {
     /// An empty table; allocates nothing.
     pub(super) const fn new() -> Self {
         Self {
-            small: PageTable::new(),
-            large: PageTable::new(),
+            stores: [PageTable::new(), PageTable::new(), PageTable::new()],
         }
     }
 
@@ -135,13 +159,14 @@ impl MockTable {
     /// one (the dirty bit as the entry of its item holds it); 0 if
     /// unmapped.
     pub(super) fn entry(&self, idx: u64) -> u64 {
-        match self.small.get(idx) {
-            0 => match self.large.get(idx >> LEVEL_BITS) {
-                0 => 0,
-                e => e + (idx & (ITEMS_PER_LARGE - 1)),
-            },
-            e => e,
+        for (store, shift) in self.stores.iter().zip(STORE_SHIFTS) {
+            let sub = shift - MOCK_PAGE_SHIFT;
+            match store.get(idx >> sub) {
+                0 => continue,
+                e => return e + (idx & ((1 << sub) - 1)),
+            }
         }
+        0
     }
 
     /// The physical address IOVA `iova` maps, if any.
@@ -153,93 +178,96 @@ impl MockTable {
     /// `start` (it may only change bits outside the address, such as
     /// [`DIRTY`]); the entry before (0 if unmapped).
     pub(super) fn update_head(&mut self, start: u64, lg2: u32, f: impl FnOnce(&mut u64)) -> u64 {
-        match lg2 >= LARGE_SHIFT {
-            true => self.large.update(start >> LARGE_SHIFT, f),
-            false => self.small.update(start >> MOCK_PAGE_SHIFT, f),
-        }
+        let store = store_of(lg2);
+        self.stores[store].update(start >> STORE_SHIFTS[store], f)
     }
 
     /// How many unmapped 2 KiB IO pages follow page `idx` (unmapped
     /// itself), counting `idx`, up to page `last`.
     pub(super) fn holes_from(&self, idx: u64, last: u64) -> u64 {
-        let small = self.small.zeros_from(idx, last, u64::MAX);
-        let item = idx >> LEVEL_BITS;
-        let items = self.large.zeros_from(item, last >> LEVEL_BITS, u64::MAX);
-        let large = ((item + items) << LEVEL_BITS).saturating_sub(idx);
-        small.min(large)
+        let mut holes = last - idx + 1;
+        for (store, shift) in self.stores.iter().zip(STORE_SHIFTS) {
+            if store.is_empty() {
+                continue;
+            }
+            let sub = shift - MOCK_PAGE_SHIFT;
+            let item = idx >> sub;
+            let free = store.zeros_from(item, last >> sub, u64::MAX);
+            holes = holes.min(((item + free) << sub).saturating_sub(idx));
+        }
+        holes
     }
 
     /// Maps `[iova, iova + length)` to `paddr` with the largest PTEs of
-    /// `pgsizes` that fit, all 2 KiB aligned. All or nothing: `EEXIST` if
-    /// a page there is mapped, `ENOMEM`.
+    /// `pgsizes` that fit, all aligned to the smallest of them. All or
+    /// nothing: `EEXIST` if a page there is mapped, `ENOMEM`.
     pub(super) fn map(&mut self, iova: u64, paddr: u64, length: u64, pgsizes: u64) -> Result {
         let end = iova + length;
-        // PTEs of 1 MiB or more can only be where both addresses are 1 MiB
-        // aligned, and before that PTEs never cross a 1 MiB boundary: the
-        // mapping is small PTEs, large ones, small ones.
-        let large = 1u64 << LARGE_SHIFT;
-        let (mut mid_start, mut mid_end) = (end, end);
-        if (iova ^ paddr) & (large - 1) == 0 && pgsizes >> LARGE_SHIFT != 0 {
-            let start = iova.next_multiple_of(large);
-            let stop = end & !(large - 1);
-            if start < stop {
-                (mid_start, mid_end) = (start, stop);
-            }
-        }
-        let cursor = |shift| PteCursor {
-            pgsizes,
-            shift,
-            iova,
-            paddr,
-            length,
-            end: 0,
-            tag: 0,
-        };
-        let (first, last) = (iova >> MOCK_PAGE_SHIFT, (end - 1) >> MOCK_PAGE_SHIFT);
-        // The large items over the whole range must be free, and the small
-        // ones under the large PTEs.
-        if self
-            .large
-            .zeros_from(first >> LEVEL_BITS, last >> LEVEL_BITS, u64::MAX)
-            <= (last >> LEVEL_BITS) - (first >> LEVEL_BITS)
-        {
-            return Err(EEXIST);
-        }
-        if mid_start < mid_end {
-            let (a, b) = (
-                mid_start >> MOCK_PAGE_SHIFT,
-                (mid_end >> MOCK_PAGE_SHIFT) - 1,
-            );
-            if self.small.zeros_from(a, b, u64::MAX) <= b - a {
-                return Err(EEXIST);
-            }
-        }
-        // The small head, the large middle and the small tail.
-        let head_last = (mid_start >> MOCK_PAGE_SHIFT).saturating_sub(1);
-        if iova < mid_start {
-            let mut pte = cursor(MOCK_PAGE_SHIFT);
-            self.small.fill(first, head_last, |i| pte.entry(i))?;
-        }
-        let undo_head = |t: &mut Self| {
-            if iova < mid_start {
-                t.small.modify(first, head_last, |_, e| *e = 0);
-            }
-        };
-        if mid_start < mid_end {
-            let mut pte = cursor(LARGE_SHIFT);
-            let (a, b) = (mid_start >> LARGE_SHIFT, (mid_end >> LARGE_SHIFT) - 1);
-            if let Err(err) = self.large.fill(a, b, |i| pte.entry(i)) {
-                undo_head(self);
-                return Err(err);
-            }
-            if mid_end < end {
-                let mut pte = cursor(MOCK_PAGE_SHIFT);
-                let tail = mid_end >> MOCK_PAGE_SHIFT;
-                if let Err(err) = self.small.fill(tail, last, |i| pte.entry(i)) {
-                    self.large.modify(a, b, |_, e| *e = 0);
-                    undo_head(self);
-                    return Err(err);
+        // The PTEs, cut as best_pte_lg2 cuts them, fall in at most five
+        // runs by store: a 2 KiB PTE where an end is not 4 KiB aligned,
+        // PTEs of 1 MiB or more where both addresses are 1 MiB aligned, the
+        // rest in between (no PTE smaller than 1 MiB crosses a 1 MiB line).
+        let mut runs = [
+            (HALF, iova, end),
+            (HALF, end, end),
+            (HALF, end, end),
+            (HALF, end, end),
+            (HALF, end, end),
+        ];
+        if (iova ^ paddr) & 0xfff == 0 && pgsizes >> 12 != 0 {
+            let small_start = iova.next_multiple_of(1 << 12);
+            let small_end = (end & !0xfff).max(small_start);
+            let (mut large_start, mut large_end) = (small_end, small_end);
+            let large = 1u64 << LARGE_SHIFT;
+            if (iova ^ paddr) & (large - 1) == 0 && pgsizes >> LARGE_SHIFT != 0 {
+                let (a, b) = (iova.next_multiple_of(large), end & !(large - 1));
+                if a < b {
+                    (large_start, large_end) = (a, b);
                 }
+            }
+            runs = [
+                (HALF, iova, small_start),
+                (SMALL, small_start, large_start),
+                (LARGE, large_start, large_end),
+                (SMALL, large_end, small_end),
+                (HALF, small_end, end),
+            ];
+        }
+        // Each run's IOVAs must be free in the other stores; a store's own
+        // fill checks its items.
+        for &(store, start, end) in runs.iter().filter(|r| r.1 < r.2) {
+            for other in (0..self.stores.len()).filter(|&o| o != store) {
+                let table = &self.stores[other];
+                if table.is_empty() {
+                    continue;
+                }
+                let (first, last) = items(other, start, end);
+                if table.zeros_from(first, last, u64::MAX) <= last - first {
+                    return Err(EEXIST);
+                }
+            }
+        }
+        for (done, &(store, start, end)) in runs.iter().enumerate() {
+            if start >= end {
+                continue;
+            }
+            let shift = STORE_SHIFTS[store];
+            let mut pte = PteCursor {
+                pgsizes,
+                shift,
+                iova,
+                paddr,
+                length,
+                end: 0,
+                tag: 0,
+            };
+            let (first, last) = items(store, start, end);
+            if let Err(err) = self.stores[store].fill(first, last, |i| pte.entry(i)) {
+                for &(store, start, end) in runs[..done].iter().filter(|r| r.1 < r.2) {
+                    let (first, last) = items(store, start, end);
+                    self.stores[store].modify(first, last, |_, e| *e = 0);
+                }
+                return Err(err);
             }
         }
         Ok(())
@@ -251,32 +279,63 @@ impl MockTable {
             return;
         };
         // Out to the edges of the PTEs at either end.
-        let pte_start = |t: &Self, at: u64| match t.entry(at >> MOCK_PAGE_SHIFT) {
-            0 => at,
-            e => at & !((1u64 << pte_lg2(e)) - 1),
+        let pte_mask = |t: &Self, at: u64| match t.entry(at >> MOCK_PAGE_SHIFT) {
+            0 => 0,
+            e => (1u64 << pte_lg2(e)) - 1,
         };
-        let pte_last = |t: &Self, at: u64| match t.entry(at >> MOCK_PAGE_SHIFT) {
-            0 => at,
-            e => at | ((1u64 << pte_lg2(e)) - 1),
-        };
-        let (start, last) = (pte_start(self, iova), pte_last(self, last));
-        self.small
-            .modify(start >> MOCK_PAGE_SHIFT, last >> MOCK_PAGE_SHIFT, |_, e| {
-                *e = 0
-            });
-        if !self.large.is_empty() {
-            self.large
-                .modify(start >> LARGE_SHIFT, last >> LARGE_SHIFT, |_, e| *e = 0);
+        let start = iova & !pte_mask(self, iova);
+        let last = last | pte_mask(self, last);
+        for (store, shift) in self.stores.iter_mut().zip(STORE_SHIFTS) {
+            if !store.is_empty() {
+                store.modify(start >> shift, last >> shift, |_, e| *e = 0);
+            }
         }
     }
 
     /// The PFNs (CPU pages) mapped at `iova` and the `out.len() - 1`
     /// CPU pages after it, `no_pfn` where unmapped.
     pub(super) fn read_pfns(&self, iova: u64, out: &mut [u64], no_pfn: u64) {
+        let Some(pages) = (out.len() as u64).checked_sub(1) else {
+            return;
+        };
         let offset = iova & (MOCK_PAGE_SIZE - 1);
         let first = iova >> MOCK_PAGE_SHIFT;
-        if self.large.is_empty() {
-            self.read_small_pfns(first, offset, out, no_pfn);
+        // Each CPU page's PFN is where its first 2 KiB IO page points, and
+        // one store holds that. 4 KiB items are CPU pages, one per slot.
+        let small = &self.stores[SMALL];
+        let odd = first & 1;
+        if small.is_empty() {
+            out.fill(no_pfn);
+        } else {
+            let item = first >> 1;
+            let _ = small.read(item, item + pages, |start, entries| {
+                let at = (start - item) as usize;
+                for (slot, &e) in out[at..].iter_mut().zip(entries) {
+                    *slot = match e {
+                        0 => no_pfn,
+                        e => pfn_of(e + odd, offset, no_pfn),
+                    };
+                }
+                Ok(())
+            });
+        }
+        let half = &self.stores[HALF];
+        if !half.is_empty() {
+            let _ = half.read(first, first + pages * STRIDE, |start, entries| {
+                let skip = ((STRIDE - (start - first) % STRIDE) % STRIDE) as usize;
+                let at = ((start - first) as usize + skip) / STRIDE as usize;
+                let slots = out.get_mut(at..).unwrap_or_default();
+                let starts = entries.get(skip..).unwrap_or_default();
+                for (slot, &e) in slots.iter_mut().zip(starts.iter().step_by(STRIDE as usize)) {
+                    if e != 0 {
+                        *slot = pfn_of(e, offset, no_pfn);
+                    }
+                }
+                Ok(())
+            });
+        }
+        let large = &self.stores[LARGE];
+        if large.is_empty() {
             return;
         }
         // One large item at a time: its pages' PFNs follow from its entry.
@@ -287,38 +346,15 @@ impl MockTable {
             let in_item = (((item + 1) << LEVEL_BITS) - idx).div_ceil(STRIDE) as usize;
             let end = (k + in_item).min(out.len());
             let chunk = &mut out[k..end];
-            match self.large.get(item) {
-                0 => self.read_small_pfns(idx, offset, chunk, no_pfn),
-                entry => {
-                    let base = pfn_of(entry + (idx & (ITEMS_PER_LARGE - 1)), offset, no_pfn);
-                    for (slot, pfn) in chunk.iter_mut().zip(base..) {
-                        *slot = pfn;
-                    }
+            let entry = large.get(item);
+            if entry != 0 {
+                let base = pfn_of(entry + (idx & (ITEMS_PER_LARGE - 1)), offset, no_pfn);
+                for (slot, pfn) in chunk.iter_mut().zip(base..) {
+                    *slot = pfn;
                 }
             }
-            k += chunk.len();
+            k = end;
         }
-    }
-
-    /// [`MockTable::read_pfns`] from the 2 KiB items only, from item
-    /// `first` (at `offset` into it).
-    fn read_small_pfns(&self, first: u64, offset: u64, out: &mut [u64], no_pfn: u64) {
-        let Some(pages) = (out.len() as u64).checked_sub(1) else {
-            return;
-        };
-        let _ = self
-            .small
-            .read(first, first + pages * STRIDE, |start, entries| {
-                let skip = ((STRIDE - (start - first) % STRIDE) % STRIDE) as usize;
-                let at = ((start - first) as usize + skip) / STRIDE as usize;
-                let slots = out.get_mut(at..).unwrap_or_default();
-                let starts = entries.get(skip..).unwrap_or_default();
-                let count = slots.len().min(starts.len().div_ceil(STRIDE as usize));
-                for (k, slot) in slots[..count].iter_mut().enumerate() {
-                    *slot = pfn_of(starts[k * STRIDE as usize], offset, no_pfn);
-                }
-                Ok(())
-            });
     }
 }
 
@@ -358,7 +394,7 @@ mod tests {
         assert_eq!(pte_lg2(t.entry((3 * MIB) >> MOCK_PAGE_SHIFT)), 21);
         assert_eq!(pte_lg2(t.entry((4 * MIB) >> MOCK_PAGE_SHIFT)), 20);
         assert_eq!(pte_lg2(t.entry(iova >> MOCK_PAGE_SHIFT)), 11);
-        assert!(t.small.get(MIB >> MOCK_PAGE_SHIFT) == 0);
+        assert_eq!(t.stores[SMALL].get(MIB >> 12), 0);
         // Overlaps fail and change nothing.
         assert_eq!(t.map(3 * MIB, 0, 0x800, ALL_SIZES), Err(EEXIST));
         assert_eq!(t.map(0, 0, MIB, ALL_SIZES), Err(EEXIST));
@@ -379,7 +415,33 @@ mod tests {
         assert_eq!(t.phys(4 * MIB), Some(0x4040_0000));
         assert_eq!(t.map(2 * MIB, 0x4020_0000, 2 * MIB, ALL_SIZES), Ok(()));
         t.unmap(0, 8 * MIB);
-        assert!(t.small.is_empty() && t.large.is_empty());
+        assert!(t.stores.iter().all(PageTable::is_empty));
+        Ok(())
+    }
+
+    #[test]
+    fn two_kib_ptes_where_an_end_is_not_page_aligned() -> Result {
+        let mut t = MockTable::new();
+        // A 2 KiB PTE, 8 KiB of 4 KiB-aligned ones, a 2 KiB PTE.
+        t.map(0x800, 0x10800, 0x3000, ALL_SIZES)?;
+        assert_eq!(pte_lg2(t.entry(1)), 11);
+        assert_eq!(pte_lg2(t.entry(2)), 12);
+        assert_eq!(pte_lg2(t.entry(6)), 11);
+        assert_eq!(t.phys(0x2fff), Some(0x12fff));
+        let mut out = [0u64; 4];
+        t.read_pfns(0x800, &mut out, u64::MAX);
+        assert_eq!(out, [0x10, 0x11, 0x12, u64::MAX]);
+        // Addresses 2 KiB apart modulo 4 KiB: every PTE is 2 KiB.
+        t.map(0x10_0000, 0x20_0800, 0x2000, ALL_SIZES)?;
+        assert_eq!(pte_lg2(t.entry(0x10_0000 >> 11)), 11);
+        assert_eq!(t.map(0x10_1000, 0, 0x1000, ALL_SIZES), Err(EEXIST));
+        assert_eq!(t.map(0x3000, 0, 0x1000, ALL_SIZES), Err(EEXIST));
+        t.map(0x3800, 0x5800, 0x800, ALL_SIZES)?;
+        t.map(0x20_0800, 0x30_0000, 0x3000, ALL_SIZES)?;
+        assert_eq!(t.phys(0x20_37ff), Some(0x30_2fff));
+        assert_eq!(t.holes_from(8, 0x1000), 0x10_0000 / 0x800 - 8);
+        t.unmap(0, 1 << 30);
+        assert!(t.stores.iter().all(PageTable::is_empty));
         Ok(())
     }
 

@@ -617,6 +617,15 @@ impl Iommufd {
         .0
     }
 
+    /// SET_TEMP_MEMORY_LIMIT: the bytes of PFN buffer a batch may use
+    /// (65536 by default).
+    pub fn set_temp_memory_limit(&self, limit: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, 0, |cmd| {
+            cmd.__bindgen_anon_1.memory_limit.limit = limit;
+        })
+        .0
+    }
+
     /// iommufd_rs's PIN_FLOOR test op: pins and unpins `length` bytes at
     /// `uptr` with GUP alone (`EOPNOTSUPP` on C).
     pub fn pin_floor(&self, uptr: u64, length: u64) -> Errno {

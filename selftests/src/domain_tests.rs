@@ -232,6 +232,37 @@ fn pin_floor_leaves_no_pin() -> TestResult {
     Ok(())
 }
 
+/// A domain may map a run of consecutive PFNs with large IO pages and
+/// unmaps those whole: unmapping huge pages in batches smaller than a
+/// page (a 3-page PFN buffer) must still unpin every page. 8 MiB of THP
+/// (4 KiB pages where there is none, which tests less).
+fn large_ptes_unpin_in_small_batches() -> TestResult {
+    const LEN: u64 = 8 << 20;
+    let Some(va) = crate::sys::mmap_anon(LEN, crate::sys::AnonPages::Thp) else {
+        return Err("mmap failed".into());
+    };
+    for at in (0..LEN).step_by(PAGE as usize) {
+        // SAFETY: Inside the mapping just made.
+        unsafe { ((va + at) as *mut u8).write_volatile(1) };
+    }
+    let fd = Iommufd::open()?;
+    let ioas = ok("alloc", fd.ioas_alloc())?;
+    let (_, hwpt, _) = ok("mock_domain", fd.mock_domain(ioas))?;
+    let pin0 = vm_pin_kb()?;
+    ok("map", fd.map(ioas, va, LEN, RW_FIXED, APERTURE))?;
+    check_eq!(fd.md_check_map(hwpt, APERTURE, LEN, va as *const u8), 0);
+    check_eq!(fd.check_refs(va as *const u8, LEN, 1), 0);
+    check_eq!(fd.set_temp_memory_limit(3 * 8), 0);
+    let unmapped = fd.unmap(ioas, APERTURE, LEN);
+    check_eq!(fd.set_temp_memory_limit(65536), 0);
+    check_eq!(unmapped, Ok(LEN));
+    check_eq!(fd.check_refs(va as *const u8, LEN, 0), 0);
+    check_eq!(vm_pin_kb()?, pin0);
+    drop(fd);
+    crate::sys::munmap_anon(va, LEN);
+    Ok(())
+}
+
 /// The tests of this file.
 pub fn tests() -> Vec<Test> {
     vec![
@@ -258,6 +289,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "pin_floor_leaves_no_pin",
             run: pin_floor_leaves_no_pin,
+        },
+        Test {
+            name: "large_ptes_unpin_in_small_batches",
+            run: large_ptes_unpin_in_small_batches,
         },
     ]
 }
