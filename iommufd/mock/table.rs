@@ -261,6 +261,11 @@ impl MockTable {
                 end: 0,
                 tag: 0,
             };
+            // No PTE is larger than the alignment the two addresses share:
+            // when that is the item size, every item is a PTE of its own.
+            if (iova ^ paddr).trailing_zeros() == shift && pgsizes & (1 << shift) != 0 {
+                (pte.end, pte.tag) = (u64::MAX, u64::from(shift) << PTE_LG2_SHIFT);
+            }
             let (first, last) = items(store, start, end);
             if let Err(err) = self.stores[store].fill(first, last, |i| pte.entry(i)) {
                 for &(store, start, end) in runs[..done].iter().filter(|r| r.1 < r.2) {
@@ -439,6 +444,10 @@ mod tests {
         t.map(0x3800, 0x5800, 0x800, ALL_SIZES)?;
         t.map(0x20_0800, 0x30_0000, 0x3000, ALL_SIZES)?;
         assert_eq!(t.phys(0x20_37ff), Some(0x30_2fff));
+        // Addresses 4 KiB apart modulo 8 KiB: every PTE is 4 KiB.
+        t.map(0x40_0000, 0x50_1000, 0x4000, ALL_SIZES)?;
+        assert_eq!(pte_lg2(t.entry(0x40_2000 >> 11)), 12);
+        assert_eq!(t.phys(0x40_3fff), Some(0x50_4fff));
         assert_eq!(t.holes_from(8, 0x1000), 0x10_0000 / 0x800 - 8);
         t.unmap(0, 1 << 30);
         assert!(t.stores.iter().all(PageTable::is_empty));
