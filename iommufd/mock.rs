@@ -100,34 +100,34 @@ impl MockDomain {
         let mut cur = iova;
         loop {
             let idx = cur >> MOCK_PAGE_SHIFT;
-            let entry = table.entry(idx);
-            let next = if entry == 0 {
-                // A hole: on to the next mapped entry, if any.
-                let holes = table.holes_from(idx, last >> MOCK_PAGE_SHIFT);
-                (idx + holes).checked_mul(MOCK_PAGE_SIZE)
-            } else {
+            let next = if let Some((lg2, head)) = table.update_pte(idx, clear) {
                 // Only a PTE's first entry holds its dirty bit.
-                let lg2 = pte_lg2(entry);
                 let size = 1u64 << lg2;
                 let start = cur & !(size - 1);
                 let end = start + (size - 1);
-                let head = table.update_head(start, lg2, clear);
+                let head = match head {
+                    Some(head) => head,
+                    None => table.update_head(start, lg2, clear),
+                };
                 if head & DIRTY != 0 {
-                    let item = 1u64 << item_lg2(lg2);
-                    let len = if whole {
-                        end.min(last) - cur + 1
-                    } else if size > item {
-                        let span_last_item = start + size - item;
-                        let range_end_item = (last & !(item - 1)).saturating_add(item);
-                        span_last_item
-                            .min(range_end_item)
-                            .saturating_sub(cur & !(item - 1))
-                    } else {
-                        item
-                    };
-                    record(cur, len);
+                    record(cur, dirty_len(cur, start, lg2, last, whole));
                 }
-                end.checked_add(1)
+                // The PTEs of 4 KiB to 512 KiB that follow, in one sweep.
+                match end.checked_add(1) {
+                    Some(n) if n <= last && table.in_sweep_store(lg2) => {
+                        table.sweep(n, last, |start, lg2, e| {
+                            if *e & DIRTY != 0 {
+                                clear(e);
+                                record(start, dirty_len(start, start, lg2, last, whole));
+                            }
+                        })
+                    }
+                    n => n,
+                }
+            } else {
+                // A hole: on to the next mapped entry, if any.
+                let holes = table.holes_from(idx, last >> MOCK_PAGE_SHIFT);
+                (idx + holes).checked_mul(MOCK_PAGE_SIZE)
             };
             match next {
                 Some(n) if n <= last => cur = n,
@@ -252,6 +252,27 @@ unsafe impl IoDomain for MockDomain {
 
     fn read_pfns(&self, iova: u64, out: &mut [u64]) {
         self.table.lock().read_pfns(iova, out, NO_PFN);
+    }
+}
+
+/// How much of the dirty PTE of `2^lg2` bytes at `start`, visited from
+/// `cur`, a walk up to `last` records: with `whole`, to the PTE's end
+/// (within the range); else as C's generic PT does, which for a contiguous
+/// run of items stops at the start of its last item (or at the end of the
+/// range): one item short.
+fn dirty_len(cur: u64, start: u64, lg2: u32, last: u64, whole: bool) -> u64 {
+    let size = 1u64 << lg2;
+    let item = 1u64 << item_lg2(lg2);
+    if whole {
+        (start + (size - 1)).min(last) - cur + 1
+    } else if size > item {
+        let span_last_item = start + size - item;
+        let range_end_item = (last & !(item - 1)).saturating_add(item);
+        span_last_item
+            .min(range_end_item)
+            .saturating_sub(cur & !(item - 1))
+    } else {
+        item
     }
 }
 

@@ -500,25 +500,33 @@ impl Pages {
         let buf = buf.get_or_small(last - first + 1);
         let mut freed = 0u64;
         let mut idx = first;
+        // The PFNs of the pages from `idx` already read, at the buffer's
+        // start: the run the batch before ended in.
+        let mut carried = 0;
         while idx <= last {
-            let n = (last - idx + 1).min(buf.len() as u64);
-            used.read_pfns(idx, &mut buf[..n as usize]);
-            let tail = match idx + n - 1 < last {
-                true => trailing_run(&buf[..n as usize]),
+            let n = (last - idx + 1).min(buf.len() as u64) as usize;
+            if carried < n {
+                used.read_pfns(idx + carried as u64, &mut buf[carried..n]);
+            }
+            let tail = match idx + n as u64 - 1 < last {
+                true => trailing_run(&buf[..n]) as usize,
                 false => n,
             };
             if tail > 0 {
                 // The batch up to the run it ends in, if any.
-                let pfns = &mut buf[..tail as usize];
+                let pfns = &mut buf[..tail];
                 keep_used(st, idx, pfns);
-                unmap(idx, idx + tail - 1);
+                unmap(idx, idx + tail as u64 - 1);
                 // SAFETY: `used` left the tree and its storage gave these
                 // pinned PFNs (type invariant); `keep_used` dropped the pages
                 // still in use, so the one pin on each of these is unused.
                 freed += unsafe { self.unpin_pfns(pfns) };
-                idx += tail;
+                buf.copy_within(tail..n, 0);
+                carried = n - tail;
+                idx += tail as u64;
                 continue;
             }
+            carried = 0;
             // The whole batch is one run that goes on past it.
             let (start, pfn) = (idx, buf[0]);
             let end = run_end(used, buf, start, pfn, last);

@@ -90,7 +90,8 @@ reboot -f
 EOF_INIT
 chmod +x "$stage/init" "$stage/test.sh"
 
-accel="-accel tcg -cpu max"
+# VM_CPU: the TCG CPU model (make bench clears ERMS, see bench.sh).
+accel="-accel tcg -cpu ${VM_CPU:-max}"
 [ "${IOMMUFD_RS_KVM:-0}" = 1 ] && accel="-enable-kvm -cpu host"
 [ "${VM_ICOUNT:-0}" = 1 ] && accel="$accel -icount shift=0,align=off,sleep=off"
 # The IOMMU must come before the devices it translates for.

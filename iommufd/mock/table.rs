@@ -159,14 +159,86 @@ impl MockTable {
     /// one (the dirty bit as the entry of its item holds it); 0 if
     /// unmapped.
     pub(super) fn entry(&self, idx: u64) -> u64 {
-        for (store, shift) in self.stores.iter().zip(STORE_SHIFTS) {
-            let sub = shift - MOCK_PAGE_SHIFT;
-            match store.get(idx >> sub) {
-                0 => continue,
-                e => return e + (idx & ((1 << sub) - 1)),
-            }
+        match self.stores[SMALL].get(idx >> 1) {
+            0 => {}
+            e => return e + (idx & 1),
         }
-        0
+        match self.stores[LARGE].get(idx >> LEVEL_BITS) {
+            0 => self.stores[HALF].get(idx),
+            e => e + (idx & (ITEMS_PER_LARGE - 1)),
+        }
+    }
+
+    /// Finds the PTE that maps 2 KiB page `idx`: the log2 of its size, and,
+    /// if `idx` is in the PTE's first item, that item's entry before `f`
+    /// changed it (as [`MockTable::update_head`]). One look-up per store.
+    pub(super) fn update_pte(
+        &mut self,
+        idx: u64,
+        f: impl FnOnce(&mut u64),
+    ) -> Option<(u32, Option<u64>)> {
+        let mut f = Some(f);
+        self.probe(SMALL, idx, &mut f)
+            .or_else(|| self.probe(LARGE, idx, &mut f))
+            .or_else(|| self.probe(HALF, idx, &mut f))
+    }
+
+    /// [`MockTable::update_pte`] in one store.
+    #[inline(always)]
+    fn probe(
+        &mut self,
+        store: usize,
+        idx: u64,
+        f: &mut Option<impl FnOnce(&mut u64)>,
+    ) -> Option<(u32, Option<u64>)> {
+        let shift = STORE_SHIFTS[store];
+        let item = idx >> (shift - MOCK_PAGE_SHIFT);
+        let mut found = None;
+        let old = self.stores[store].update(item, |e| {
+            let lg2 = pte_lg2(*e);
+            // Items are never larger than their PTEs.
+            let head = (item << shift) & ((1u64 << lg2) - 1) == 0;
+            if let Some(f) = f.take().filter(|_| head) {
+                f(e);
+            }
+            found = Some((lg2, head));
+        });
+        found.map(|(lg2, head)| (lg2, head.then_some(old)))
+    }
+
+    /// Whether [`MockTable::sweep`] goes through the store of PTEs of
+    /// `2^lg2` bytes.
+    pub(super) fn in_sweep_store(&self, lg2: u32) -> bool {
+        store_of(lg2) == SMALL
+    }
+
+    /// Visits the PTEs of 4 KiB to 512 KiB from IOVA `from` (where one
+    /// starts) on, up to IOVA `last`, while they follow one another:
+    /// `f(start, lg2, head entry)` for each, which may change the bits of
+    /// the entry outside the address. Returns the IOVA where it stopped (a
+    /// hole, or a PTE of another size), `None` past the end.
+    pub(super) fn sweep(
+        &mut self,
+        from: u64,
+        last: u64,
+        mut f: impl FnMut(u64, u32, &mut u64),
+    ) -> Option<u64> {
+        const SHIFT: u32 = STORE_SHIFTS[SMALL];
+        let (first, last) = (from >> SHIFT, last >> SHIFT);
+        let mut item = first;
+        let stop = self.stores[SMALL].modify_while(first, last, |e| {
+            if *e == 0 {
+                return false;
+            }
+            let lg2 = pte_lg2(*e);
+            let start = item << SHIFT;
+            if start & ((1u64 << lg2) - 1) == 0 {
+                f(start, lg2, e);
+            }
+            item += 1;
+            true
+        });
+        stop.checked_mul(1 << SHIFT)
     }
 
     /// The physical address IOVA `iova` maps, if any.

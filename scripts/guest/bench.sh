@@ -15,6 +15,8 @@ alternate() {
 	done
 	stamp "$1"
 }
+# Whether the CPU model has ERMS (bench.sh clears it).
+echo "bench-cpu erms=$(grep -cw erms /proc/cpuinfo)"
 stamp start
 alternate core "${core_rounds:-3}"
 alternate domain "${domain_rounds:-3}"
