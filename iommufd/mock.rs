@@ -112,16 +112,14 @@ impl MockDomain {
                 if head & DIRTY != 0 {
                     record(cur, dirty_len(cur, start, lg2, last, whole));
                 }
-                // The PTEs of 4 KiB to 512 KiB that follow, in one sweep.
+                // The PTEs of its size class that follow, in one sweep.
                 match end.checked_add(1) {
-                    Some(n) if n <= last && table.in_sweep_store(lg2) => {
-                        table.sweep(n, last, |start, lg2, e| {
-                            if *e & DIRTY != 0 {
-                                clear(e);
-                                record(start, dirty_len(start, start, lg2, last, whole));
-                            }
-                        })
-                    }
+                    Some(n) if n <= last => table.sweep(lg2, n, last, |start, lg2, e| {
+                        if *e & DIRTY != 0 {
+                            clear(e);
+                            record(start, dirty_len(start, start, lg2, last, whole));
+                        }
+                    }),
                     n => n,
                 }
             } else {
@@ -260,6 +258,7 @@ unsafe impl IoDomain for MockDomain {
 /// (within the range); else as C's generic PT does, which for a contiguous
 /// run of items stops at the start of its last item (or at the end of the
 /// range): one item short.
+#[inline]
 fn dirty_len(cur: u64, start: u64, lg2: u32, last: u64, whole: bool) -> u64 {
     let size = 1u64 << lg2;
     let item = 1u64 << item_lg2(lg2);

@@ -206,39 +206,36 @@ impl MockTable {
         found.map(|(lg2, head)| (lg2, head.then_some(old)))
     }
 
-    /// Whether [`MockTable::sweep`] goes through the store of PTEs of
-    /// `2^lg2` bytes.
-    pub(super) fn in_sweep_store(&self, lg2: u32) -> bool {
-        store_of(lg2) == SMALL
-    }
-
-    /// Visits the PTEs of 4 KiB to 512 KiB from IOVA `from` (where one
-    /// starts) on, up to IOVA `last`, while they follow one another:
-    /// `f(start, lg2, head entry)` for each, which may change the bits of
-    /// the entry outside the address. Returns the IOVA where it stopped (a
-    /// hole, or a PTE of another size), `None` past the end.
+    /// Visits the PTEs of the size class of `2^lg2` bytes (2 KiB; 4 KiB to
+    /// 512 KiB; 1 MiB and more) from IOVA `from` (where one starts) on, up
+    /// to IOVA `last`, while they follow one another: `f(start, lg2, head
+    /// entry)` for each, which may change the bits of the entry outside the
+    /// address. Returns the IOVA where it stopped (a hole, or a PTE of
+    /// another class), `None` past the end.
     pub(super) fn sweep(
         &mut self,
+        lg2: u32,
         from: u64,
         last: u64,
         mut f: impl FnMut(u64, u32, &mut u64),
     ) -> Option<u64> {
-        const SHIFT: u32 = STORE_SHIFTS[SMALL];
-        let (first, last) = (from >> SHIFT, last >> SHIFT);
+        let store = store_of(lg2);
+        let shift = STORE_SHIFTS[store];
+        let (first, last) = (from >> shift, last >> shift);
         let mut item = first;
-        let stop = self.stores[SMALL].modify_while(first, last, |e| {
+        let stop = self.stores[store].modify_while(first, last, |e| {
             if *e == 0 {
                 return false;
             }
             let lg2 = pte_lg2(*e);
-            let start = item << SHIFT;
+            let start = item << shift;
             if start & ((1u64 << lg2) - 1) == 0 {
                 f(start, lg2, e);
             }
             item += 1;
             true
         });
-        stop.checked_mul(1 << SHIFT)
+        stop.checked_mul(1 << shift)
     }
 
     /// The physical address IOVA `iova` maps, if any.
