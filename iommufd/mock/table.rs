@@ -97,6 +97,16 @@ impl PteCursor {
         self.tag = u64::from(lg2) << PTE_LG2_SHIFT;
     }
 
+    /// No PTE is larger than the alignment the two addresses share: when
+    /// that is the item size, every item is a PTE of its own, and the
+    /// cursor need not cut.
+    fn fixed_size_items(&mut self) {
+        let shift = self.shift;
+        if (self.iova ^ self.paddr).trailing_zeros() == shift && self.pgsizes & (1 << shift) != 0 {
+            (self.end, self.tag) = (u64::MAX, u64::from(shift) << PTE_LG2_SHIFT);
+        }
+    }
+
     /// The entry of item `i`, which follows the items already written.
     #[inline(always)]
     fn entry(&mut self, i: u64) -> u64 {
@@ -272,6 +282,31 @@ impl MockTable {
     /// nothing: `EEXIST` if a page there is mapped, `ENOMEM`.
     pub(super) fn map(&mut self, iova: u64, paddr: u64, length: u64, pgsizes: u64) -> Result {
         let end = iova + length;
+        let cursor = |shift| PteCursor {
+            pgsizes,
+            shift,
+            iova,
+            paddr,
+            length,
+            end: 0,
+            tag: 0,
+        };
+        // The common case first: PTEs of 4 KiB to 512 KiB alone, in a table
+        // that holds no other.
+        let large = 1u64 << LARGE_SHIFT;
+        let no_large =
+            (iova ^ paddr) & (large - 1) != 0 || iova.next_multiple_of(large) >= end & !(large - 1);
+        if (iova | end) & 0xfff == 0
+            && (iova ^ paddr) & 0xfff == 0
+            && no_large
+            && self.stores[LARGE].is_empty()
+            && self.stores[HALF].is_empty()
+        {
+            let mut pte = cursor(STORE_SHIFTS[SMALL]);
+            pte.fixed_size_items();
+            let (first, last) = items(SMALL, iova, end);
+            return self.stores[SMALL].fill(first, last, |i| pte.entry(i));
+        }
         // The PTEs, cut as best_pte_lg2 cuts them, fall in at most five
         // runs by store: a 2 KiB PTE where an end is not 4 KiB aligned,
         // PTEs of 1 MiB or more where both addresses are 1 MiB aligned, the
@@ -287,7 +322,6 @@ impl MockTable {
             let small_start = iova.next_multiple_of(1 << 12);
             let small_end = (end & !0xfff).max(small_start);
             let (mut large_start, mut large_end) = (small_end, small_end);
-            let large = 1u64 << LARGE_SHIFT;
             if (iova ^ paddr) & (large - 1) == 0 && pgsizes >> LARGE_SHIFT != 0 {
                 let (a, b) = (iova.next_multiple_of(large), end & !(large - 1));
                 if a < b {
@@ -320,21 +354,8 @@ impl MockTable {
             if start >= end {
                 continue;
             }
-            let shift = STORE_SHIFTS[store];
-            let mut pte = PteCursor {
-                pgsizes,
-                shift,
-                iova,
-                paddr,
-                length,
-                end: 0,
-                tag: 0,
-            };
-            // No PTE is larger than the alignment the two addresses share:
-            // when that is the item size, every item is a PTE of its own.
-            if (iova ^ paddr).trailing_zeros() == shift && pgsizes & (1 << shift) != 0 {
-                (pte.end, pte.tag) = (u64::MAX, u64::from(shift) << PTE_LG2_SHIFT);
-            }
+            let mut pte = cursor(STORE_SHIFTS[store]);
+            pte.fixed_size_items();
             let (first, last) = items(store, start, end);
             if let Err(err) = self.stores[store].fill(first, last, |i| pte.entry(i)) {
                 for &(store, start, end) in runs[..done].iter().filter(|r| r.1 < r.2) {
@@ -359,10 +380,18 @@ impl MockTable {
         };
         let start = iova & !pte_mask(self, iova);
         let last = last | pte_mask(self, last);
-        for (store, shift) in self.stores.iter_mut().zip(STORE_SHIFTS) {
-            if !store.is_empty() {
-                store.modify(start >> shift, last >> shift, |_, e| *e = 0);
-            }
+        self.clear(SMALL, start, last);
+        self.clear(LARGE, start, last);
+        self.clear(HALF, start, last);
+    }
+
+    /// Clears the items of store `store` that meet `[start, last]`.
+    #[inline(always)]
+    fn clear(&mut self, store: usize, start: u64, last: u64) {
+        let shift = STORE_SHIFTS[store];
+        let table = &mut self.stores[store];
+        if !table.is_empty() {
+            table.modify(start >> shift, last >> shift, |_, e| *e = 0);
         }
     }
 
