@@ -75,11 +75,9 @@ impl MockDomain {
     }
 
     /// Visits each PTE of `[iova, iova + length)` from `iova` on, as C's
-    /// table walk does, and records the dirty ones from the IOVA visited:
-    /// with `whole`, to the PTE's end (within the range); else as C's
-    /// generic PT does, which for a contiguous run of items stops at the
-    /// start of its last item (or at the end of the range): one item
-    /// short. Clears what it records unless `no_clear`.
+    /// table walk does, and records the dirty ones from the IOVA visited,
+    /// as long as [`dirty_len`] says. Clears what it records unless
+    /// `no_clear`.
     fn walk_dirty(
         &self,
         iova: u64,
