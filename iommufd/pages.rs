@@ -509,7 +509,7 @@ impl Pages {
                 used.read_pfns(idx + carried as u64, &mut buf[carried..n]);
             }
             let tail = match idx + n as u64 - 1 < last {
-                true => trailing_run(&buf[..n]) as usize,
+                true => trailing_run(&buf[..n]),
                 false => n,
             };
             if tail > 0 {
@@ -1010,15 +1010,15 @@ fn read_from_domains(uses: &IntervalTree<DomainUse>, first: u64, out: &mut [u64]
 
 /// Where the run of consecutive PFNs that ends `pfns` (nonempty) starts:
 /// 0 if all of them are one run; `pfns.len()` if the last is [`NO_PFN`].
-fn trailing_run(pfns: &[u64]) -> u64 {
+fn trailing_run(pfns: &[u64]) -> usize {
     let mut k = pfns.len();
     if pfns.last() == Some(&NO_PFN) {
-        return k as u64;
+        return k;
     }
     while k > 1 && pfns[k - 2] != NO_PFN && pfns[k - 2] + 1 == pfns[k - 1] {
         k -= 1;
     }
-    (k - 1) as u64
+    k - 1
 }
 
 /// The last page of the run of consecutive PFNs that `used` maps from

@@ -32,6 +32,11 @@ const LEVEL_BITS: u32 = 9;
 /// log2 of the size of a large item: PTEs this large or larger are kept
 /// as runs of them.
 const LARGE_SHIFT: u32 = MOCK_PAGE_SHIFT + LEVEL_BITS;
+/// log2 of the size of a small item (a CPU page): PTEs of 4 KiB to 512 KiB
+/// are kept as runs of them.
+const SMALL_SHIFT: u32 = 12;
+/// The mask of an address within a small item.
+const SMALL_MASK: u64 = (1 << SMALL_SHIFT) - 1;
 /// 2 KiB items per large item.
 const ITEMS_PER_LARGE: u64 = 1 << LEVEL_BITS;
 
@@ -120,7 +125,7 @@ impl PteCursor {
 
 /// log2 of the item size of each store of a [`MockTable`], in look-up
 /// order: PTEs of 4 KiB to 512 KiB, of 1 MiB and more, of 2 KiB.
-const STORE_SHIFTS: [u32; 3] = [12, LARGE_SHIFT, MOCK_PAGE_SHIFT];
+const STORE_SHIFTS: [u32; 3] = [SMALL_SHIFT, LARGE_SHIFT, MOCK_PAGE_SHIFT];
 /// The store of PTEs of 4 KiB to 512 KiB.
 const SMALL: usize = 0;
 /// The store of PTEs of 1 MiB and more.
@@ -296,8 +301,8 @@ impl MockTable {
         let large = 1u64 << LARGE_SHIFT;
         let no_large =
             (iova ^ paddr) & (large - 1) != 0 || iova.next_multiple_of(large) >= end & !(large - 1);
-        if (iova | end) & 0xfff == 0
-            && (iova ^ paddr) & 0xfff == 0
+        if (iova | end) & SMALL_MASK == 0
+            && (iova ^ paddr) & SMALL_MASK == 0
             && no_large
             && self.stores[LARGE].is_empty()
             && self.stores[HALF].is_empty()
@@ -318,9 +323,9 @@ impl MockTable {
             (HALF, end, end),
             (HALF, end, end),
         ];
-        if (iova ^ paddr) & 0xfff == 0 && pgsizes >> 12 != 0 {
-            let small_start = iova.next_multiple_of(1 << 12);
-            let small_end = (end & !0xfff).max(small_start);
+        if (iova ^ paddr) & SMALL_MASK == 0 && pgsizes >> SMALL_SHIFT != 0 {
+            let small_start = iova.next_multiple_of(1 << SMALL_SHIFT);
+            let small_end = (end & !SMALL_MASK).max(small_start);
             let (mut large_start, mut large_end) = (small_end, small_end);
             if (iova ^ paddr) & (large - 1) == 0 && pgsizes >> LARGE_SHIFT != 0 {
                 let (a, b) = (iova.next_multiple_of(large), end & !(large - 1));
@@ -359,8 +364,7 @@ impl MockTable {
             let (first, last) = items(store, start, end);
             if let Err(err) = self.stores[store].fill(first, last, |i| pte.entry(i)) {
                 for &(store, start, end) in runs[..done].iter().filter(|r| r.1 < r.2) {
-                    let (first, last) = items(store, start, end);
-                    self.stores[store].modify(first, last, |_, e| *e = 0);
+                    self.clear(store, start, end - 1);
                 }
                 return Err(err);
             }
