@@ -47,6 +47,9 @@ pub(crate) struct DeviceInfo {
     pub(crate) max_pasid_log2: u8,
     /// The real device, if it is one (else the test interface's mock).
     pub(crate) kernel: Option<Arc<IDevice>>,
+    /// The test interface's mock device, if it is one.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) mock: Option<Arc<crate::mock::MockDevice>>,
 }
 
 /// The HWPT a group is attached to, and its attached devices.
@@ -178,6 +181,8 @@ impl IDevice {
             dirty_tracking: false,
             max_pasid_log2: 0,
             kernel: Some(idev.clone()),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            mock: None,
         };
         let id = ctx.objects.reserve(ObjectKind::Device(info))?.finalize();
         idev.id.populate(id);
@@ -262,7 +267,11 @@ impl IDevice {
         let (domain, kernel) = self.new_domain(0)?;
         let ioas = get_ioas_in(&self.table, ioas.id())?;
         let new = hw_pagetable::NewDomain::Kernel(domain, kernel);
-        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, new, true, false)?;
+        let opts = hw_pagetable::PagingOptions {
+            auto: true,
+            ..Default::default()
+        };
+        let hwpt = hw_pagetable::alloc_paging(&self.table, ioas, new, opts)?;
         match self.attach_hwpt(&hwpt, replace) {
             Ok(old) => {
                 *pt_id = hwpt.object().id;

@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! HWPT_PAGING objects: a domain attached to an IOAS.
+//! HWPT objects: paging HWPTs (a domain attached to an IOAS) and nested
+//! HWPTs (a stage-1 domain over a paging HWPT).
 //!
 //! A device attached to an IOAS gets an automatic HWPT: the first existing
 //! automatic one of the IOAS, or a new one. The HWPT holds a user reference
 //! on its IOAS (so the IOAS cannot be destroyed under it), and each attached
 //! device holds one on the HWPT. An automatic HWPT goes when its last device
-//! detaches.
+//! detaches. A nested HWPT holds a user reference on its parent, and a HWPT
+//! made with a fault queue one on the queue.
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::mock::MockDomain;
 use crate::{
     context::Context,
+    device::DeviceInfo,
     domain::IoDomain,
+    eventq::{fault_of, get_fault, Fault},
     io_pagetable::AttachedDomain,
     ioas::{get_ioas_in, ioas_of, IoasRef},
     iova_bitmap::IovaBitmap,
     object::{ObjectKind, ObjectPart, ObjectRef, ObjectTable},
-    sys::{errno::eopnotsupp, iommu::PagingDomain},
+    sys::{errno::eopnotsupp, iommu::PagingDomain, PAGE_SIZE_U64},
     uapi,
     ucmd::Ucmd,
 };
@@ -36,6 +40,12 @@ pub(crate) struct HwptPaging {
     /// HWPT (C's `pasid_compat`).
     #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) pasid_compat: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_NEST_PARENT`: nested HWPTs may sit on it.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+    nest_parent: bool,
+    /// A user reference on the fault queue its faults go to, if any.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+    fault: Option<ObjectRef>,
     /// The real IOMMU domain behind `domain`, if it is one.
     kernel: Option<Arc<PagingDomain>>,
     /// The mock domain behind `domain`, if it is one.
@@ -69,6 +79,52 @@ impl HwptPaging {
     }
 }
 
+/// A nested HWPT (`IOMMUFD_OBJ_HWPT_NESTED`): a stage-1 domain that
+/// translates through the stage 2 of a paging HWPT, its parent. Only the
+/// mock driver makes them (real IOMMUs: not yet).
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+pub(crate) struct HwptNested {
+    /// A user reference on the parent paging HWPT, which cannot be
+    /// destroyed while this one lives.
+    _parent: ObjectRef,
+    /// Made with `IOMMU_HWPT_ALLOC_PASID` (see [`HwptPaging`]).
+    pub(crate) pasid_compat: bool,
+    /// A user reference on the fault queue its faults go to, if any.
+    fault: Option<ObjectRef>,
+    /// The mock driver's nested domain.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) mock: crate::mock::MockNested,
+}
+
+/// The fault queue of the HWPT `hwpt` (paging or nested), if it has one.
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+pub(crate) fn fault_queue(hwpt: &ObjectRef) -> Option<&Arc<Fault>> {
+    let fault = match &hwpt.object().kind {
+        ObjectKind::HwptPaging(h) => h.fault.as_ref(),
+        ObjectKind::HwptNested(h) => h.fault.as_ref(),
+        _ => None,
+    };
+    fault.and_then(fault_of)
+}
+
+/// Whether `obj` is a HWPT, paging or nested.
+pub(crate) fn is_hwpt(obj: &ObjectRef) -> bool {
+    matches!(
+        obj.object().kind,
+        ObjectKind::HwptPaging(_) | ObjectKind::HwptNested(_)
+    )
+}
+
+/// Whether `obj` is a HWPT made with `IOMMU_HWPT_ALLOC_PASID`.
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
+pub(crate) fn is_pasid_compat(obj: &ObjectRef) -> bool {
+    match &obj.object().kind {
+        ObjectKind::HwptPaging(h) => h.pasid_compat,
+        ObjectKind::HwptNested(h) => h.pasid_compat,
+        _ => false,
+    }
+}
+
 impl Drop for HwptPaging {
     fn drop(&mut self) {
         if let Some(id) = self.id.copy() {
@@ -86,24 +142,43 @@ pub(crate) enum NewDomain {
     Mock(Arc<MockDomain>),
 }
 
-/// Creates a HWPT (automatic with `auto`, PASID-compatible with
-/// `pasid_compat`) for the domain `new` on `ioas` and returns a user
-/// reference to it. The domain is filled from the
-/// IOAS's areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`,
-/// ...) with nothing changed.
+/// How a new paging HWPT is made.
+#[derive(Default)]
+pub(crate) struct PagingOptions {
+    /// Made for a device attaching to the IOAS (else by `HWPT_ALLOC`).
+    pub(crate) auto: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_PASID`.
+    pub(crate) pasid_compat: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_NEST_PARENT`.
+    pub(crate) nest_parent: bool,
+    /// A user reference on the fault queue its faults go to.
+    pub(crate) fault: Option<ObjectRef>,
+}
+
+/// Creates a HWPT made as `opts` says for the domain `new` on `ioas` and
+/// returns a user reference to it. The domain is filled from the IOAS's
+/// areas first, so this fails (`EADDRINUSE`, `EFAULT`, `ENOMEM`, ...) with
+/// nothing changed.
 pub(crate) fn alloc_paging(
     table: &ObjectTable,
     ioas: IoasRef,
     new: NewDomain,
-    auto: bool,
-    pasid_compat: bool,
+    opts: PagingOptions,
 ) -> Result<ObjectRef> {
+    let PagingOptions {
+        auto,
+        pasid_compat,
+        nest_parent,
+        fault,
+    } = opts;
     let hwpt = match new {
         NewDomain::Kernel(domain, kernel) => HwptPaging {
             ioas,
             domain,
             auto,
             pasid_compat,
+            nest_parent,
+            fault,
             kernel: Some(kernel),
             #[cfg(CONFIG_IOMMUFD_RS_TEST)]
             mock: None,
@@ -115,6 +190,8 @@ pub(crate) fn alloc_paging(
             domain: mock.clone(),
             auto,
             pasid_compat,
+            nest_parent,
+            fault,
             kernel: None,
             mock: Some(mock),
             id: SetOnce::new(),
@@ -145,7 +222,7 @@ pub(crate) fn attach(
     let obj = table.get(pt_id)?;
     let ioas = match ioas_of(obj) {
         Ok(ioas) => ioas,
-        Err(obj) if matches!(obj.object().kind, ObjectKind::HwptPaging(_)) => return Ok(obj),
+        Err(obj) if is_hwpt(&obj) => return Ok(obj),
         Err(_) => return Err(EINVAL),
     };
     let existing = ioas.iopt.lock().auto_domain();
@@ -154,7 +231,11 @@ pub(crate) fn attach(
             return Ok(hwpt);
         }
     }
-    alloc_paging(table, ioas, NewDomain::Mock(new_domain()?), true, false)
+    let opts = PagingOptions {
+        auto: true,
+        ..Default::default()
+    };
+    alloc_paging(table, ioas, NewDomain::Mock(new_domain()?), opts)
 }
 
 /// Drops a device's reference on a HWPT; an automatic HWPT with no device
@@ -169,9 +250,10 @@ pub(crate) fn detach(table: &ObjectTable, hwpt: ObjectRef) {
     }
 }
 
-/// `IOMMU_HWPT_ALLOC` of a paging HWPT on an IOAS, for a real device or a
-/// mock one, with C's checks in C's order. Nested HWPTs, PASID-capable
-/// ones and driver data answer `EOPNOTSUPP`.
+/// `IOMMU_HWPT_ALLOC`: a paging HWPT on an IOAS, for a real device or a
+/// mock one, or a nested HWPT on a paging one (mock devices only), with
+/// C's checks in C's order. The fault queue is looked up first but, as C
+/// finds it last, its `ENOENT` comes only once the HWPT could be made.
 pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.__reserved != 0 {
@@ -186,20 +268,45 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         return Err(ENOENT);
     };
     let pt = ctx.objects.get(cmd.pt_id).map_err(|_| EINVAL)?;
-    // Nested HWPTs (on a HWPT) are not supported yet; other kinds of
-    // object are EINVAL, as in C.
-    let ioas = match ioas_of(pt) {
-        Ok(ioas) => ioas,
+    let fault = if cmd.flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
+        Some(get_fault(&ctx.objects, cmd.fault_id))
+    } else {
+        None
+    };
+    let fault_ref = fault.as_ref().and_then(|f| f.as_ref().ok().cloned());
+    let id = match ioas_of(pt) {
+        Ok(ioas) => alloc_paging_ioctl(ctx, info, ioas, cmd, fault_ref)?,
         Err(pt) if matches!(pt.object().kind, ObjectKind::HwptPaging(_)) => {
-            return Err(eopnotsupp())
+            alloc_nested(ctx, info, pt, cmd, fault_ref)?
         }
         Err(_) => return Err(EINVAL),
     };
+    if let Some(Err(e)) = fault {
+        let _ = ctx.objects.destroy(id);
+        return Err(e);
+    }
+    ucmd.cmd.out_hwpt_id = id;
+    if let Err(e) = ucmd.respond() {
+        let _ = ctx.objects.destroy(id);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `IOMMU_HWPT_ALLOC` of a paging HWPT on `ioas`: its ID.
+fn alloc_paging_ioctl(
+    ctx: &Context,
+    info: &DeviceInfo,
+    ioas: IoasRef,
+    cmd: &uapi::iommu_hwpt_alloc,
+    fault: Option<ObjectRef>,
+) -> Result<u32> {
     const VALID: u32 = uapi::IOMMU_HWPT_ALLOC_NEST_PARENT
         | uapi::IOMMU_HWPT_ALLOC_DIRTY_TRACKING
         | uapi::IOMMU_HWPT_FAULT_ID_VALID
         | uapi::IOMMU_HWPT_ALLOC_PASID;
     let flags = cmd.flags;
+    let none = cmd.data_type == uapi::IOMMU_HWPT_DATA_NONE;
     if flags & !VALID != 0 {
         return Err(eopnotsupp());
     }
@@ -215,10 +322,10 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
     {
         return Err(eopnotsupp());
     }
-    // A real driver's data is not supported; there are no fault queues
-    // yet, so no fault ID names one. (A PASID-capable HWPT attaches as any
-    // other; only mock devices attach PASIDs.)
-    if !none && info.kernel.is_some() {
+    // A real driver's data is not supported, nor are its I/O page faults
+    // (a PASID-capable HWPT attaches as any other; only mock devices
+    // attach PASIDs).
+    if info.kernel.is_some() && (!none || fault.is_some()) {
         return Err(eopnotsupp());
     }
     let _selecting = ioas.auto_domain_lock.lock();
@@ -236,21 +343,102 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         None => return Err(eopnotsupp()),
     };
     let ioas = get_ioas_in(&ctx.objects, ioas.id())?;
-    let pasid_compat = flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0;
-    let hwpt = alloc_paging(&ctx.objects, ioas, new, false, pasid_compat)?;
-    let id = hwpt.object().id;
-    drop(hwpt);
-    // As C, the fault queue is looked up last; none exists yet.
-    if flags & uapi::IOMMU_HWPT_FAULT_ID_VALID != 0 {
-        let _ = ctx.objects.destroy(id);
-        return Err(ENOENT);
+    let opts = PagingOptions {
+        auto: false,
+        pasid_compat: flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0,
+        nest_parent: flags & uapi::IOMMU_HWPT_ALLOC_NEST_PARENT != 0,
+        fault,
+    };
+    let hwpt = alloc_paging(&ctx.objects, ioas, new, opts)?;
+    Ok(hwpt.object().id)
+}
+
+/// `IOMMU_HWPT_ALLOC` of a nested HWPT on the paging HWPT `parent`: its
+/// ID. `EOPNOTSUPP` for flags a nested HWPT cannot take, no driver data or
+/// a real device; `EINVAL` for a parent that is automatic, not made as a
+/// nest parent, or not the mock driver's.
+fn alloc_nested(
+    ctx: &Context,
+    info: &DeviceInfo,
+    parent: ObjectRef,
+    cmd: &uapi::iommu_hwpt_alloc,
+    fault: Option<ObjectRef>,
+) -> Result<u32> {
+    let flags = cmd.flags;
+    if flags & !(uapi::IOMMU_HWPT_FAULT_ID_VALID | uapi::IOMMU_HWPT_ALLOC_PASID) != 0
+        || cmd.data_len == 0
+        || info.kernel.is_some()
+    {
+        return Err(eopnotsupp());
     }
-    ucmd.cmd.out_hwpt_id = id;
-    if let Err(e) = ucmd.respond() {
-        let _ = ctx.objects.destroy(id);
-        return Err(e);
+    let ObjectKind::HwptPaging(paging) = &parent.object().kind else {
+        return Err(EINVAL);
+    };
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    {
+        if paging.auto || !paging.nest_parent || paging.mock.is_none() {
+            return Err(EINVAL);
+        }
+        let mock = crate::mock::MockNested::new(cmd.data_type, cmd.data_len, cmd.data_uptr)?;
+        let hwpt = HwptNested {
+            _parent: parent,
+            pasid_compat: flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0,
+            fault,
+            mock,
+        };
+        let hwpt = Arc::new(hwpt, GFP_KERNEL)?;
+        Ok(ctx.objects.reserve(ObjectKind::HwptNested(hwpt))?.finalize())
     }
-    Ok(())
+    #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+    {
+        let _ = (ctx, paging, fault);
+        Err(eopnotsupp())
+    }
+}
+
+/// The number of entries `IOMMU_HWPT_INVALIDATE` takes at most.
+const INVALIDATE_ENTRY_NUM_MAX: u32 = 1 << 19;
+
+/// `IOMMU_HWPT_INVALIDATE`: hands the array of invalidation requests to
+/// the nested HWPT's driver, which reports in `entry_num` how many it
+/// handled, on error too. A paging HWPT or any other object: `EINVAL`.
+pub(crate) fn invalidate_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_invalidate>) -> Result {
+    let (done, result) = invalidate(ctx, &ucmd.cmd);
+    ucmd.cmd.entry_num = done;
+    if ucmd.respond().is_err() {
+        return Err(EFAULT);
+    }
+    result
+}
+
+/// The requests `IOMMU_HWPT_INVALIDATE` handled, and its answer.
+fn invalidate(ctx: &Context, cmd: &uapi::iommu_hwpt_invalidate) -> (u32, Result) {
+    if cmd.__reserved != 0 {
+        return (0, Err(eopnotsupp()));
+    }
+    // Bounded, so that one call cannot keep the CPU.
+    if cmd.entry_num != 0
+        && (cmd.data_uptr == 0
+            || cmd.entry_len == 0
+            || u64::from(cmd.entry_len) > PAGE_SIZE_U64
+            || cmd.entry_num > INVALIDATE_ENTRY_NUM_MAX)
+    {
+        return (0, Err(EINVAL));
+    }
+    let pt = match ctx.objects.get(cmd.hwpt_id) {
+        Ok(pt) => pt,
+        Err(e) => return (0, Err(e)),
+    };
+    match &pt.object().kind {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        ObjectKind::HwptNested(nested) => nested.mock.invalidate(
+            cmd.data_type,
+            cmd.data_uptr,
+            cmd.entry_len,
+            cmd.entry_num,
+        ),
+        _ => (0, Err(EINVAL)),
+    }
 }
 
 /// The paging HWPT `id`: `ENOENT` if there is no such HWPT.

@@ -151,13 +151,13 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_HWPT_INVALIDATE,
         uapi::iommu_hwpt_invalidate,
         __reserved,
-        not_implemented
+        crate::hw_pagetable::invalidate_ioctl
     ));
     ops[index(uapi::IOMMU_FAULT_QUEUE_ALLOC)] = Some(op!(
         uapi::IOMMU_FAULT_QUEUE_ALLOC,
         uapi::iommu_fault_alloc,
         out_fault_fd,
-        not_implemented
+        crate::eventq::fault_alloc_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_MAP_FILE)] = Some(op!(
         uapi::IOMMU_IOAS_MAP_FILE,

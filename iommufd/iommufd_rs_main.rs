@@ -17,7 +17,9 @@
 //! - [`pages`]: the user memory behind areas, and its pins;
 //!   [`page_table`]: the sparse per-page table access pins are counted in;
 //! - [`domain`]: the contract a domain keeps, and a real IOMMU's paging
-//!   domain behind it; [`hw_pagetable`]: domains attached to an IOAS;
+//!   domain behind it; [`hw_pagetable`]: paging HWPTs (domains attached
+//!   to an IOAS) and nested HWPTs; [`eventq`]: fault queues and their
+//!   files;
 //!   [`device`]: devices, and the IOMMU groups real ones attach through;
 //! - [`kernel_api`]: the in-kernel API vfio calls (`include/linux/iommufd.h`),
 //!   exported as `iommufd_rs_*` (namespace `IOMMUFD_RS`); the separate
@@ -61,7 +63,9 @@
 //! 5. `Pages::state` (its pins and domain uses), then the mm's `mmap_lock`
 //!    (remote GUP, `locked_vm`);
 //! 6. `MockDomain::table` (a domain is mapped, unmapped and read back while
-//!    `Pages::state` is held).
+//!    `Pages::state` is held);
+//!    `Fault::state` (a mock device's attachment answers its faults under
+//!    `MockDevice::hwpt`; nothing is taken inside it).
 //!
 //! Locks held across a copy to or from userspace (or a GUP of user
 //! memory), each where mainline holds its counterpart:
@@ -77,7 +81,9 @@
 //!   copies to or from the owning process's memory (`ioas_lock`,
 //!   `iova_rwsem`);
 //! - `TestAccess::items` while the test `ACCESS_PAGES` compares pins with
-//!   the user's pages and writes its answer back (`staccess->lock`).
+//!   the user's pages and writes its answer back (`staccess->lock`);
+//! - `Fault::state` while a fault queue's file is read or written
+//!   (`fault->mutex`).
 //!
 //! Nothing of this module is called from a page fault, so none of these
 //! can deadlock against `mmap_lock`.
@@ -92,6 +98,7 @@ mod access;
 mod context;
 mod device;
 mod domain;
+mod eventq;
 mod free_space;
 mod hw_pagetable;
 mod io_pagetable;

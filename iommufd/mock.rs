@@ -12,6 +12,7 @@ mod table;
 use crate::{
     device::DeviceInfo,
     domain::{IoDomain, Prot, NO_PFN},
+    eventq::PageFault,
     hw_pagetable,
     object::{ObjectKind, ObjectRef, ObjectTable},
     sys::{
@@ -21,7 +22,10 @@ use crate::{
     uapi,
     ucmd::{read_user_struct, Ucmd},
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::{
+    mem::size_of,
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
+};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -301,11 +305,11 @@ impl MockDevice {
         let mut rid = self.hwpt.lock();
         // C leaves PASIDs attached here (and WARNs when the group goes);
         // they are let go instead.
-        for (_, hwpt) in self.pasids.lock().drain_all() {
-            hw_pagetable::detach(table, hwpt);
+        for (pasid, hwpt) in self.pasids.lock().drain_all() {
+            release_attachment(table, self, pasid, hwpt);
         }
         if let Some(hwpt) = rid.take() {
-            hw_pagetable::detach(table, hwpt);
+            release_attachment(table, self, NO_PASID, hwpt);
         }
         drop(rid);
         if let Some(id) = self.idev_id.copy() {
@@ -345,6 +349,126 @@ pub(crate) fn alloc_hwpt_domain(
     MockDomain::new(huge, dirty)
 }
 
+/// The mock driver's nested domain: only its IOTLB, four entries that
+/// start at the value the user data gives and that invalidation clears.
+pub(crate) struct MockNested {
+    iotlb: [AtomicU32; uapi::MOCK_NESTED_DOMAIN_IOTLB_NUM as usize],
+}
+
+impl MockNested {
+    /// A nested domain from the user data `kind`, `len` bytes at `uptr`:
+    /// `EOPNOTSUPP` for data of another type, `EINVAL` for data that does
+    /// not reach past `iotlb` or is longer than the struct.
+    pub(crate) fn new(kind: u32, len: u32, uptr: u64) -> Result<Self> {
+        if kind != uapi::IOMMU_HWPT_DATA_SELFTEST {
+            return Err(eopnotsupp());
+        }
+        let min_len = core::mem::offset_of!(uapi::iommu_hwpt_selftest, pagetable_type);
+        let cfg: uapi::iommu_hwpt_selftest = read_user_struct(uptr, len as usize, min_len)?;
+        Ok(Self {
+            iotlb: core::array::from_fn(|_| AtomicU32::new(cfg.iotlb)),
+        })
+    }
+
+    /// `IOMMU_HWPT_INVALIDATE`: clears the IOTLB entries the `num`
+    /// requests of `len` bytes each at `uptr` name, in order, and stops at
+    /// the first bad one. Returns how many were done, and the error.
+    pub(crate) fn invalidate(&self, kind: u32, uptr: u64, len: u32, num: u32) -> (u32, Result) {
+        if kind != uapi::IOMMU_HWPT_INVALIDATE_DATA_SELFTEST {
+            return (0, Err(EINVAL));
+        }
+        let min_len = size_of::<uapi::iommu_hwpt_invalidate_selftest>();
+        for i in 0..num {
+            let at = uptr.wrapping_add(u64::from(len) * u64::from(i));
+            let req: Result<uapi::iommu_hwpt_invalidate_selftest> =
+                read_user_struct(at, len as usize, min_len);
+            let req = match req {
+                Ok(req) => req,
+                Err(e) => return (i, Err(e)),
+            };
+            if req.flags & !uapi::IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
+                return (i, Err(eopnotsupp()));
+            }
+            if req.iotlb_id > uapi::MOCK_NESTED_DOMAIN_IOTLB_ID_MAX {
+                return (i, Err(EINVAL));
+            }
+            if req.flags & uapi::IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
+                self.iotlb.iter().for_each(|e| e.store(0, Ordering::Relaxed));
+            } else {
+                self.iotlb[req.iotlb_id as usize].store(0, Ordering::Relaxed);
+            }
+        }
+        (num, Ok(()))
+    }
+}
+
+/// `MD_CHECK_IOTLB`: whether IOTLB entry `index` of the nested HWPT `id`
+/// holds `value` (`EINVAL` if not, `ENOENT` if `id` is no nested HWPT).
+pub(crate) fn check_iotlb(table: &ObjectTable, id: u32, index: u32, value: u32) -> Result {
+    let obj = table.get(id)?;
+    let ObjectKind::HwptNested(hwpt) = &obj.object().kind else {
+        return Err(ENOENT);
+    };
+    match hwpt.mock.iotlb.get(index as usize) {
+        Some(e) if e.load(Ordering::Relaxed) == value => Ok(()),
+        _ => Err(EINVAL),
+    }
+}
+
+/// `TRIGGER_IOPF`: the mock device behind device object `dev_id` reports
+/// an I/O page fault, the last of its group. It goes to the fault queue
+/// of the HWPT that PASID `pasid` is attached to, or, for a PASID not
+/// attached, of the RID's HWPT if that is nested (the mock IOMMU's PASID
+/// table is the guest's); for PASID 0, of the RID's. With no such queue it
+/// is dropped (the IOMMU core answers it), and the op still succeeds.
+pub(crate) fn trigger_iopf(table: &ObjectTable, cmd: &uapi::iommu_test_cmd) -> Result {
+    let req = cmd.trigger_iopf();
+    let obj = table.get(req.dev_id)?;
+    let ObjectKind::Device(info) = &obj.object().kind else {
+        return Err(ENOENT);
+    };
+    let dev = info.mock.as_ref().ok_or(EINVAL)?;
+    let mut flags = uapi::IOMMU_PGFAULT_FLAGS_LAST_PAGE;
+    if req.pasid != NO_PASID {
+        flags |= uapi::IOMMU_PGFAULT_FLAGS_PASID_VALID;
+    }
+    let rid = dev.hwpt.lock();
+    let pasids = dev.pasids.lock();
+    let via_pasid = (req.pasid != NO_PASID)
+        .then(|| pasid_slot(&pasids, req.pasid).map(|at| &pasids[at].1))
+        .flatten();
+    let (hwpt, attach_pasid) = match via_pasid {
+        Some(hwpt) => (Some(hwpt), req.pasid),
+        None if req.pasid == NO_PASID => (rid.as_ref(), NO_PASID),
+        None => (
+            rid.as_ref()
+                .filter(|h| matches!(h.object().kind, ObjectKind::HwptNested(_))),
+            NO_PASID,
+        ),
+    };
+    if let Some(fault) = hwpt.and_then(hw_pagetable::fault_queue) {
+        fault.report(PageFault {
+            dev_id: req.dev_id,
+            attach_pasid,
+            flags,
+            pasid: req.pasid,
+            grpid: req.grpid,
+            perm: req.perm,
+            addr: req.addr,
+        });
+    }
+    Ok(())
+}
+
+/// Lets go of a device's attachment of `pasid` (0: the RID) to `hwpt`:
+/// the faults raised through it are answered, then the HWPT is detached.
+fn release_attachment(table: &ObjectTable, dev: &MockDevice, pasid: u32, hwpt: ObjectRef) {
+    if let (Some(fault), Some(dev_id)) = (hw_pagetable::fault_queue(&hwpt), dev.idev_id.copy()) {
+        fault.flush(dev_id, pasid);
+    }
+    hw_pagetable::detach(table, hwpt);
+}
+
 /// `MOCK_DOMAIN` and `MOCK_DOMAIN_FLAGS`: a mock device attached to the
 /// IOAS or HWPT `cmd.id`. Objects are made in C's order (stdev, idev,
 /// HWPT), and on any error none is left.
@@ -377,6 +501,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
             0
         },
         kernel: None,
+        mock: Some(dev.clone()),
     };
     let idev_id = table.reserve(ObjectKind::Device(info))?.finalize();
     let attached = check_dirty_attach(table, pt_id, dev_flags)
@@ -435,8 +560,7 @@ fn pasid_compat(
     rid: Option<&ObjectRef>,
     pasids: &[(u32, ObjectRef)],
 ) -> Result {
-    let compat =
-        |obj: &ObjectRef| matches!(&obj.object().kind, ObjectKind::HwptPaging(h) if h.pasid_compat);
+    let compat = hw_pagetable::is_pasid_compat;
     let ok = if pasid == NO_PASID {
         compat(pt) || pasids.is_empty()
     } else {
@@ -462,10 +586,7 @@ fn pasid_slot(pasids: &[(u32, ObjectRef)], pasid: u32) -> Option<usize> {
 /// PASIDs attached or the device's dirty tracking.
 fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32> {
     let target = table.get(pt_id)?;
-    if !matches!(
-        target.object().kind,
-        ObjectKind::Ioas(_) | ObjectKind::HwptPaging(_)
-    ) {
+    if !matches!(target.object().kind, ObjectKind::Ioas(_)) && !hw_pagetable::is_hwpt(&target) {
         return Err(EINVAL);
     }
     let mut cur = dev.hwpt.lock();
@@ -491,7 +612,11 @@ fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32>
     };
     drop(cur);
     if let Some(old) = old {
-        hw_pagetable::detach(table, old);
+        if old.object().id == new_id {
+            hw_pagetable::detach(table, old);
+        } else {
+            release_attachment(table, dev, NO_PASID, old);
+        }
     }
     Ok(new_id)
 }
@@ -535,7 +660,7 @@ pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test
     let pt = table.get(pt_id)?;
     let is_ioas = match pt.object().kind {
         ObjectKind::Ioas(_) => true,
-        ObjectKind::HwptPaging(_) => false,
+        _ if hw_pagetable::is_hwpt(&pt) => false,
         _ => return Err(EINVAL),
     };
     let mut rid = dev.hwpt.lock();
@@ -593,7 +718,7 @@ pub(crate) fn pasid_replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_tes
         return ucmd.respond();
     }
     let pt = table.get(pt_id)?;
-    if !matches!(pt.object().kind, ObjectKind::HwptPaging(_)) {
+    if !hw_pagetable::is_hwpt(&pt) {
         // An IOAS's automatic HWPTs never serve PASIDs.
         return Err(EINVAL);
     }
@@ -603,8 +728,9 @@ pub(crate) fn pasid_replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_tes
     if pasids[at].1.object().id != pt_id {
         pasid_compat(&pt, pasid, rid.as_ref(), &pasids)?;
         dev.set_dev_pasid(pasid)?;
-        // The old HWPT is never automatic: dropping the reference will do.
-        pasids[at].1 = pt;
+        let old = core::mem::replace(&mut pasids[at].1, pt);
+        // The old HWPT is never automatic: this only answers its faults.
+        release_attachment(table, &dev, pasid, old);
     }
     drop(pasids);
     drop(rid);
@@ -627,7 +753,7 @@ pub(crate) fn pasid_detach(table: &ObjectTable, id: u32, pasid: u32) -> Result {
     };
     drop(rid);
     if let Some(hwpt) = hwpt {
-        hw_pagetable::detach(table, hwpt);
+        release_attachment(table, &dev, pasid, hwpt);
     }
     Ok(())
 }
@@ -651,7 +777,7 @@ pub(crate) fn pasid_check_hwpt(table: &ObjectTable, id: u32, pasid: u32, hwpt_id
             Ok(())
         };
     }
-    if !matches!(table.get(hwpt_id)?.object().kind, ObjectKind::HwptPaging(_)) {
+    if !hw_pagetable::is_hwpt(&table.get(hwpt_id)?) {
         return Err(EINVAL);
     }
     if attached != Some(hwpt_id) {

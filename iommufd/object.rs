@@ -18,7 +18,8 @@
 use crate::mock::MockDevice;
 use crate::{
     device::{DeviceInfo, Group},
-    hw_pagetable::HwptPaging,
+    eventq::Fault,
+    hw_pagetable::{HwptNested, HwptPaging},
     ioas::Ioas,
     pages::AccountMode,
     sys::shared::{Shared, SharedPart},
@@ -43,6 +44,10 @@ pub(crate) enum ObjectKind {
     Access,
     /// A domain attached to an IOAS.
     HwptPaging(Arc<HwptPaging>),
+    /// A nested domain over a paging HWPT.
+    HwptNested(Arc<HwptNested>),
+    /// A fault queue.
+    Fault(Arc<Fault>),
     /// A device bound to the file: destroyed with its owner, never by
     /// `IOMMU_DESTROY`.
     Device(DeviceInfo),

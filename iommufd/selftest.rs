@@ -284,6 +284,11 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             mock::check_map(&ctx.objects, ucmd.cmd.id, iova, length, uptr)
         }
         uapi::IOMMU_TEST_OP_DIRTY => mock::set_dirty(&ctx.objects, ucmd),
+        uapi::IOMMU_TEST_OP_MD_CHECK_IOTLB => {
+            let (index, value) = ucmd.cmd.check_iotlb();
+            mock::check_iotlb(&ctx.objects, ucmd.cmd.id, index, value)
+        }
+        uapi::IOMMU_TEST_OP_TRIGGER_IOPF => mock::trigger_iopf(&ctx.objects, &ucmd.cmd),
         uapi::IOMMU_TEST_OP_DEV_CHECK_CACHE => {
             let (index, value) = ucmd.cmd.check_dev_cache();
             mock::check_dev_cache(&ctx.objects, ucmd.cmd.id, index, value)

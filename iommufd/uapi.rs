@@ -59,6 +59,8 @@ uapi_pod!(
     iommu_hwpt_alloc,
     iommu_hwpt_get_dirty_bitmap,
     iommu_hwpt_invalidate,
+    iommu_hwpt_page_response,
+    iommu_hwpt_pgfault,
     iommu_hwpt_set_dirty_tracking,
     iommu_ioas_alloc,
     iommu_ioas_allow_iovas,
@@ -77,7 +79,11 @@ uapi_pod!(
 );
 
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-uapi_pod!(iommu_test_hw_info, iommu_hwpt_selftest);
+uapi_pod!(
+    iommu_test_hw_info,
+    iommu_hwpt_selftest,
+    iommu_hwpt_invalidate_selftest
+);
 
 impl iommu_hw_info {
     /// `in_data_type`, the input member of the data-type union.
@@ -205,6 +211,19 @@ impl iommu_test_cmd {
         self.__bindgen_anon_1.dirty.out_nr_dirty = n;
     }
 
+    /// `check_iotlb`: (IOTLB entry, expected value).
+    pub(crate) fn check_iotlb(&self) -> (u32, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.check_iotlb };
+        (r.id, r.iotlb)
+    }
+
+    /// `trigger_iopf`.
+    pub(crate) fn trigger_iopf(&self) -> TestTriggerIopf {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.trigger_iopf }
+    }
+
     /// `check_map`: (iova, length, uptr).
     pub(crate) fn check_map(&self) -> (u64, u64, u64) {
         // SAFETY: As in `add_reserved`.
@@ -226,6 +245,9 @@ pub(crate) type TestAccessPages = iommu_test_cmd__bindgen_ty_1__bindgen_ty_9;
 /// `iommu_test_cmd.access_rw`.
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestAccessRw = iommu_test_cmd__bindgen_ty_1__bindgen_ty_10;
+/// `iommu_test_cmd.trigger_iopf`.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) type TestTriggerIopf = iommu_test_cmd__bindgen_ty_1__bindgen_ty_15;
 /// `iommu_test_cmd.mock_domain` (and the first fields of `mock_domain_flags`).
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) type TestMockDomain = iommu_test_cmd__bindgen_ty_1__bindgen_ty_2;

@@ -147,6 +147,62 @@ int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
 	return rc;
 }
 
+/* Event queue files: the fault queue's fd (sys/event_file.rs). */
+#include <linux/anon_inodes.h>
+#include <linux/fs.h>
+#include <linux/poll.h>
+
+/* A position other than 0 (pread/pwrite) is refused, as C iommufd's. */
+static ssize_t eventq_file_read(struct file *file, char __user *buf,
+				size_t count, loff_t *ppos)
+{
+	if (*ppos)
+		return -ESPIPE;
+	return iommufd_rs_eventq_read(file->private_data, buf, count);
+}
+
+static ssize_t eventq_file_write(struct file *file, const char __user *buf,
+				 size_t count, loff_t *ppos)
+{
+	if (*ppos)
+		return -ESPIPE;
+	return iommufd_rs_eventq_write(file->private_data, buf, count);
+}
+
+static __poll_t eventq_file_poll(struct file *file, poll_table *wait)
+{
+	return iommufd_rs_eventq_poll(file->private_data, file, wait);
+}
+
+static int eventq_file_release(struct inode *inode, struct file *file)
+{
+	iommufd_rs_eventq_release(file->private_data);
+	return 0;
+}
+
+static const struct file_operations eventq_rw_fops = {
+	.owner = THIS_MODULE,
+	.read = eventq_file_read,
+	.write = eventq_file_write,
+	.poll = eventq_file_poll,
+	.release = eventq_file_release,
+};
+
+static const struct file_operations eventq_ro_fops = {
+	.owner = THIS_MODULE,
+	.read = eventq_file_read,
+	.poll = eventq_file_poll,
+	.release = eventq_file_release,
+};
+
+struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
+					bool writable)
+{
+	return anon_inode_getfile(name,
+				  writable ? &eventq_rw_fops : &eventq_ro_fops,
+				  data, O_RDWR);
+}
+
 #ifdef IOMMUFD_RS_SELFTEST
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>

@@ -54,6 +54,17 @@ int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
 			    void *buf, size_t len, bool to_user);
 
 struct file;
+struct poll_table_struct;
+/* Event queue files (sys/event_file.rs); the iommufd_rs_eventq_* are Rust. */
+struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
+					bool writable);
+ssize_t iommufd_rs_eventq_read(void *data, char __user *buf, size_t count);
+ssize_t iommufd_rs_eventq_write(void *data, const char __user *buf,
+				size_t count);
+__poll_t iommufd_rs_eventq_poll(void *data, struct file *file,
+				struct poll_table_struct *wait);
+void iommufd_rs_eventq_release(void *data);
+
 /* The test interface's access files (IOMMUFD_RS_SELFTEST builds). */
 struct file *iommufd_rs_access_file_new(void *data);
 void *iommufd_rs_access_file_data(struct file *file);

@@ -7,13 +7,15 @@
 //! Here: capability checks and taking a file by descriptor for keeps;
 //! in the submodules, the allocator, user reads, errnos, the interval
 //! tree, page pinning and accounting, counted boxes, the misc device, the
-//! string parameter and the test interface's access files. `helpers.c`
+//! string parameter, event-queue files and the test interface's access
+//! files. `helpers.c`
 //! holds the C shims for static inline kernel functions.
 
 pub(crate) mod alloc;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) mod anon_file;
 pub(crate) mod errno;
+pub(crate) mod event_file;
 pub(crate) mod interval_tree;
 pub(crate) mod iommu;
 pub(crate) mod kapi;
