@@ -41,6 +41,7 @@ pub(crate) struct PageFault {
     pub(crate) dev_id: u32,
     /// The PASID (0: the RID) whose attachment the fault was routed
     /// through; detaching it answers the fault.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) attach_pasid: u32,
     /// `IOMMU_PGFAULT_FLAGS_*`.
     pub(crate) flags: u32,
@@ -70,6 +71,7 @@ impl PageFault {
     }
 
     /// Whether it came through the attachment of `dev_id`'s `pasid`.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     fn through(&self, dev_id: u32, pasid: u32) -> bool {
         self.dev_id == dev_id && self.attach_pasid == pasid
     }
@@ -113,8 +115,9 @@ pub(crate) struct Fault {
 }
 
 impl Fault {
-    /// Queues `fault` for reading. A fault that cannot be queued (no
+    /// Queues `fault` for reading (only the mock device reports faults). A fault that cannot be queued (no
     /// memory) is dropped, as the IOMMU core answers one it cannot group.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) fn report(&self, fault: PageFault) {
         let queued = self.state.lock().deliver.push(fault, GFP_KERNEL);
         if queued.is_ok() {
@@ -124,6 +127,7 @@ impl Fault {
 
     /// Answers (drops) every fault raised through the attachment of
     /// `dev_id`'s `pasid`, read or not: that attachment is going.
+    #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
     pub(crate) fn flush(&self, dev_id: u32, pasid: u32) {
         let mut st = self.state.lock();
         st.deliver.retain(|f| !f.through(dev_id, pasid));

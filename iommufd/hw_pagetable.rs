@@ -108,6 +108,7 @@ pub(crate) fn fault_queue(hwpt: &ObjectRef) -> Option<&Arc<Fault>> {
 }
 
 /// Whether `obj` is a HWPT, paging or nested.
+#[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 pub(crate) fn is_hwpt(obj: &ObjectRef) -> bool {
     matches!(
         obj.object().kind,
@@ -387,7 +388,10 @@ fn alloc_nested(
             mock,
         };
         let hwpt = Arc::new(hwpt, GFP_KERNEL)?;
-        Ok(ctx.objects.reserve(ObjectKind::HwptNested(hwpt))?.finalize())
+        Ok(ctx
+            .objects
+            .reserve(ObjectKind::HwptNested(hwpt))?
+            .finalize())
     }
     #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
     {
@@ -402,7 +406,10 @@ const INVALIDATE_ENTRY_NUM_MAX: u32 = 1 << 19;
 /// `IOMMU_HWPT_INVALIDATE`: hands the array of invalidation requests to
 /// the nested HWPT's driver, which reports in `entry_num` how many it
 /// handled, on error too. A paging HWPT or any other object: `EINVAL`.
-pub(crate) fn invalidate_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_invalidate>) -> Result {
+pub(crate) fn invalidate_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_hwpt_invalidate>,
+) -> Result {
     let (done, result) = invalidate(ctx, &ucmd.cmd);
     ucmd.cmd.entry_num = done;
     if ucmd.respond().is_err() {
@@ -431,12 +438,11 @@ fn invalidate(ctx: &Context, cmd: &uapi::iommu_hwpt_invalidate) -> (u32, Result)
     };
     match &pt.object().kind {
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        ObjectKind::HwptNested(nested) => nested.mock.invalidate(
-            cmd.data_type,
-            cmd.data_uptr,
-            cmd.entry_len,
-            cmd.entry_num,
-        ),
+        ObjectKind::HwptNested(nested) => {
+            nested
+                .mock
+                .invalidate(cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num)
+        }
         _ => (0, Err(EINVAL)),
     }
 }

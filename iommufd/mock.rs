@@ -393,7 +393,9 @@ impl MockNested {
                 return (i, Err(EINVAL));
             }
             if req.flags & uapi::IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
-                self.iotlb.iter().for_each(|e| e.store(0, Ordering::Relaxed));
+                self.iotlb
+                    .iter()
+                    .for_each(|e| e.store(0, Ordering::Relaxed));
             } else {
                 self.iotlb[req.iotlb_id as usize].store(0, Ordering::Relaxed);
             }

@@ -75,7 +75,8 @@ impl EventFile {
         }
         // SAFETY: `anon_inode_getfile` returned a new file with one
         // reference, which is handed over; it is not an error pointer.
-        let file = unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast::<File>())) };
+        let file =
+            unsafe { ARef::from_raw(core::ptr::NonNull::new_unchecked(file.cast::<File>())) };
         Ok(Self { file })
     }
 
@@ -114,7 +115,11 @@ fn to_ssize(r: Result<usize>) -> isize {
 /// Called by the event-queue file's `read` with its `private_data` and
 /// the user buffer of `count` bytes it was given.
 #[no_mangle]
-unsafe extern "C" fn iommufd_rs_eventq_read(data: *mut c_void, buf: *mut c_void, count: usize) -> isize {
+unsafe extern "C" fn iommufd_rs_eventq_read(
+    data: *mut c_void,
+    buf: *mut c_void,
+    count: usize,
+) -> isize {
     // SAFETY: A read runs on a live file, never during its release.
     let queue = unsafe { queue(data) };
     let mut out = UserSlice::new(UserPtr::from_ptr(buf), count).writer();
@@ -127,7 +132,11 @@ unsafe extern "C" fn iommufd_rs_eventq_read(data: *mut c_void, buf: *mut c_void,
 ///
 /// As [`iommufd_rs_eventq_read`].
 #[no_mangle]
-unsafe extern "C" fn iommufd_rs_eventq_write(data: *mut c_void, buf: *mut c_void, count: usize) -> isize {
+unsafe extern "C" fn iommufd_rs_eventq_write(
+    data: *mut c_void,
+    buf: *mut c_void,
+    count: usize,
+) -> isize {
     // SAFETY: A write runs on a live file, never during its release.
     let queue = unsafe { queue(data) };
     let mut input = UserSlice::new(UserPtr::from_ptr(buf), count).reader();

@@ -120,6 +120,76 @@ impl Iommufd {
         }
     }
 
+    /// IOMMU_HWPT_ALLOC with a fault queue: as [`Iommufd::hwpt_alloc`],
+    /// with `fault_id` in the struct (`flags` says whether it counts).
+    pub fn hwpt_alloc_fault(
+        &self,
+        dev_id: u32,
+        pt_id: u32,
+        flags: u32,
+        fault_id: u32,
+        data: Option<(u32, &[u8])>,
+    ) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_hwpt_alloc {
+            size: size_of_u32::<uapi::iommu_hwpt_alloc>(),
+            flags,
+            dev_id,
+            pt_id,
+            fault_id,
+            ..Default::default()
+        };
+        if let Some((kind, bytes)) = data {
+            cmd.data_type = kind;
+            cmd.data_len = bytes.len() as u32;
+            cmd.data_uptr = bytes.as_ptr() as u64;
+        }
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
+            0 => Ok(cmd.out_hwpt_id),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_HWPT_INVALIDATE of `hwpt` with `num` entries of `len` bytes
+    /// at `reqs`: the errno, and the entries the kernel says it handled.
+    pub fn hwpt_invalidate(
+        &self,
+        hwpt: u32,
+        data_type: u32,
+        reqs: *const u8,
+        len: u32,
+        num: u32,
+    ) -> (Errno, u32) {
+        let mut cmd = uapi::iommu_hwpt_invalidate {
+            size: size_of_u32::<uapi::iommu_hwpt_invalidate>(),
+            hwpt_id: hwpt,
+            data_uptr: reqs as u64,
+            data_type,
+            entry_len: len,
+            entry_num: num,
+            ..Default::default()
+        };
+        let rc = sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_INVALIDATE, &mut cmd);
+        (rc, cmd.entry_num)
+    }
+
+    /// IOMMU_FAULT_QUEUE_ALLOC: the fault queue's ID and file.
+    pub fn fault_alloc(&self, flags: u32) -> Result<(u32, File), Errno> {
+        let mut cmd = uapi::iommu_fault_alloc {
+            size: size_of_u32::<uapi::iommu_fault_alloc>(),
+            flags,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_FAULT_QUEUE_ALLOC, &mut cmd) {
+            0 => {
+                use std::os::fd::FromRawFd;
+                // SAFETY: The kernel installed a new descriptor for us.
+                let file = unsafe { File::from_raw_fd(cmd.out_fault_fd as i32) };
+                Ok((cmd.out_fault_id, file))
+            }
+            e => Err(e),
+        }
+    }
+
     /// IOMMU_HWPT_SET_DIRTY_TRACKING with `flags`.
     pub fn set_dirty_tracking(&self, hwpt: u32, flags: u32) -> Errno {
         let mut cmd = uapi::iommu_hwpt_set_dirty_tracking {
@@ -553,6 +623,31 @@ impl Iommufd {
             0 => Ok(unsafe { cmd.__bindgen_anon_1.pasid_attach.pt_id }),
             e => Err(e),
         }
+    }
+
+    /// MD_CHECK_IOTLB: whether IOTLB entry `index` of nested HWPT `hwpt`
+    /// holds `value`.
+    pub fn check_iotlb(&self, hwpt: u32, index: u32, value: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_MD_CHECK_IOTLB, hwpt, |cmd| {
+            cmd.__bindgen_anon_1.check_iotlb.id = index;
+            cmd.__bindgen_anon_1.check_iotlb.iotlb = value;
+        })
+        .0
+    }
+
+    /// TRIGGER_IOPF: device `dev_id` reports a page fault at `addr` for
+    /// `pasid` in group `grpid`, asking for read and write.
+    pub fn trigger_iopf(&self, dev_id: u32, pasid: u32, grpid: u32, addr: u64) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_TRIGGER_IOPF, 0, |cmd| {
+            cmd.__bindgen_anon_1.trigger_iopf = uapi::iommu_test_cmd__bindgen_ty_1__bindgen_ty_15 {
+                dev_id,
+                pasid,
+                grpid,
+                perm: uapi::IOMMU_PGFAULT_PERM_READ | uapi::IOMMU_PGFAULT_PERM_WRITE,
+                addr,
+            };
+        })
+        .0
     }
 
     /// PASID_DETACH of PASID `pasid` of mock device `stdev`.

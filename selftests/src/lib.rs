@@ -12,6 +12,7 @@ pub mod fuzz_regressions;
 pub mod hwpt_tests;
 pub mod ioas_tests;
 pub mod ktap;
+pub mod nested_tests;
 pub mod production_tests;
 pub mod sys;
 

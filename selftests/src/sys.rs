@@ -18,6 +18,72 @@ extern "C" {
     fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
     fn mprotect(addr: *mut u8, len: usize, prot: i32) -> i32;
     fn setrlimit(resource: i32, limit: *const [u64; 2]) -> i32;
+    fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+    fn pread(fd: i32, buf: *mut u8, count: usize, off: i64) -> isize;
+    fn read(fd: i32, buf: *mut u8, count: usize) -> isize;
+    fn write(fd: i32, buf: *const u8, count: usize) -> isize;
+}
+
+/// `struct pollfd`.
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+
+/// `POLLIN`, `POLLOUT`, `POLLRDNORM`.
+pub const POLLIN: i16 = 0x1;
+pub const POLLOUT: i16 = 0x4;
+pub const POLLRDNORM: i16 = 0x40;
+
+/// The events `poll()` reports at once for `file`, asked for all of
+/// `POLLIN | POLLOUT | POLLRDNORM`.
+pub fn poll_now(file: &File) -> Result<i16, Errno> {
+    let mut pfd = PollFd {
+        fd: file.as_raw_fd(),
+        events: POLLIN | POLLOUT | POLLRDNORM,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one valid `struct pollfd` for the call.
+    if unsafe { poll(&mut pfd, 1, 0) } < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
+    }
+    Ok(pfd.revents)
+}
+
+/// The result of a read or write syscall: the count or the errno.
+fn io_result(rc: isize) -> Result<usize, Errno> {
+    if rc < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1))
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// `read(fd, buf, count)` with `count` up to `buf.len()`, or `pread` at
+/// `offset` if given.
+pub fn read_fd(
+    file: &File,
+    buf: &mut [u8],
+    count: usize,
+    offset: Option<i64>,
+) -> Result<usize, Errno> {
+    let count = count.min(buf.len());
+    let fd = file.as_raw_fd();
+    // SAFETY: `buf` has room for `count` bytes.
+    io_result(unsafe {
+        match offset {
+            Some(off) => pread(fd, buf.as_mut_ptr(), count, off),
+            None => read(fd, buf.as_mut_ptr(), count),
+        }
+    })
+}
+
+/// `write(fd, buf, buf.len())`.
+pub fn write_fd(file: &File, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` holds `buf.len()` readable bytes.
+    io_result(unsafe { write(file.as_raw_fd(), buf.as_ptr(), buf.len()) })
 }
 
 /// `RLIMIT_MEMLOCK`.
@@ -297,6 +363,7 @@ pub mod errno {
     pub const ENODEV: i32 = 19;
     pub const EACCES: i32 = 13;
     pub const ENOMEM: i32 = 12;
+    pub const ESPIPE: i32 = 29;
     pub const EBADE: i32 = 52;
     pub const EDEADLOCK: i32 = 35;
 }
