@@ -5,8 +5,8 @@
 //!
 //! A fault reported to a HWPT with a fault queue waits in the queue until
 //! userspace reads it from the file. Reading gives it a cookie, the lowest
-//! free from 1; the fault then waits for the response userspace writes
-//! with that cookie. Detaching a device from the HWPT answers the faults
+//! free from 1 (see [`FaultState::zero_free`] for when 0 is free too); the
+//! fault then waits for the response userspace writes with that cookie. Detaching a device from the HWPT answers the faults
 //! it raised through that attachment, read or not (they vanish from the
 //! file). Each fault is a group of one: the mock device reports every
 //! fault as the last of its group.
@@ -88,13 +88,22 @@ struct FaultState {
     deliver: KVec<PageFault>,
     /// Faults read and not answered yet, by cookie.
     response: RBTree<u32, PageFault>,
+    /// Cookie 0 can be handed out. C keeps the cookies in an xarray that
+    /// reserves index 0, but a response naming cookie 0 while faults await
+    /// answers erases that reservation, and nothing restores it: from then
+    /// on 0 is the lowest free cookie whenever no fault holds it.
+    zero_free: bool,
 }
 
 impl FaultState {
-    /// The lowest cookie from 1 that no unanswered fault holds.
+    /// The lowest cookie that no unanswered fault holds: from 1, or from 0
+    /// once `zero_free`.
     fn free_cookie(&self) -> Result<u32> {
+        if self.zero_free && self.response.get(&0).is_none() {
+            return Ok(0);
+        }
         let mut want = 1u32;
-        for &cookie in self.response.keys() {
+        for &cookie in self.response.keys().filter(|&&c| c != 0) {
             if cookie != want {
                 break;
             }
@@ -188,7 +197,11 @@ impl Fault {
                     return Err(EINVAL);
                 }
                 // The mock device takes any answer; the fault is done.
-                st.response.remove(&resp.cookie).map(drop).ok_or(EINVAL)
+                let answered = st.response.remove(&resp.cookie);
+                if resp.cookie == 0 && (answered.is_some() || !st.response.is_empty()) {
+                    st.zero_free = true;
+                }
+                answered.map(drop).ok_or(EINVAL)
             })();
             if let Err(e) = step {
                 return if done == 0 { Err(e) } else { Ok(done) };
@@ -242,7 +255,11 @@ pub(crate) fn fault_alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_fault
     }
     let fault = Arc::pin_init(
         pin_init!(Fault {
-            state <- new_mutex!(FaultState { deliver: KVec::new(), response: RBTree::new() }),
+            state <- new_mutex!(FaultState {
+                deliver: KVec::new(),
+                response: RBTree::new(),
+                zero_free: false,
+            }),
             wait <- new_poll_condvar!("iommufd_rs fault queue"),
         }),
         GFP_KERNEL,

@@ -331,6 +331,42 @@ fn fault_queue_routing() -> TestResult {
     Ok(())
 }
 
+/// Cookies: from 1, reused once answered; but a response naming cookie 0
+/// while faults await answers frees 0 for good (C's xarray keeps 0 busy
+/// only until then).
+fn fault_queue_cookie_zero() -> TestResult {
+    let (fd, ioas, stdev, idev, parent, fault_id, file, iopf) = with_fault_queue()?;
+    let mut buf = [0u8; 2 * RECORD];
+    let mut next_cookie = || -> Result<u32, String> {
+        check_eq!(fd.trigger_iopf(idev, 0, 1, 0x1000), 0);
+        check_eq!(read_fd(&file, &mut buf, RECORD, None), Ok(RECORD));
+        Ok(parse_record(&buf).6)
+    };
+    check_eq!(next_cookie()?, 1);
+    // Named while no fault awaits an answer, 0 stays reserved.
+    check_eq!(write_fd(&file, &response(1, 0)), Ok(RESPONSE));
+    check_eq!(write_fd(&file, &response(0, 0)), Err(EINVAL));
+    check_eq!(next_cookie()?, 1);
+    check_eq!(next_cookie()?, 2);
+    // Now 0 is named while 1 and 2 wait: it is free from then on.
+    check_eq!(write_fd(&file, &response(0, 1)), Err(EINVAL));
+    check_eq!(next_cookie()?, 0);
+    check_eq!(next_cookie()?, 3);
+    let mut all = Vec::new();
+    for cookie in 0..4u32 {
+        all.extend_from_slice(&response(cookie, 0));
+    }
+    check_eq!(write_fd(&file, &all), Ok(4 * RESPONSE));
+    check_eq!(next_cookie()?, 0);
+    check_eq!(next_cookie()?, 1);
+    check_eq!(fd.mock_domain_replace(stdev, ioas).map(|_| ()), Ok(()));
+    check_eq!(fd.destroy(iopf), 0);
+    drop(file);
+    check_eq!(fd.destroy(fault_id), 0);
+    check_eq!(fd.destroy(parent), 0);
+    Ok(())
+}
+
 /// A fault queue's file outlives the iommufd file, with faults pending:
 /// it still reads, and closing it last frees everything.
 fn fault_queue_outlives_iommufd() -> TestResult {
@@ -364,6 +400,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "fault_queue_routing",
             run: fault_queue_routing,
+        },
+        Test {
+            name: "fault_queue_cookie_zero",
+            run: fault_queue_cookie_zero,
         },
         Test {
             name: "fault_queue_outlives_iommufd",

@@ -124,6 +124,12 @@ struct Fuzz {
     compat_type: u64,
     /// The IOAS the VFIO container ioctls work on (IOMMU_VFIO_IOAS SET).
     compat_ioas: Option<u32>,
+    /// Nested HWPTs: (ID, the IOTLB value they were made with).
+    nested: Vec<(u32, u32)>,
+    /// HWPTs made with a fault queue.
+    fault_hwpts: Vec<u32>,
+    /// Fault queues: (ID, C's file, ours).
+    faults: Vec<(u32, std::fs::File, std::fs::File)>,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -156,6 +162,8 @@ struct Hwpt {
     huge: bool,
     /// Dirty tracking was last turned on.
     tracking: bool,
+    /// Made with `IOMMU_HWPT_ALLOC_NEST_PARENT`.
+    parent: bool,
 }
 
 /// Counts for the summary: whether dirty tracking did real work.
@@ -175,16 +183,6 @@ struct DirtyStats {
 /// `FUZZ_STRICT=name,..` the named ones (to check a fix).
 #[derive(Clone, Copy, Debug)]
 struct Avoid {
-    /// `nested` (by design: iommufd_rs has no nested HWPTs): `HWPT_ALLOC`
-    /// on a HWPT with flags among `FAULT_ID_VALID | PASID` and driver
-    /// data. C goes on to iommufd_hwpt_nested_alloc: `EINVAL` for an
-    /// automatic parent or one made without `NEST_PARENT`, else the mock
-    /// driver's nested domain (made, or the errno of copying its data);
-    /// iommufd_rs answers `EOPNOTSUPP`. Such a request is sent without
-    /// driver data (C then answers `EOPNOTSUPP` too), and so is any whose
-    /// `pt_id` is not an IOAS the fuzzer knows (it may have lost track of
-    /// a HWPT).
-    nested: bool,
     /// `compat_migration` (by design: iommufd_rs does type1's container
     /// dirty tracking, beyond C iommufd): `VFIO_IOMMU_GET_INFO` puts a
     /// 32-byte MIGRATION capability first in the chain, C has none; and
@@ -216,7 +214,6 @@ impl Avoid {
             strict == "1" || strict == "all" || strict.split(',').any(|s| s.trim() == name)
         };
         Self {
-            nested: !off("nested"),
             compat_migration: !off("compat_migration"),
             c_spins: !off("c_spins"),
         }
@@ -970,7 +967,7 @@ impl Fuzz {
         // domain on an IOAS is filled on each map (devices left on manual
         // HWPTs keep them alive).
         let manual = self.hwpts.iter().filter(|h| h.manual).count();
-        let roll = match self.rng.below(178) {
+        let roll = match self.rng.below(192) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             125..=131 | 154..=155 if self.devices.len() >= 12 => 132,
             150..=153 if manual >= 6 => 159,
@@ -1227,6 +1224,11 @@ impl Fuzz {
             168..=172 => self.get_dirty_bitmap_step(),
             173..=174 => self.map_for_dirty_step(),
             175..=177 => self.dirty_cycle_step(),
+            178..=181 => self.invalidate_step(),
+            182..=183 => self.check_iotlb_step(),
+            184..=188 => self.fault_step(),
+            189..=190 => self.trigger_iopf_step(),
+            191 => self.iopf_cycle_step(),
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -1266,6 +1268,9 @@ impl Fuzz {
         }
         self.devices.retain(|d| d.stdev != id && d.idev != id);
         self.hwpts.retain(|h| h.id != id);
+        self.nested.retain(|n| n.0 != id);
+        self.fault_hwpts.retain(|&h| h != id);
+        self.faults.retain(|f| f.0 != id);
         self.prune_auto();
     }
 
@@ -1280,13 +1285,17 @@ impl Fuzz {
     fn born(&mut self, id: u32) {
         self.devices.retain(|d| d.stdev != id && d.idev != id);
         self.hwpts.retain(|h| h.id != id);
+        self.nested.retain(|n| n.0 != id);
+        self.fault_hwpts.retain(|&h| h != id);
+        self.faults.retain(|f| f.0 != id);
     }
 
     /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
     fn attach_target(&mut self) -> u32 {
-        match self.rng.below(4) {
+        match self.rng.below(5) {
             0 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
             1 => self.rng.below(12) as u32,
+            2 if !self.nested.is_empty() => self.rng.pick(&self.nested).0,
             _ => self.ioas(),
         }
     }
@@ -1299,7 +1308,7 @@ impl Fuzz {
         };
         self.born(stdev);
         self.born(idev);
-        if self.hwpt(hwpt).is_none() {
+        if self.hwpt(hwpt).is_none() && !self.nested.iter().any(|n| n.0 == hwpt) {
             self.born(hwpt);
             self.hwpts.push(Hwpt {
                 id: hwpt,
@@ -1308,6 +1317,7 @@ impl Fuzz {
                 dirty: false,
                 huge: false,
                 tracking: false,
+                parent: false,
             });
         }
         self.devices.push(MockDev {
@@ -1384,31 +1394,46 @@ impl Fuzz {
             (Some(d), _) if self.rng.chance(50) => d.stdev,
             _ => self.rng.pick(&[0, 1, 2, 5, 9, u32::MAX]),
         };
+        let parents: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.parent)
+            .map(|h| h.id)
+            .collect();
+        // A quarter of the calls aim at a nested HWPT on a nest parent.
+        let aim = match parents.is_empty() || !self.rng.chance(25) {
+            true => None,
+            false => Some(self.rng.pick(&parents)),
+        };
         let pt_id = match self.rng.below(10) {
+            _ if aim.is_some() => aim.unwrap_or(0),
             0..=5 => self.busy_ioas(),
             6..=7 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
             8 if dev.is_some() => dev.map_or(0, |d| d.idev),
             _ => self.rng.below(12) as u32,
         };
-        let flags = self.rng.pick(&[
-            0,
-            0,
-            D,
-            D,
-            D,
-            D,
-            D,
-            D,
-            N,
-            N | D,
-            P,
-            P | D,
-            F,
-            F | N,
-            1 << 4,
-            1 << 31,
-            D | 1 << 5,
-        ]);
+        let flags = match aim {
+            Some(_) => self.rng.pick(&[0, 0, P, F, F | P, N]),
+            None => self.rng.pick(&[
+                0,
+                0,
+                D,
+                D,
+                D,
+                D,
+                D,
+                D,
+                N,
+                N | D,
+                P,
+                P | D,
+                F,
+                F | N,
+                1 << 4,
+                1 << 31,
+                D | 1 << 5,
+            ]),
+        };
         // Driver data: none, the selftest struct (where it ends right
         // before the hole, or with room after it, with a zero or nonzero
         // tail), or another type.
@@ -1424,7 +1449,12 @@ impl Fuzz {
                 u32::MAX,
             ]),
         };
-        let (mut data_type, mut data_len, data_uptr) = match self.rng.below(20) {
+        let (data_type, data_len, data_uptr) = match self.rng.below(20) {
+            _ if aim.is_some() && self.rng.chance(90) => (
+                uapi::IOMMU_HWPT_DATA_SELFTEST,
+                self.rng.pick(&[8u32, 8, 4]),
+                room,
+            ),
             0..=8 => (uapi::IOMMU_HWPT_DATA_NONE, 0, self.rng.pick(&[0, room])),
             9..=16 => {
                 let len = self.rng.pick(&[8u32, 8, 8, 8, 4, 3, 0, 16, 16, 4096]);
@@ -1436,10 +1466,6 @@ impl Fuzz {
             17 => (uapi::IOMMU_HWPT_DATA_NONE, 8, room),
             _ => (self.rng.pick(&[1u32, 2, 0xbeef]), 8, room),
         };
-        let nested_ok = flags & !(F | P) == 0 && data_len != 0;
-        if self.avoid.nested && !self.ids.contains(&pt_id) && nested_ok {
-            (data_type, data_len) = (uapi::IOMMU_HWPT_DATA_NONE, 0);
-        }
         let mut data = struct_bytes(&cfg);
         data.resize(64, 0);
         if self.rng.chance(30) {
@@ -1458,7 +1484,10 @@ impl Fuzz {
             data_type,
             data_len,
             data_uptr,
-            fault_id: self.rng.pick(&[0, 1, 3, 200]),
+            fault_id: match self.faults.is_empty() || self.rng.chance(30) {
+                true => self.rng.pick(&[0, 1, 3, 200]),
+                false => self.faults[self.rng.below(self.faults.len() as u64) as usize].0,
+            },
             __reserved2: if self.rng.chance(4) { 1 } else { 0 },
         };
         let full = std::mem::size_of::<uapi::iommu_hwpt_alloc>() as u32;
@@ -1493,7 +1522,12 @@ impl Fuzz {
             && cfg.pagetable_type == uapi::MOCK_IOMMUPT_HUGE;
         if let Some(id) = made {
             self.born(id);
-            if self.ids.contains(&pt_id) {
+            if flags & F != 0 {
+                self.fault_hwpts.push(id);
+            }
+            if !self.ids.contains(&pt_id) {
+                self.nested.push((id, cfg.iotlb));
+            } else {
                 self.hwpts.push(Hwpt {
                     id,
                     ioas: pt_id,
@@ -1501,6 +1535,7 @@ impl Fuzz {
                     dirty: flags & D != 0,
                     huge,
                     tracking: false,
+                    parent: flags & N != 0,
                 });
             }
         }
@@ -1516,6 +1551,288 @@ impl Fuzz {
             c,
             r,
         )
+    }
+
+    /// A nested HWPT mostly, else any ID.
+    fn nested_target(&mut self) -> u32 {
+        match self.rng.below(10) {
+            0..=7 if !self.nested.is_empty() => self.rng.pick(&self.nested).0,
+            0..=8 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+            _ => self.rng.below(12) as u32,
+        }
+    }
+
+    /// `IOMMU_HWPT_INVALIDATE`: up to three mock requests, good or bad,
+    /// with sizes and pointers good or bad; the errno and the count done.
+    fn invalidate_step(&mut self) -> (String, Outcome, Outcome) {
+        let id = self.nested_target();
+        let n = self.rng.below(4);
+        let mut reqs = Vec::new();
+        for _ in 0..n {
+            let flags: u32 = self.rng.pick(&[0, 0, 0, 1, 2]);
+            let iotlb_id = self.rng.below(5) as u32;
+            reqs.extend_from_slice(&flags.to_ne_bytes());
+            reqs.extend_from_slice(&iotlb_id.to_ne_bytes());
+        }
+        reqs.resize(64, 0);
+        if self.rng.chance(10) {
+            reqs[8 + self.rng.below(8) as usize] = 1;
+        }
+        let at = REGION_BASE + 17 * PAGE + 0x200;
+        region_write(at - REGION_BASE, &reqs);
+        let data_type = self.rng.pick(&[
+            uapi::IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+            uapi::IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+            uapi::IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+            uapi::IOMMU_HWPT_INVALIDATE_DATA_SELFTEST_INVALID,
+            0,
+        ]);
+        let len = self.rng.pick(&[8u32, 8, 8, 8, 4, 12, 0, 4097]);
+        let uptr = self.rng.pick(&[at, at, at, at, 0, HWPT_DATA]);
+        let num = match self.rng.below(20) {
+            0 => (1 << 19) + 1,
+            _ => n as u32,
+        };
+        let (c, r) = self.both(|f| {
+            format!(
+                "{:?}",
+                f.hwpt_invalidate(id, data_type, uptr as *const u8, len, num)
+            )
+        });
+        (
+            format!(
+                "hwpt_invalidate hwpt={id} type={data_type:#x} len={len} num={num} uptr={uptr:#x}"
+            ),
+            c,
+            r,
+        )
+    }
+
+    /// `MD_CHECK_IOTLB` of every entry of a nested HWPT, against the value
+    /// it was made with and against 0: which entries match each.
+    fn check_iotlb_step(&mut self) -> (String, Outcome, Outcome) {
+        let (id, made) = match self.nested.is_empty() || self.rng.chance(10) {
+            true => (self.rng.below(12) as u32, 0xbadbeef),
+            false => self.rng.pick(&self.nested),
+        };
+        let (c, r) = self.both(|f| {
+            let probe = |v: u32| -> Vec<i32> { (0..5).map(|i| f.check_iotlb(id, i, v)).collect() };
+            let (m, z) = (probe(made), probe(0));
+            let nested = !m.contains(&2);
+            format!("{} made={m:?} zero={z:?}", if nested { "0" } else { "-" })
+        });
+        (format!("check_iotlb hwpt={id}"), c, r)
+    }
+
+    /// `TRIGGER_IOPF` on a device, for the RID or a PASID.
+    fn trigger_iopf_step(&mut self) -> (String, Outcome, Outcome) {
+        let on_fault: Vec<u32> = self
+            .devices
+            .iter()
+            .filter(|d| self.fault_hwpts.contains(&d.hwpt))
+            .map(|d| d.idev)
+            .collect();
+        let dev = match self.rng.below(10) {
+            0..=6 if !on_fault.is_empty() => self.rng.pick(&on_fault),
+            0..=8 if !self.devices.is_empty() => self.rng.pick(&self.devices).idev,
+            _ => self.rng.below(12) as u32,
+        };
+        let pasid = self.rng.pick(&[0u32, 0, 1, 100, 2048]);
+        let grpid = self.rng.below(8) as u32;
+        let addr = self.rng.next() & !0xfff;
+        let (c, r) = self.both(|f| format!("{}", f.trigger_iopf(dev, pasid, grpid, addr)));
+        (
+            format!("trigger_iopf dev={dev} pasid={pasid} grpid={grpid}"),
+            c,
+            r,
+        )
+    }
+
+    /// A page fault's round trip: a nested HWPT with one of the fault
+    /// queues (made if none), a device moved onto it, faults raised,
+    /// read and answered. Each call's answers are compared.
+    fn iopf_cycle_step(&mut self) -> (String, Outcome, Outcome) {
+        let parents: Vec<u32> = self
+            .hwpts
+            .iter()
+            .filter(|h| h.parent)
+            .map(|h| h.id)
+            .collect();
+        if parents.is_empty() || self.devices.is_empty() {
+            return self.hwpt_alloc_step();
+        }
+        if self.faults.is_empty() {
+            return self.fault_step();
+        }
+        let parent = self.rng.pick(&parents);
+        let dev = self.rng.pick(&self.devices);
+        let at = self.rng.below(self.faults.len() as u64) as usize;
+        let fault = self.faults[at].0;
+        let mut data = struct_bytes(&uapi::iommu_hwpt_selftest {
+            iotlb: self.rng.next() as u32,
+            pagetable_type: 0,
+        });
+        data.truncate(8);
+        let flags = uapi::IOMMU_HWPT_FAULT_ID_VALID;
+        let sel = uapi::IOMMU_HWPT_DATA_SELFTEST;
+        let (c, r) = self.both(|f| {
+            format!(
+                "{:?}",
+                f.hwpt_alloc_fault(dev.idev, parent, flags, fault, Some((sel, &data)))
+            )
+        });
+        let what = format!("iopf_cycle parent={parent} dev={} fault={fault}", dev.idev);
+        if c != r {
+            return (what, c, r);
+        }
+        let Some(hwpt) = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|s| s.parse().ok())
+        else {
+            return (what, c, r);
+        };
+        self.born(hwpt);
+        self.fault_hwpts.push(hwpt);
+        self.nested.push((
+            hwpt,
+            u32::from_ne_bytes([data[0], data[1], data[2], data[3]]),
+        ));
+        let mut log = vec![c];
+        let (c, r) = self.both(|f| format!("{:?}", f.mock_domain_replace(dev.stdev, hwpt)));
+        if c != r {
+            return (what, c, r);
+        }
+        if c.starts_with("Ok(") {
+            if let Some(d) = self.devices.iter_mut().find(|d| d.stdev == dev.stdev) {
+                d.hwpt = hwpt;
+            }
+            self.prune_auto();
+        }
+        log.push(c);
+        for _ in 0..1 + self.rng.below(3) {
+            let pasid = self.rng.pick(&[0u32, 1, 7]);
+            let addr = self.rng.next() & !0xfff;
+            let (c, r) = self.both(|f| format!("{}", f.trigger_iopf(dev.idev, pasid, 1, addr)));
+            if c != r {
+                return (what, c, r);
+            }
+            log.push(c);
+        }
+        let count = self.rng.pick(&[40usize, 80, 120]);
+        let read = |file: &std::fs::File| {
+            let mut buf = vec![0u8; 120];
+            match sys::read_fd(file, &mut buf, count, None) {
+                Ok(n) => format!("Ok({n}) {:?}", &buf[..n]),
+                Err(e) => format!("Err({e})"),
+            }
+        };
+        let (c, r) = (read(&self.faults[at].1), read(&self.faults[at].2));
+        if c != r {
+            return (what, c, r);
+        }
+        log.push(c);
+        let mut bytes = Vec::new();
+        for cookie in 1..=self.rng.below(4) as u32 {
+            bytes.extend_from_slice(&cookie.to_ne_bytes());
+            bytes.extend_from_slice(&self.rng.pick(&[0u32, 1]).to_ne_bytes());
+        }
+        let c = format!("{:?}", sys::write_fd(&self.faults[at].1, &bytes));
+        let r = format!("{:?}", sys::write_fd(&self.faults[at].2, &bytes));
+        log.push(c.clone());
+        (
+            what,
+            format!("{log:?}"),
+            if c == r { format!("{log:?}") } else { r },
+        )
+    }
+
+    /// Fault queues: made, read, answered, polled, closed or destroyed;
+    /// both files are compared byte for byte.
+    fn fault_step(&mut self) -> (String, Outcome, Outcome) {
+        let at = match self.faults.is_empty() {
+            true => None,
+            false => Some(self.rng.below(self.faults.len() as u64) as usize),
+        };
+        match (at, self.rng.below(12)) {
+            (None, _) | (_, 0..=1) => {
+                let flags = if self.rng.chance(10) { 1 } else { 0 };
+                let c = self.c.fault_alloc(flags);
+                let r = self.rust.fault_alloc(flags);
+                let show = |o: &Result<(u32, std::fs::File), i32>| match o {
+                    Ok((id, _)) => format!("Ok({id})"),
+                    Err(e) => format!("Err({e})"),
+                };
+                let (cs, rs) = (show(&c), show(&r));
+                if let (Ok((id, cf)), Ok((_, rf))) = (c, r) {
+                    self.born(id);
+                    self.faults.push((id, cf, rf));
+                }
+                (format!("fault_alloc flags={flags}"), cs, rs)
+            }
+            (Some(i), 2..=5) => {
+                let count = self.rng.pick(&[0usize, 39, 40, 40, 80, 120, 400]);
+                let offset = if self.rng.chance(5) { Some(40) } else { None };
+                let read = |file: &std::fs::File| {
+                    let mut buf = vec![0u8; 400];
+                    match sys::read_fd(file, &mut buf, count, offset) {
+                        Ok(n) => format!("Ok({n}) {:?}", &buf[..n]),
+                        Err(e) => format!("Err({e})"),
+                    }
+                };
+                let (id, c, r) = (
+                    self.faults[i].0,
+                    read(&self.faults[i].1),
+                    read(&self.faults[i].2),
+                );
+                (
+                    format!("fault_read fault={id} count={count} offset={offset:?}"),
+                    c,
+                    r,
+                )
+            }
+            (Some(i), 6..=8) => {
+                let mut bytes = Vec::new();
+                for _ in 0..1 + self.rng.below(3) {
+                    let cookie = self.rng.below(5) as u32;
+                    let code: u32 = self.rng.pick(&[0, 0, 1, 2]);
+                    bytes.extend_from_slice(&cookie.to_ne_bytes());
+                    bytes.extend_from_slice(&code.to_ne_bytes());
+                }
+                if self.rng.chance(5) {
+                    bytes.pop();
+                }
+                let write = |file: &std::fs::File| format!("{:?}", sys::write_fd(file, &bytes));
+                let (id, c, r) = (
+                    self.faults[i].0,
+                    write(&self.faults[i].1),
+                    write(&self.faults[i].2),
+                );
+                (format!("fault_write fault={id} {bytes:?}"), c, r)
+            }
+            (Some(i), 9) => {
+                let (id, c, r) = (
+                    self.faults[i].0,
+                    format!("{:?}", sys::poll_now(&self.faults[i].1)),
+                    format!("{:?}", sys::poll_now(&self.faults[i].2)),
+                );
+                (format!("fault_poll fault={id}"), c, r)
+            }
+            (Some(i), 10) => {
+                let (id, _, _) = self.faults.remove(i);
+                // The queue stays until destroyed; it can no longer be read.
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                (format!("fault_close_destroy fault={id}"), c, r)
+            }
+            (Some(i), _) => {
+                let id = self.faults[i].0;
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.forget_object(id);
+                }
+                (format!("fault_destroy fault={id}"), c, r)
+            }
+        }
     }
 
     /// `MOCK_DOMAIN_FLAGS`: a mock device that cannot track dirty pages
@@ -1589,6 +1906,8 @@ impl Fuzz {
         // A device without dirty tracking is refused by a dirty domain.
         let no_dirty = at.is_some_and(|i| self.devices[i].no_dirty);
         let pt = match self.rng.below(10) {
+            0..=1 if !self.fault_hwpts.is_empty() => self.rng.pick(&self.fault_hwpts),
+            0 if !self.nested.is_empty() => self.rng.pick(&self.nested).0,
             0..=4 if no_dirty && !dirty.is_empty() => self.rng.pick(&dirty),
             0..=4 if !manual.is_empty() => self.rng.pick(&manual),
             0..=6 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
@@ -1612,7 +1931,7 @@ impl Fuzz {
             .and_then(|s| s.strip_suffix(')'))
             .and_then(|s| s.parse().ok());
         if let (Some(got), Some(dev)) = (got, self.devices.iter().position(|d| d.stdev == stdev)) {
-            if self.hwpt(got).is_none() {
+            if self.hwpt(got).is_none() && !self.nested.iter().any(|n| n.0 == got) {
                 self.born(got);
                 self.hwpts.push(Hwpt {
                     id: got,
@@ -1621,6 +1940,7 @@ impl Fuzz {
                     dirty: false,
                     huge: false,
                     tracking: false,
+                    parent: false,
                 });
             }
             self.devices[dev].hwpt = got;
@@ -2543,6 +2863,9 @@ fn main() {
             echo: false,
             scratch: Box::new([0; 4096]),
             accesses: Vec::new(),
+            nested: Vec::new(),
+            fault_hwpts: Vec::new(),
+            faults: Vec::new(),
             access_items: Vec::new(),
             compat_type: 0,
             compat_ioas: None,
