@@ -10,8 +10,6 @@
 //! detaches. A nested HWPT holds a user reference on its parent, and a HWPT
 //! made with a fault queue one on the queue.
 
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-use crate::mock::MockDomain;
 use crate::{
     context::Context,
     device::DeviceInfo,
@@ -25,6 +23,8 @@ use crate::{
     uapi,
     ucmd::Ucmd,
 };
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::{mock::MockDomain, viommu::Viommu};
 use kernel::{prelude::*, sync::Arc, sync::SetOnce};
 
 /// A domain attached to an IOAS, as an object.
@@ -77,6 +77,12 @@ impl HwptPaging {
     pub(crate) fn ioas(&self) -> &IoasRef {
         &self.ioas
     }
+
+    /// Made with `IOMMU_HWPT_ALLOC_NEST_PARENT`.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn nest_parent(&self) -> bool {
+        self.nest_parent
+    }
 }
 
 /// A nested HWPT (`IOMMUFD_OBJ_HWPT_NESTED`): a stage-1 domain that
@@ -84,9 +90,12 @@ impl HwptPaging {
 /// mock driver makes them (real IOMMUs: not yet).
 #[cfg_attr(not(CONFIG_IOMMUFD_RS_TEST), allow(dead_code))]
 pub(crate) struct HwptNested {
-    /// A user reference on the parent paging HWPT, which cannot be
-    /// destroyed while this one lives.
+    /// A user reference on the parent paging HWPT, or on the vIOMMU it was
+    /// made on, which cannot be destroyed while this one lives.
     _parent: ObjectRef,
+    /// The vIOMMU it was made on, if any.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    viommu: Option<Arc<Viommu>>,
     /// Made with `IOMMU_HWPT_ALLOC_PASID` (see [`HwptPaging`]).
     pub(crate) pasid_compat: bool,
     /// A user reference on the fault queue its faults go to, if any.
@@ -94,6 +103,14 @@ pub(crate) struct HwptNested {
     /// The mock driver's nested domain.
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     pub(crate) mock: crate::mock::MockNested,
+}
+
+impl HwptNested {
+    /// The vIOMMU it was made on, if any.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn viommu(&self) -> Option<&Arc<Viommu>> {
+        self.viommu.as_ref()
+    }
 }
 
 /// The fault queue of the HWPT `hwpt` (paging or nested), if it has one.
@@ -280,6 +297,10 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>
         Err(pt) if matches!(pt.object().kind, ObjectKind::HwptPaging(_)) => {
             alloc_nested(ctx, info, pt, cmd, fault_ref)?
         }
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        Err(pt) if matches!(pt.object().kind, ObjectKind::Viommu(_)) => {
+            alloc_nested(ctx, info, pt, cmd, fault_ref)?
+        }
         Err(_) => return Err(EINVAL),
     };
     if let Some(Err(e)) = fault {
@@ -354,10 +375,11 @@ fn alloc_paging_ioctl(
     Ok(hwpt.object().id)
 }
 
-/// `IOMMU_HWPT_ALLOC` of a nested HWPT on the paging HWPT `parent`: its
-/// ID. `EOPNOTSUPP` for flags a nested HWPT cannot take, no driver data or
-/// a real device; `EINVAL` for a parent that is automatic, not made as a
-/// nest parent, or not the mock driver's.
+/// `IOMMU_HWPT_ALLOC` of a nested HWPT on the paging HWPT or vIOMMU
+/// `parent`: its ID. `EOPNOTSUPP` for flags a nested HWPT cannot take, no
+/// driver data or a real device; `EINVAL` for a parent that is automatic,
+/// not made as a nest parent, or not the mock driver's, and for a vIOMMU
+/// of another IOMMU than the device's.
 fn alloc_nested(
     ctx: &Context,
     info: &DeviceInfo,
@@ -366,23 +388,30 @@ fn alloc_nested(
     fault: Option<ObjectRef>,
 ) -> Result<u32> {
     let flags = cmd.flags;
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    let viommu = match &parent.object().kind {
+        // vIOMMUs are the mock IOMMU's: a real device's IOMMU is another.
+        ObjectKind::Viommu(_) if info.kernel.is_some() => return Err(EINVAL),
+        ObjectKind::Viommu(v) => Some(v.clone()),
+        _ => None,
+    };
     if flags & !(uapi::IOMMU_HWPT_FAULT_ID_VALID | uapi::IOMMU_HWPT_ALLOC_PASID) != 0
         || cmd.data_len == 0
         || info.kernel.is_some()
     {
         return Err(eopnotsupp());
     }
-    let ObjectKind::HwptPaging(paging) = &parent.object().kind else {
-        return Err(EINVAL);
-    };
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
-        if paging.auto || !paging.nest_parent || paging.mock.is_none() {
-            return Err(EINVAL);
+        if let ObjectKind::HwptPaging(paging) = &parent.object().kind {
+            if paging.auto || !paging.nest_parent || paging.mock.is_none() {
+                return Err(EINVAL);
+            }
         }
         let mock = crate::mock::MockNested::new(cmd.data_type, cmd.data_len, cmd.data_uptr)?;
         let hwpt = HwptNested {
             _parent: parent,
+            viommu,
             pasid_compat: flags & uapi::IOMMU_HWPT_ALLOC_PASID != 0,
             fault,
             mock,
@@ -395,7 +424,7 @@ fn alloc_nested(
     }
     #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
     {
-        let _ = (ctx, paging, fault);
+        let _ = (ctx, parent, fault);
         Err(eopnotsupp())
     }
 }
@@ -442,6 +471,10 @@ fn invalidate(ctx: &Context, cmd: &uapi::iommu_hwpt_invalidate) -> (u32, Result)
             nested
                 .mock
                 .invalidate(cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num)
+        }
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        ObjectKind::Viommu(viommu) => {
+            viommu.invalidate(cmd.data_type, cmd.data_uptr, cmd.entry_len, cmd.entry_num)
         }
         _ => (0, Err(EINVAL)),
     }

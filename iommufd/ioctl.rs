@@ -41,6 +41,15 @@ const fn field_size<T, F>(_get: fn(&T) -> &F) -> usize {
     size_of::<F>()
 }
 
+// The vIOMMU ioctls exist for the mock IOMMU only, in test builds.
+#[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+use self::{
+    not_implemented as viommu_alloc_ioctl, not_implemented as vdevice_alloc_ioctl,
+    not_implemented as veventq_alloc_ioctl,
+};
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::viommu::{vdevice_alloc_ioctl, veventq_alloc_ioctl, viommu_alloc_ioctl};
+
 /// Builds a table entry: `op!(NUMBER, struct, last_mandatory_field, handler)`.
 macro_rules! op {
     ($num:expr, $ty:ty, $last:ident, $handler:path) => {
@@ -169,13 +178,13 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_VIOMMU_ALLOC,
         uapi::iommu_viommu_alloc,
         out_viommu_id,
-        not_implemented
+        viommu_alloc_ioctl
     ));
     ops[index(uapi::IOMMU_VDEVICE_ALLOC)] = Some(op!(
         uapi::IOMMU_VDEVICE_ALLOC,
         uapi::iommu_vdevice_alloc,
         virt_id,
-        not_implemented
+        vdevice_alloc_ioctl
     ));
     ops[index(uapi::IOMMU_IOAS_CHANGE_PROCESS)] = Some(op!(
         uapi::IOMMU_IOAS_CHANGE_PROCESS,
@@ -187,7 +196,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_VEVENTQ_ALLOC,
         uapi::iommu_veventq_alloc,
         out_veventq_fd,
-        not_implemented
+        veventq_alloc_ioctl
     ));
     ops[index(uapi::IOMMU_HW_QUEUE_ALLOC)] = Some(op!(
         uapi::IOMMU_HW_QUEUE_ALLOC,

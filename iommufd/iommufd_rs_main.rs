@@ -26,7 +26,8 @@
 //!   `iommufd_rs_vfio.ko` (`iommufd_rs_vfio.c`) gives it iommufd.ko's names;
 //! - [`access`]: in-kernel accesses (pin pages, read/write through IOVAs);
 //! - `selftest`, `mock`: `IOMMU_TEST_CMD` for the upstream selftests, with
-//!   the mock domain and mock device (test builds);
+//!   the mock domain and mock device (test builds); `viommu`: the mock
+//!   IOMMU's vIOMMUs, virtual devices and event queues (test builds);
 //! - [`vfio_compat`]: the VFIO container ioctls on a compat IOAS, with
 //!   type1's dirty tracking, whose log is the IOAS's;
 //! - [`sys`]: the kernel wrappers, with every FFI call: the misc device and
@@ -46,7 +47,9 @@
 //!
 //! Outer to inner; a lock may be taken while holding only those above it:
 //! 1. the test interface's `TestAccess::items`, and `MockDevice::hwpt`
-//!    then `MockDevice::pasids`;
+//!    then `MockDevice::pasids`, then `MockDevice::vdev` and
+//!    `MockDevice::viommu`, then `Viommu::state`, then
+//!    `VeventQueue::state`;
 //!    `AccessCallbacks::open` of an access made through the in-kernel API,
 //!    held while its creator's `unmap` callback runs (which unpins, taking
 //!    the locks below);
@@ -117,6 +120,8 @@ mod sys;
 mod uapi;
 mod ucmd;
 mod vfio_compat;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+mod viommu;
 
 module! {
     type: IommufdModule,

@@ -21,6 +21,7 @@ use crate::{
     },
     uapi,
     ucmd::{read_user_struct, Ucmd},
+    viommu::Viommu,
 };
 use core::{
     mem::size_of,
@@ -296,11 +297,45 @@ pub(crate) struct MockDevice {
     /// C's mock fails (`ENOMEM`) the next domain change of PASID 1024 after
     /// one succeeded, to test the core's unwinding; blocking it disarms.
     pasid_1024_armed: AtomicBool,
+    /// The object ID of its virtual device, if it has one (0 while one is
+    /// being made).
+    #[pin]
+    vdev: Mutex<Option<u32>>,
+    /// The vIOMMU and virtual ID its events go to: set when its RID moves
+    /// to a HWPT of another vIOMMU (or none), as C's mock does.
+    #[pin]
+    viommu: Mutex<Option<(Arc<Viommu>, u64)>>,
+    /// Its cache entries, which vIOMMU invalidation clears.
+    cache: [AtomicU32; uapi::MOCK_DEV_CACHE_NUM as usize],
 }
 
 impl MockDevice {
-    /// Detaches the device and removes its device object, once its own
-    /// object is gone from `table`.
+    /// The slot of its virtual device's object ID, locked.
+    pub(crate) fn vdev_slot(&self) -> kernel::sync::MutexGuard<'_, Option<u32>> {
+        self.vdev.lock()
+    }
+
+    /// Its virtual device went.
+    pub(crate) fn vdev_gone(&self) {
+        *self.vdev.lock() = None;
+    }
+
+    /// The vIOMMU and virtual ID its events go to, if any.
+    pub(crate) fn viommu_cache(&self) -> Option<(Arc<Viommu>, u64)> {
+        self.viommu.lock().clone()
+    }
+
+    /// Clears cache entry `index`, or all of them.
+    pub(crate) fn clear_cache(&self, index: Option<u32>) {
+        for (i, entry) in self.cache.iter().enumerate() {
+            if index.is_none_or(|at| at as usize == i) {
+                entry.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Detaches the device, tombstones its virtual device and removes its
+    /// device object, once its own object is gone from `table`.
     pub(crate) fn destroyed(&self, table: &ObjectTable) {
         let mut rid = self.hwpt.lock();
         // C leaves PASIDs attached here (and WARNs when the group goes);
@@ -311,7 +346,12 @@ impl MockDevice {
         if let Some(hwpt) = rid.take() {
             release_attachment(table, self, NO_PASID, hwpt);
         }
+        *self.viommu.lock() = None;
         drop(rid);
+        let vdev = *self.vdev.lock();
+        if let Some(id) = vdev.filter(|&id| id != 0) {
+            table.tombstone(id);
+        }
         if let Some(id) = self.idev_id.copy() {
             table.remove_internal(id);
         }
@@ -488,6 +528,9 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
             hwpt <- new_mutex!(None),
             pasids <- new_mutex!(KVec::new()),
             pasid_1024_armed: AtomicBool::new(false),
+            vdev <- new_mutex!(None),
+            viommu <- new_mutex!(None),
+            cache: core::array::from_fn(|_| AtomicU32::new(uapi::IOMMU_TEST_DEV_CACHE_DEFAULT)),
         }),
         GFP_KERNEL,
     )?;
@@ -506,7 +549,12 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
         mock: Some(dev.clone()),
     };
     let idev_id = table.reserve(ObjectKind::Device(info))?.finalize();
+    // A new device has no virtual device: a vIOMMU's HWPT refuses it.
     let attached = check_dirty_attach(table, pt_id, dev_flags)
+        .and_then(|()| match table.get(pt_id) {
+            Ok(pt) => rid_viommu(None, &pt).map(drop),
+            Err(_) => Ok(()),
+        })
         .and_then(|()| hw_pagetable::attach(table, pt_id, new_mock_domain));
     let hwpt = match attached {
         Ok(hwpt) => hwpt,
@@ -603,9 +651,16 @@ fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32>
     if !same {
         pasid_compat(&target, NO_PASID, cur.as_ref(), &dev.pasids.lock())?;
     }
-    drop(target);
     check_dirty_attach(table, pt_id, dev.dev_flags)?;
+    let viommu = match same {
+        true => None,
+        false => Some(rid_viommu(dev.idev_id.copy(), &target)?),
+    };
+    drop(target);
     let new = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
+    if let Some(viommu) = viommu {
+        dev.set_viommu(viommu);
+    }
     let new_id = new.object().id;
     let old = if cur_id == new_id {
         Some(new)
@@ -623,7 +678,36 @@ fn replace_rid(table: &ObjectTable, dev: &MockDevice, pt_id: u32) -> Result<u32>
     Ok(new_id)
 }
 
+/// The vIOMMU and virtual ID the RID of device object `idev_id` would
+/// report events under on the object `target`: those of its virtual
+/// device if `target` is a nested HWPT of a vIOMMU (`ENOENT` if it has
+/// none there), else none. The mock driver's attach checks this.
+fn rid_viommu(idev_id: Option<u32>, target: &ObjectRef) -> Result<Option<(Arc<Viommu>, u64)>> {
+    let ObjectKind::HwptNested(nested) = &target.object().kind else {
+        return Ok(None);
+    };
+    let Some(viommu) = nested.viommu() else {
+        return Ok(None);
+    };
+    let virt_id = idev_id.and_then(|id| viommu.virt_id_of(id)).ok_or(ENOENT)?;
+    Ok(Some((viommu.clone(), virt_id)))
+}
+
 impl MockDevice {
+    /// Its RID moved to a HWPT of `viommu` (or of none): events now go
+    /// there, if that is another vIOMMU than before.
+    fn set_viommu(&self, viommu: Option<(Arc<Viommu>, u64)>) {
+        let mut cur = self.viommu.lock();
+        let same = match (&*cur, &viommu) {
+            (Some((a, _)), Some((b, _))) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *cur = viommu;
+        }
+    }
+
     /// Made with `MOCK_FLAGS_DEVICE_PASID`: the core only asks the driver
     /// about PASIDs of such a device.
     fn pasid_capable(&self) -> bool {
@@ -676,10 +760,12 @@ pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test
     }
     pasid_compat(&pt, pasid, rid.as_ref(), &pasids)?;
     let out_id = if pasid == NO_PASID {
-        drop(pt);
         drop(pasids);
         check_dirty_attach(table, pt_id, dev.dev_flags)?;
+        let viommu = rid_viommu(dev.idev_id.copy(), &pt)?;
+        drop(pt);
         let hwpt = hw_pagetable::attach(table, pt_id, new_mock_domain)?;
+        dev.set_viommu(viommu);
         let id = hwpt.object().id;
         *rid = Some(hwpt);
         id
@@ -871,15 +957,16 @@ fn check_dirty_attach(table: &ObjectTable, pt_id: u32, dev_flags: u32) -> Result
     Ok(())
 }
 
-/// `DEV_CHECK_CACHE`: the mock device's cache entries all hold the default
-/// value, as nothing here invalidates them.
+/// `DEV_CHECK_CACHE`: whether cache entry `index` of the mock device
+/// behind device object `id` holds `value` (`EINVAL` if not).
 pub(crate) fn check_dev_cache(table: &ObjectTable, id: u32, index: u32, value: u32) -> Result {
     let obj = table.get(id)?;
-    if !matches!(obj.object().kind, ObjectKind::Device(_)) {
+    let ObjectKind::Device(info) = &obj.object().kind else {
         return Err(ENOENT);
+    };
+    let dev = info.mock.as_ref().ok_or(EINVAL)?;
+    match dev.cache.get(index as usize) {
+        Some(entry) if entry.load(Ordering::Relaxed) == value => Ok(()),
+        _ => Err(EINVAL),
     }
-    if index > uapi::MOCK_DEV_CACHE_ID_MAX || value != uapi::IOMMU_TEST_DEV_CACHE_DEFAULT {
-        return Err(EINVAL);
-    }
-    Ok(())
 }

@@ -14,8 +14,6 @@
 //! jobs: an object is a [`Shared`], and it has users while the table's
 //! handle is not the only one.
 
-#[cfg(CONFIG_IOMMUFD_RS_TEST)]
-use crate::mock::MockDevice;
 use crate::{
     device::{DeviceInfo, Group},
     eventq::Fault,
@@ -23,6 +21,11 @@ use crate::{
     ioas::Ioas,
     pages::AccountMode,
     sys::shared::{Shared, SharedPart},
+};
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::{
+    mock::MockDevice,
+    viommu::{Vdevice, Veventq, Viommu},
 };
 use kernel::{
     new_mutex,
@@ -54,6 +57,17 @@ pub(crate) enum ObjectKind {
     /// A mock device of the test interface (`stdev`).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     MockDevice(Arc<MockDevice>),
+    /// A vIOMMU of the mock IOMMU.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    Viommu(Arc<Viommu>),
+    /// A virtual device on a vIOMMU; only held (its drop takes it off).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    #[allow(dead_code)]
+    Vdevice(Arc<Vdevice>),
+    /// A vIOMMU's event queue; only held (its drop takes it off).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    #[allow(dead_code)]
+    Veventq(Arc<Veventq>),
 }
 
 /// An object in the table.
@@ -189,6 +203,19 @@ impl ObjectTable {
             let mut inner = self.inner.lock();
             inner.free_hint = inner.free_hint.min(id);
             inner.ids.remove(&id)
+        };
+        drop(removed);
+    }
+
+    /// Removes object `id` whatever its users, and keeps its ID taken (a
+    /// tombstone): lookups and `IOMMU_DESTROY` find nothing there, and no
+    /// new object gets the ID until the file closes (a virtual device whose
+    /// device went).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn tombstone(&self, id: u32) {
+        let removed = {
+            let mut inner = self.inner.lock();
+            inner.ids.get_mut(&id).and_then(Option::take)
         };
         drop(removed);
     }

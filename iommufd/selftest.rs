@@ -289,6 +289,9 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
             mock::check_iotlb(&ctx.objects, ucmd.cmd.id, index, value)
         }
         uapi::IOMMU_TEST_OP_TRIGGER_IOPF => mock::trigger_iopf(&ctx.objects, &ucmd.cmd),
+        uapi::IOMMU_TEST_OP_TRIGGER_VEVENT => {
+            crate::viommu::trigger_vevent(&ctx.objects, ucmd.cmd.trigger_vevent_dev_id())
+        }
         uapi::IOMMU_TEST_OP_DEV_CHECK_CACHE => {
             let (index, value) = ucmd.cmd.check_dev_cache();
             mock::check_dev_cache(&ctx.objects, ucmd.cmd.id, index, value)

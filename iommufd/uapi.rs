@@ -61,6 +61,7 @@ uapi_pod!(
     iommu_hwpt_invalidate,
     iommu_hwpt_page_response,
     iommu_hwpt_pgfault,
+    iommufd_vevent_header,
     iommu_hwpt_set_dirty_tracking,
     iommu_ioas_alloc,
     iommu_ioas_allow_iovas,
@@ -82,7 +83,8 @@ uapi_pod!(
 uapi_pod!(
     iommu_test_hw_info,
     iommu_hwpt_selftest,
-    iommu_hwpt_invalidate_selftest
+    iommu_hwpt_invalidate_selftest,
+    iommu_viommu_invalidate_selftest
 );
 
 impl iommu_hw_info {
@@ -216,6 +218,12 @@ impl iommu_test_cmd {
         // SAFETY: As in `add_reserved`.
         let r = unsafe { self.__bindgen_anon_1.check_iotlb };
         (r.id, r.iotlb)
+    }
+
+    /// `trigger_vevent.dev_id`.
+    pub(crate) fn trigger_vevent_dev_id(&self) -> u32 {
+        // SAFETY: As in `add_reserved`.
+        unsafe { self.__bindgen_anon_1.trigger_vevent.dev_id }
     }
 
     /// `trigger_iopf`.

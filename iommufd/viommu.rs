@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vIOMMU objects (`IOMMU_VIOMMU_ALLOC`), the virtual devices on them
+//! (`IOMMU_VDEVICE_ALLOC`) and their event queues (`IOMMU_VEVENTQ_ALLOC`),
+//! for the test interface's mock IOMMU (real IOMMUs: not yet; test builds
+//! only).
+//!
+//! A vIOMMU holds a user reference on its nest-parent paging HWPT; nested
+//! HWPTs made on it, its virtual devices and its event queues hold one on
+//! it. A device has at most one virtual device, and a virtual ID names at
+//! most one device per vIOMMU. A device whose RID attaches to a nested
+//! HWPT of a vIOMMU must have a virtual device there; the mock device then
+//! reports events under that virtual ID. When a device goes, its virtual
+//! device goes with it and leaves its ID taken (a tombstone) until the
+//! file closes, as in C.
+
+use crate::{
+    context::Context,
+    mock::MockDevice,
+    object::{ObjectKind, ObjectRef, ObjectTable},
+    sys::{
+        errno::eopnotsupp,
+        event_file::{EventFile, EventQueue, POLL_READABLE},
+        misc::FileHold,
+    },
+    uapi,
+    ucmd::{read_prefix, Ucmd},
+};
+use core::mem::size_of;
+use kernel::{
+    bindings,
+    fs::file::FileDescriptorReservation,
+    new_mutex, new_poll_condvar,
+    prelude::*,
+    sync::{poll::PollCondVar, Arc, Mutex},
+    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
+};
+
+/// A virtual device's entry in its vIOMMU.
+struct VdevEntry {
+    /// The virtual ID, unique in the vIOMMU.
+    virt_id: u64,
+    /// The device object's ID.
+    idev_id: u32,
+    /// The mock device, whose cache invalidation reaches.
+    dev: Arc<MockDevice>,
+}
+
+/// What a vIOMMU's lock guards.
+struct ViommuState {
+    /// Its virtual devices.
+    vdevs: KVec<VdevEntry>,
+    /// Its event queues, at most one per type.
+    queues: KVec<Arc<VeventQueue>>,
+}
+
+/// A vIOMMU (`IOMMUFD_OBJ_VIOMMU`) of the mock IOMMU.
+#[pin_data]
+pub(crate) struct Viommu {
+    /// A user reference on the nest-parent paging HWPT.
+    _parent: ObjectRef,
+    #[pin]
+    state: Mutex<ViommuState>,
+}
+
+impl Viommu {
+    /// The virtual ID device object `idev_id` has here, if any.
+    pub(crate) fn virt_id_of(&self, idev_id: u32) -> Option<u64> {
+        let st = self.state.lock();
+        st.vdevs
+            .iter()
+            .find(|v| v.idev_id == idev_id)
+            .map(|v| v.virt_id)
+    }
+
+    /// Queues an event of `kind` with `data` on the vIOMMU's queue of that
+    /// type: `EOPNOTSUPP` if there is none. A full queue (or no memory)
+    /// records the loss instead.
+    pub(crate) fn report_event(&self, kind: u32, data: &[u8]) -> Result {
+        let queue = {
+            let st = self.state.lock();
+            st.queues.iter().find(|q| q.kind == kind).cloned()
+        };
+        queue.ok_or_else(eopnotsupp)?.report(data)
+    }
+
+    /// `IOMMU_HWPT_INVALIDATE` on the vIOMMU: clears the device cache
+    /// entries the `num` requests of `len` bytes at `uptr` name. Every
+    /// request is read before any is done; they are done in order up to
+    /// the first bad one. Returns how many were done, and the error.
+    pub(crate) fn invalidate(&self, kind: u32, uptr: u64, len: u32, num: u32) -> (u32, Result) {
+        if num == 0 && kind == uapi::IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST {
+            return (0, Ok(()));
+        }
+        let reqs = match read_requests(kind, uptr, len, num) {
+            Ok(reqs) => reqs,
+            Err(e) => return (0, Err(e)),
+        };
+        let st = self.state.lock();
+        for (i, req) in reqs.iter().enumerate() {
+            // `num` entries at most: `i` fits.
+            let done = i as u32;
+            if req.flags & !uapi::IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
+                return (done, Err(eopnotsupp()));
+            }
+            if req.cache_id > uapi::MOCK_DEV_CACHE_ID_MAX {
+                return (done, Err(EINVAL));
+            }
+            let Some(vdev) = st
+                .vdevs
+                .iter()
+                .find(|v| v.virt_id == u64::from(req.vdev_id))
+            else {
+                return (done, Err(EINVAL));
+            };
+            if req.flags & uapi::IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
+                vdev.dev.clear_cache(None);
+            } else {
+                vdev.dev.clear_cache(Some(req.cache_id));
+            }
+        }
+        (num, Ok(()))
+    }
+}
+
+/// Largest buffer C's mock takes for the requests at once (`kzalloc`).
+const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// Reads `num` vIOMMU invalidation requests of `len` bytes each at `uptr`,
+/// as C's `iommu_copy_struct_from_full_user_array`: a shorter entry reads
+/// as zero-extended, a longer one must end in zeroes (`E2BIG`).
+fn read_requests(
+    kind: u32,
+    uptr: u64,
+    len: u32,
+    num: u32,
+) -> Result<KVVec<uapi::iommu_viommu_invalidate_selftest>> {
+    type Req = uapi::iommu_viommu_invalidate_selftest;
+    if (num as usize).saturating_mul(size_of::<Req>()) > MAX_REQUEST_BYTES {
+        return Err(ENOMEM);
+    }
+    let mut reqs = KVVec::with_capacity(num as usize, GFP_KERNEL)?;
+    if kind != uapi::IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST || num == 0 {
+        return Err(EINVAL);
+    }
+    let len = len as usize;
+    for i in 0..u64::from(num) {
+        let at = uptr.wrapping_add(i * len as u64);
+        let user = UserPtr::from_addr(usize::try_from(at).map_err(|_| EFAULT)?);
+        if len > size_of::<Req>() {
+            let mut tail = UserSlice::new(user, len).reader();
+            tail.skip(size_of::<Req>())?;
+            let mut rest = [0u8; 64];
+            while !tail.is_empty() {
+                let n = tail.len().min(rest.len());
+                tail.read_slice(&mut rest[..n])?;
+                if rest[..n].iter().any(|&b| b != 0) {
+                    return Err(E2BIG);
+                }
+            }
+        }
+        let req: Req = read_prefix(user, len)?;
+        reqs.push(req, GFP_KERNEL)?;
+    }
+    Ok(reqs)
+}
+
+/// A user reference on the vIOMMU `id`: `ENOENT` if there is none.
+pub(crate) fn get_viommu(table: &ObjectTable, id: u32) -> Result<(ObjectRef, Arc<Viommu>)> {
+    let obj = table.get(id)?;
+    let viommu = match &obj.object().kind {
+        ObjectKind::Viommu(v) => v.clone(),
+        _ => return Err(ENOENT),
+    };
+    Ok((obj, viommu))
+}
+
+/// `IOMMU_VIOMMU_ALLOC`: a vIOMMU of the mock IOMMU on a nest-parent
+/// paging HWPT. Driver data (for the mock's mmap page) is not supported
+/// yet (`EOPNOTSUPP`).
+pub(crate) fn viommu_alloc_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_viommu_alloc>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags != 0 || cmd.type_ == uapi::IOMMU_VIOMMU_TYPE_DEFAULT {
+        return Err(eopnotsupp());
+    }
+    let dev = ctx.objects.get(cmd.dev_id)?;
+    let ObjectKind::Device(info) = &dev.object().kind else {
+        return Err(ENOENT);
+    };
+    // Only the mock IOMMU has vIOMMUs, of its one type.
+    if info.mock.is_none() || cmd.type_ != uapi::IOMMU_VIOMMU_TYPE_SELFTEST {
+        return Err(eopnotsupp());
+    }
+    let parent = ctx.objects.get(cmd.hwpt_id)?;
+    let ObjectKind::HwptPaging(paging) = &parent.object().kind else {
+        return Err(ENOENT);
+    };
+    if !paging.nest_parent() {
+        return Err(EINVAL);
+    }
+    if cmd.data_len != 0 {
+        return Err(eopnotsupp());
+    }
+    let viommu = Arc::pin_init(
+        pin_init!(Viommu {
+            _parent: parent,
+            state <- new_mutex!(ViommuState { vdevs: KVec::new(), queues: KVec::new() }),
+        }),
+        GFP_KERNEL,
+    )?;
+    let reservation = ctx.objects.reserve(ObjectKind::Viommu(viommu))?;
+    ucmd.cmd.out_viommu_id = reservation.id;
+    ucmd.respond()?;
+    reservation.finalize();
+    Ok(())
+}
+
+/// A virtual device (`IOMMUFD_OBJ_VDEVICE`): a mock device's ID in a
+/// vIOMMU.
+pub(crate) struct Vdevice {
+    /// A user reference on the vIOMMU.
+    _viommu_obj: ObjectRef,
+    /// The vIOMMU.
+    viommu: Arc<Viommu>,
+    /// Its virtual ID.
+    virt_id: u64,
+    /// The device object's ID.
+    idev_id: u32,
+    /// The mock device.
+    dev: Arc<MockDevice>,
+}
+
+impl Drop for Vdevice {
+    fn drop(&mut self) {
+        let (virt_id, idev_id) = (self.virt_id, self.idev_id);
+        self.viommu
+            .state
+            .lock()
+            .vdevs
+            .retain(|v| !(v.virt_id == virt_id && v.idev_id == idev_id));
+        self.dev.vdev_gone();
+    }
+}
+
+/// `IOMMU_VDEVICE_ALLOC`: virtual ID `virt_id` for device `dev_id` in
+/// vIOMMU `viommu_id`. `EEXIST` if the device has a virtual device (in any
+/// vIOMMU) or the ID is taken in this one.
+pub(crate) fn vdevice_alloc_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_vdevice_alloc>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    let (viommu_obj, viommu) = get_viommu(&ctx.objects, cmd.viommu_id)?;
+    let dev_obj = ctx.objects.get(cmd.dev_id)?;
+    let ObjectKind::Device(info) = &dev_obj.object().kind else {
+        return Err(ENOENT);
+    };
+    // A real device is not behind the mock IOMMU.
+    let dev = info.mock.clone().ok_or(EINVAL)?;
+    let (idev_id, virt_id) = (cmd.dev_id, cmd.virt_id);
+    // Claim the device's one virtual device and the virtual ID, both
+    // checked and taken under their locks; the virtual device's drop gives
+    // them back.
+    {
+        let mut slot = dev.vdev_slot();
+        if slot.is_some() {
+            return Err(EEXIST);
+        }
+        let mut st = viommu.state.lock();
+        if st.vdevs.iter().any(|v| v.virt_id == virt_id) {
+            return Err(EEXIST);
+        }
+        let entry = VdevEntry {
+            virt_id,
+            idev_id,
+            dev: dev.clone(),
+        };
+        st.vdevs.push(entry, GFP_KERNEL)?;
+        // Object IDs start at 1: 0 marks a virtual device being made.
+        *slot = Some(0);
+    }
+    let vdev = Vdevice {
+        _viommu_obj: viommu_obj,
+        viommu,
+        virt_id,
+        idev_id,
+        dev: dev.clone(),
+    };
+    let reservation = Arc::new(vdev, GFP_KERNEL)
+        .map_err(Error::from)
+        .and_then(|vdev| ctx.objects.reserve(ObjectKind::Vdevice(vdev)))?;
+    ucmd.cmd.out_vdevice_id = reservation.id;
+    ucmd.respond()?;
+    let id = reservation.finalize();
+    *dev.vdev_slot() = Some(id);
+    Ok(())
+}
+
+/// One event in a vEVENTQ.
+enum Vevent {
+    /// An event the driver reported, with its data.
+    Event { seq: u32, data: KVec<u8> },
+    /// Events were lost here: the queue was full.
+    Lost { seq: u32 },
+}
+
+impl Vevent {
+    /// The record's header: (flags, sequence).
+    fn header(&self) -> uapi::iommufd_vevent_header {
+        match self {
+            Vevent::Event { seq, .. } => uapi::iommufd_vevent_header {
+                flags: 0,
+                sequence: *seq,
+            },
+            Vevent::Lost { seq } => uapi::iommufd_vevent_header {
+                flags: uapi::IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
+                sequence: *seq,
+            },
+        }
+    }
+
+    /// The data after the header.
+    fn data(&self) -> &[u8] {
+        match self {
+            Vevent::Event { data, .. } => data,
+            Vevent::Lost { .. } => &[],
+        }
+    }
+}
+
+/// Size of a vEVENT header.
+const HEADER: usize = size_of::<uapi::iommufd_vevent_header>();
+/// The deepest queue `IOMMU_VEVENTQ_ALLOC` makes.
+const VEVENTQ_MAX_DEPTH: u32 = 1 << 19;
+
+/// What a vEVENTQ's lock guards.
+struct QueueState {
+    /// Records not read yet, oldest first. A `Lost` record is only ever
+    /// last: the next event takes its place.
+    deliver: KVec<Vevent>,
+    /// Events (not `Lost` records) in `deliver`.
+    num_events: u32,
+    /// The next record's sequence number, in `[0, i32::MAX]`.
+    sequence: u32,
+}
+
+/// A vEVENTQ's queue, shared by its object, its file and its vIOMMU.
+#[pin_data]
+pub(crate) struct VeventQueue {
+    /// The event type it takes.
+    kind: u32,
+    /// How many events it holds at most.
+    depth: u32,
+    #[pin]
+    state: Mutex<QueueState>,
+    /// Woken when a record arrives.
+    #[pin]
+    wait: PollCondVar,
+}
+
+impl VeventQueue {
+    /// Queues an event with `data`, or, when full or out of memory, a
+    /// `Lost` record (`ENOMEM` for the latter).
+    fn report(&self, data: &[u8]) -> Result {
+        let mut copy = KVec::new();
+        let copied = copy.extend_from_slice(data, GFP_NOWAIT);
+        let mut st = self.state.lock();
+        let seq = st.sequence;
+        let (record, rc) = match copied {
+            Err(_) => (Vevent::Lost { seq }, Err(ENOMEM)),
+            Ok(()) if st.num_events == self.depth => (Vevent::Lost { seq }, Ok(())),
+            Ok(()) => (Vevent::Event { seq, data: copy }, Ok(())),
+        };
+        if matches!(st.deliver.last(), Some(Vevent::Lost { .. })) {
+            st.deliver.pop();
+        }
+        // The one record that may need memory here is an event: a `Lost`
+        // record takes the place of what was just popped or fits in the
+        // room left by the depth.
+        let is_event = matches!(record, Vevent::Event { .. });
+        if st.deliver.push(record, GFP_NOWAIT).is_err() {
+            return Err(ENOMEM);
+        }
+        if is_event {
+            st.num_events += 1;
+        }
+        st.sequence = (seq + 1) & i32::MAX as u32;
+        drop(st);
+        self.wait.notify_all();
+        rc
+    }
+
+    /// Reads whole records into `out`: `EINVAL` for room under a header,
+    /// or if the first record does not fit.
+    fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
+        if out.len() < HEADER {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let mut done = 0;
+        while let Some(record) = st.deliver.first() {
+            let data = record.data();
+            if out.len() < HEADER {
+                break;
+            }
+            if HEADER + data.len() > out.len() {
+                return if done == 0 { Err(EINVAL) } else { Ok(done) };
+            }
+            let written = out
+                .write(&record.header())
+                .and_then(|()| out.write_slice(data));
+            if let Err(e) = written {
+                return if done == 0 { Err(e) } else { Ok(done) };
+            }
+            done += HEADER + data.len();
+            if let Ok(Vevent::Event { .. }) = st.deliver.remove(0) {
+                st.num_events -= 1;
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// A vEVENTQ object (`IOMMUFD_OBJ_VEVENTQ`): its queue, on its vIOMMU.
+pub(crate) struct Veventq {
+    /// The queue, which the vIOMMU and the file share.
+    queue: Arc<VeventQueue>,
+    /// A user reference on the vIOMMU.
+    _viommu_obj: ObjectRef,
+    /// The vIOMMU.
+    viommu: Arc<Viommu>,
+}
+
+impl Drop for Veventq {
+    fn drop(&mut self) {
+        let kind = self.queue.kind;
+        self.viommu.state.lock().queues.retain(|q| q.kind != kind);
+    }
+}
+
+/// What a vEVENTQ's file owns: the queue, a user reference on its object
+/// and the iommufd file.
+struct VeventqFile {
+    queue: Arc<VeventQueue>,
+    _user: ObjectRef,
+    _ctx: FileHold,
+}
+
+impl EventQueue for VeventqFile {
+    fn read(&self, out: &mut UserSliceWriter) -> Result<usize> {
+        self.queue.read(out)
+    }
+
+    fn write(&self, _input: &mut UserSliceReader) -> Result<usize> {
+        // The file is made without `write`.
+        Err(EINVAL)
+    }
+
+    fn poll_mask(&self) -> u32 {
+        if self.queue.state.lock().deliver.is_empty() {
+            0
+        } else {
+            POLL_READABLE
+        }
+    }
+
+    fn wait(&self) -> &PollCondVar {
+        &self.queue.wait
+    }
+}
+
+/// `IOMMU_VEVENTQ_ALLOC`: an event queue of `type` and `veventq_depth`
+/// events on a vIOMMU, and its file. `EEXIST` if the vIOMMU has one of
+/// that type.
+pub(crate) fn veventq_alloc_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_veventq_alloc>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags != 0 || cmd.__reserved != 0 || cmd.type_ == uapi::IOMMU_VEVENTQ_TYPE_DEFAULT {
+        return Err(eopnotsupp());
+    }
+    if cmd.veventq_depth == 0 || cmd.veventq_depth > VEVENTQ_MAX_DEPTH {
+        return Err(EINVAL);
+    }
+    let (viommu_obj, viommu) = get_viommu(&ctx.objects, cmd.viommu_id)?;
+    let kind = cmd.type_;
+    let queue = Arc::pin_init(
+        pin_init!(VeventQueue {
+            kind,
+            depth: cmd.veventq_depth,
+            state <- new_mutex!(QueueState { deliver: KVec::new(), num_events: 0, sequence: 0 }),
+            wait <- new_poll_condvar!("iommufd_rs vEVENTQ"),
+        }),
+        GFP_KERNEL,
+    )?;
+    let mut st = viommu.state.lock();
+    if st.queues.iter().any(|q| q.kind == kind) {
+        return Err(EEXIST);
+    }
+    st.queues.push(queue.clone(), GFP_KERNEL)?;
+    drop(st);
+    // From here on dropping the object takes the queue off the vIOMMU.
+    let veventq = Veventq {
+        queue: queue.clone(),
+        _viommu_obj: viommu_obj,
+        viommu,
+    };
+    let veventq = Arc::new(veventq, GFP_KERNEL)?;
+    let reservation = ctx.objects.reserve(ObjectKind::Veventq(veventq))?;
+    let id = reservation.id;
+    let user = reservation.finalize_get()?;
+    let fd = match FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => {
+            drop(user);
+            ctx.objects.remove_internal(id);
+            return Err(e);
+        }
+    };
+    let data = VeventqFile {
+        queue,
+        _user: user,
+        _ctx: ctx.file.hold(),
+    };
+    let file = KBox::new(data, GFP_KERNEL)
+        .map_err(Error::from)
+        .and_then(|data| EventFile::new(c"[iommufd-viommu-event]", false, data));
+    let file = match file {
+        Ok(file) => file,
+        Err(e) => {
+            ctx.objects.remove_internal(id);
+            return Err(e);
+        }
+    };
+    ucmd.cmd.out_veventq_id = id;
+    ucmd.cmd.out_veventq_fd = fd.reserved_fd();
+    if let Err(e) = ucmd.respond() {
+        drop(file);
+        ctx.objects.remove_internal(id);
+        return Err(e);
+    }
+    file.install(fd);
+    Ok(())
+}
+
+/// `TRIGGER_VEVENT`: the mock device behind device object `dev_id`
+/// reports an event with its virtual ID to the vIOMMU its RID's HWPT is
+/// on. `ENOENT` if it is on none, or its virtual ID is 0; `EOPNOTSUPP` if
+/// the vIOMMU has no queue for the mock's events.
+pub(crate) fn trigger_vevent(table: &ObjectTable, dev_id: u32) -> Result {
+    let obj = table.get(dev_id)?;
+    let ObjectKind::Device(info) = &obj.object().kind else {
+        return Err(ENOENT);
+    };
+    let dev = info.mock.as_ref().ok_or(EINVAL)?;
+    let (viommu, virt_id) = dev.viommu_cache().ok_or(ENOENT)?;
+    if virt_id == 0 {
+        return Err(ENOENT);
+    }
+    let event = uapi::iommu_viommu_event_selftest {
+        // The mock's event carries the low 32 bits, as C's.
+        virt_id: virt_id as u32,
+    };
+    viommu.report_event(
+        uapi::IOMMU_VEVENTQ_TYPE_SELFTEST,
+        &event.virt_id.to_ne_bytes(),
+    )
+}
