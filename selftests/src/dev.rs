@@ -190,6 +190,77 @@ impl Iommufd {
         }
     }
 
+    /// IOMMU_VIOMMU_ALLOC of `kind` for `dev_id` on `hwpt_id`, with driver
+    /// data if given: the vIOMMU's ID.
+    pub fn viommu_alloc(
+        &self,
+        dev_id: u32,
+        hwpt_id: u32,
+        kind: u32,
+        flags: u32,
+        data: Option<&mut [u8]>,
+    ) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_viommu_alloc {
+            size: size_of_u32::<uapi::iommu_viommu_alloc>(),
+            flags,
+            type_: kind,
+            dev_id,
+            hwpt_id,
+            ..Default::default()
+        };
+        if let Some(d) = data {
+            cmd.data_len = d.len() as u32;
+            cmd.data_uptr = d.as_mut_ptr() as u64;
+        }
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_VIOMMU_ALLOC, &mut cmd) {
+            0 => Ok(cmd.out_viommu_id),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_VDEVICE_ALLOC: virtual ID `virt_id` for `dev_id` on vIOMMU
+    /// `viommu_id`; the virtual device's ID.
+    pub fn vdevice_alloc(&self, viommu_id: u32, dev_id: u32, virt_id: u64) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_vdevice_alloc {
+            size: size_of_u32::<uapi::iommu_vdevice_alloc>(),
+            viommu_id,
+            dev_id,
+            virt_id,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_VDEVICE_ALLOC, &mut cmd) {
+            0 => Ok(cmd.out_vdevice_id),
+            e => Err(e),
+        }
+    }
+
+    /// IOMMU_VEVENTQ_ALLOC: the queue's ID and file.
+    pub fn veventq_alloc(
+        &self,
+        viommu_id: u32,
+        kind: u32,
+        depth: u32,
+        flags: u32,
+    ) -> Result<(u32, File), Errno> {
+        let mut cmd = uapi::iommu_veventq_alloc {
+            size: size_of_u32::<uapi::iommu_veventq_alloc>(),
+            flags,
+            viommu_id,
+            type_: kind,
+            veventq_depth: depth,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_VEVENTQ_ALLOC, &mut cmd) {
+            0 => {
+                use std::os::fd::FromRawFd;
+                // SAFETY: The kernel installed a new descriptor for us.
+                let file = unsafe { File::from_raw_fd(cmd.out_veventq_fd as i32) };
+                Ok((cmd.out_veventq_id, file))
+            }
+            e => Err(e),
+        }
+    }
+
     /// IOMMU_HWPT_SET_DIRTY_TRACKING with `flags`.
     pub fn set_dirty_tracking(&self, hwpt: u32, flags: u32) -> Errno {
         let mut cmd = uapi::iommu_hwpt_set_dirty_tracking {
@@ -646,6 +717,24 @@ impl Iommufd {
                 perm: uapi::IOMMU_PGFAULT_PERM_READ | uapi::IOMMU_PGFAULT_PERM_WRITE,
                 addr,
             };
+        })
+        .0
+    }
+
+    /// TRIGGER_VEVENT: device `dev_id` reports an event to its vIOMMU.
+    pub fn trigger_vevent(&self, dev_id: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_TRIGGER_VEVENT, 0, |cmd| {
+            cmd.__bindgen_anon_1.trigger_vevent.dev_id = dev_id;
+        })
+        .0
+    }
+
+    /// DEV_CHECK_CACHE: whether cache entry `index` of device `dev_id`
+    /// holds `value`.
+    pub fn check_dev_cache(&self, dev_id: u32, index: u32, value: u32) -> Errno {
+        self.test_cmd(uapi::IOMMU_TEST_OP_DEV_CHECK_CACHE, dev_id, |cmd| {
+            cmd.__bindgen_anon_1.check_dev_cache.id = index;
+            cmd.__bindgen_anon_1.check_dev_cache.cache = value;
         })
         .0
     }

@@ -130,6 +130,12 @@ struct Fuzz {
     fault_hwpts: Vec<u32>,
     /// Fault queues: (ID, C's file, ours).
     faults: Vec<(u32, std::fs::File, std::fs::File)>,
+    /// vIOMMUs.
+    viommus: Vec<u32>,
+    /// Virtual devices: (ID, virtual ID).
+    vdevs: Vec<(u32, u64)>,
+    /// vEVENTQs: (ID, C's file, ours).
+    veventqs: Vec<(u32, std::fs::File, std::fs::File)>,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -516,7 +522,7 @@ impl Fuzz {
     /// every byte written back must match.
     fn raw_step(&mut self) -> (String, Outcome, Outcome) {
         // (number, struct size, offset of a user pointer field, if any)
-        let table: [(u32, usize, Option<usize>); 17] = [
+        let table: [(u32, usize, Option<usize>); 22] = [
             (uapi::IOMMU_DESTROY, 8, None),
             (uapi::IOMMU_IOAS_ALLOC, 12, None),
             (uapi::IOMMU_IOAS_ALLOW_IOVAS, 24, Some(16)),
@@ -534,6 +540,11 @@ impl Fuzz {
             (uapi::IOMMU_HWPT_ALLOC, 48, Some(32)),
             (uapi::IOMMU_HWPT_SET_DIRTY_TRACKING, 16, None),
             (uapi::IOMMU_HWPT_GET_DIRTY_BITMAP, 48, Some(40)),
+            (uapi::IOMMU_HWPT_INVALIDATE, 32, Some(8)),
+            (uapi::IOMMU_FAULT_QUEUE_ALLOC, 16, None),
+            (uapi::IOMMU_VIOMMU_ALLOC, 40, Some(32)),
+            (uapi::IOMMU_VDEVICE_ALLOC, 24, None),
+            (uapi::IOMMU_VEVENTQ_ALLOC, 32, None),
         ];
         let (mut num, mut size, mut ptr_field) = self.rng.pick(&table);
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_GET_INFO {
@@ -565,6 +576,16 @@ impl Fuzz {
             // No device: a HWPT made here would be one the fuzzer does not
             // know of.
             buf[8..12].fill(0);
+        }
+        // Nothing made here: the queues' flags are never 0 (a file made
+        // here has a descriptor number of its own on each side), and no
+        // device or vIOMMU is named.
+        match num {
+            uapi::IOMMU_FAULT_QUEUE_ALLOC => buf[4] |= 1,
+            uapi::IOMMU_VEVENTQ_ALLOC => buf[4] |= 1,
+            uapi::IOMMU_VIOMMU_ALLOC => buf[12..16].fill(0),
+            uapi::IOMMU_VDEVICE_ALLOC => buf[4..8].fill(0),
+            _ => {}
         }
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_UNMAP_DMA {
             buf[4] &= !(uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP as u8);
@@ -967,7 +988,7 @@ impl Fuzz {
         // domain on an IOAS is filled on each map (devices left on manual
         // HWPTs keep them alive).
         let manual = self.hwpts.iter().filter(|h| h.manual).count();
-        let roll = match self.rng.below(192) {
+        let roll = match self.rng.below(202) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             125..=131 | 154..=155 if self.devices.len() >= 12 => 132,
             150..=153 if manual >= 6 => 159,
@@ -1229,6 +1250,8 @@ impl Fuzz {
             184..=188 => self.fault_step(),
             189..=190 => self.trigger_iopf_step(),
             191 => self.iopf_cycle_step(),
+            192..=199 => self.viommu_step(),
+            200..=201 => self.vevent_cycle_step(),
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -1271,6 +1294,9 @@ impl Fuzz {
         self.nested.retain(|n| n.0 != id);
         self.fault_hwpts.retain(|&h| h != id);
         self.faults.retain(|f| f.0 != id);
+        self.viommus.retain(|&v| v != id);
+        self.vdevs.retain(|v| v.0 != id);
+        self.veventqs.retain(|q| q.0 != id);
         self.prune_auto();
     }
 
@@ -1288,6 +1314,9 @@ impl Fuzz {
         self.nested.retain(|n| n.0 != id);
         self.fault_hwpts.retain(|&h| h != id);
         self.faults.retain(|f| f.0 != id);
+        self.viommus.retain(|&v| v != id);
+        self.vdevs.retain(|v| v.0 != id);
+        self.veventqs.retain(|q| q.0 != id);
     }
 
     /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
@@ -1394,13 +1423,15 @@ impl Fuzz {
             (Some(d), _) if self.rng.chance(50) => d.stdev,
             _ => self.rng.pick(&[0, 1, 2, 5, 9, u32::MAX]),
         };
-        let parents: Vec<u32> = self
+        let mut parents: Vec<u32> = self
             .hwpts
             .iter()
             .filter(|h| h.parent)
             .map(|h| h.id)
             .collect();
-        // A quarter of the calls aim at a nested HWPT on a nest parent.
+        parents.extend_from_slice(&self.viommus);
+        // A quarter of the calls aim at a nested HWPT on a nest parent or a
+        // vIOMMU.
         let aim = match parents.is_empty() || !self.rng.chance(25) {
             true => None,
             false => Some(self.rng.pick(&parents)),
@@ -1745,6 +1776,300 @@ impl Fuzz {
             format!("{log:?}"),
             if c == r { format!("{log:?}") } else { r },
         )
+    }
+
+    /// An event's round trip: on a vIOMMU, a virtual device for a device,
+    /// a nested HWPT the device moves onto, a vEVENTQ (each may fail, as
+    /// on both sides), events raised, and every vEVENTQ read.
+    fn vevent_cycle_step(&mut self) -> (String, Outcome, Outcome) {
+        if self.viommus.is_empty() || self.devices.is_empty() {
+            return self.viommu_step();
+        }
+        let viommu = self.rng.pick(&self.viommus);
+        let dev = self.rng.pick(&self.devices);
+        let virt = self.rng.pick(&[0u64, 1, 0x99]);
+        let what = format!(
+            "vevent_cycle viommu={viommu} dev={} virt={virt:#x}",
+            dev.idev
+        );
+        let mut log = Vec::new();
+        let (c, r) = self.both(|f| format!("{:?}", f.vdevice_alloc(viommu, dev.idev, virt)));
+        if c != r {
+            return (what, c, r);
+        }
+        if let Some(id) = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|s| s.parse().ok())
+        {
+            self.born(id);
+            self.vdevs.push((id, virt));
+        }
+        log.push(c);
+        let data = [0u8; 8];
+        let sel = uapi::IOMMU_HWPT_DATA_SELFTEST;
+        let (c, r) = self.both(|f| {
+            format!(
+                "{:?}",
+                f.hwpt_alloc(dev.idev, viommu, 0, Some((sel, &data)))
+            )
+        });
+        if c != r {
+            return (what, c, r);
+        }
+        if let Some(hwpt) = c
+            .strip_prefix("Ok(")
+            .and_then(|s| s.strip_suffix(')'))
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            self.born(hwpt);
+            self.nested.push((hwpt, 0));
+            let (c2, r2) = self.both(|f| format!("{:?}", f.mock_domain_replace(dev.stdev, hwpt)));
+            if c2 != r2 {
+                return (what, c2, r2);
+            }
+            if c2.starts_with("Ok(") {
+                if let Some(d) = self.devices.iter_mut().find(|d| d.stdev == dev.stdev) {
+                    d.hwpt = hwpt;
+                }
+                self.prune_auto();
+            }
+            log.push(c2);
+        }
+        log.push(c);
+        let depth = self.rng.pick(&[1u32, 2, 4]);
+        let kind = uapi::IOMMU_VEVENTQ_TYPE_SELFTEST;
+        let (cq, rq) = (
+            self.c.veventq_alloc(viommu, kind, depth, 0),
+            self.rust.veventq_alloc(viommu, kind, depth, 0),
+        );
+        match (cq, rq) {
+            (Ok((id, cf)), Ok((_, rf))) => {
+                self.born(id);
+                self.veventqs.push((id, cf, rf));
+                log.push(format!("Ok({id})"));
+            }
+            (Err(ce), Err(re)) if ce == re => log.push(format!("Err({ce})")),
+            (c, r) => {
+                return (
+                    what,
+                    format!("{:?}", c.map(|x| x.0)),
+                    format!("{:?}", r.map(|x| x.0)),
+                )
+            }
+        }
+        for _ in 0..1 + self.rng.below(5) {
+            let (c, r) = self.both(|f| format!("{}", f.trigger_vevent(dev.idev)));
+            if c != r {
+                return (what, c, r);
+            }
+            log.push(c);
+        }
+        for (_, cf, rf) in &self.veventqs {
+            let read = |file: &std::fs::File| {
+                let mut buf = vec![0u8; 64];
+                match sys::read_fd(file, &mut buf, 64, None) {
+                    Ok(n) => format!("Ok({n}) {:?}", &buf[..n]),
+                    Err(e) => format!("Err({e})"),
+                }
+            };
+            let (c, r) = (read(cf), read(rf));
+            if c != r {
+                return (what, c, r);
+            }
+            log.push(c);
+        }
+        let log = format!("{log:?}");
+        (what, log.clone(), log)
+    }
+
+    /// vIOMMUs, their virtual devices and event queues: made, destroyed,
+    /// read, polled; events raised, device caches invalidated and read.
+    fn viommu_step(&mut self) -> (String, Outcome, Outcome) {
+        let dev = match self.devices.is_empty() || self.rng.chance(10) {
+            true => self.rng.below(12) as u32,
+            false => self.rng.pick(&self.devices).idev,
+        };
+        let viommu = match self.viommus.is_empty() || self.rng.chance(10) {
+            true => self.rng.below(12) as u32,
+            false => self.rng.pick(&self.viommus),
+        };
+        let parse_id = |c: &str| -> Option<u32> {
+            c.strip_prefix("Ok(")
+                .and_then(|s| s.strip_suffix(')'))
+                .and_then(|s| s.parse().ok())
+        };
+        match self.rng.below(12) {
+            0..=1 => {
+                let parents: Vec<u32> = self
+                    .hwpts
+                    .iter()
+                    .filter(|h| h.parent)
+                    .map(|h| h.id)
+                    .collect();
+                let hwpt = match self.rng.below(10) {
+                    0..=6 if !parents.is_empty() => self.rng.pick(&parents),
+                    0..=8 if !self.hwpts.is_empty() => self.rng.pick(&self.hwpts).id,
+                    _ => self.rng.below(12) as u32,
+                };
+                let kind = self.rng.pick(&[
+                    uapi::IOMMU_VIOMMU_TYPE_SELFTEST,
+                    uapi::IOMMU_VIOMMU_TYPE_SELFTEST,
+                    uapi::IOMMU_VIOMMU_TYPE_SELFTEST,
+                    0,
+                    1,
+                ]);
+                let flags = if self.rng.chance(5) { 1 } else { 0 };
+                // No driver data: iommufd_rs has no mmap page yet.
+                let (c, r) =
+                    self.both(|f| format!("{:?}", f.viommu_alloc(dev, hwpt, kind, flags, None)));
+                if let Some(id) = parse_id(&c) {
+                    self.born(id);
+                    self.viommus.push(id);
+                }
+                (
+                    format!("viommu_alloc dev={dev} hwpt={hwpt} type={kind:#x} flags={flags}"),
+                    c,
+                    r,
+                )
+            }
+            2..=3 => {
+                let virt = self.rng.pick(&[0u64, 1, 0x99, 0x99, 1 << 40]);
+                let (c, r) = self.both(|f| format!("{:?}", f.vdevice_alloc(viommu, dev, virt)));
+                if let Some(id) = parse_id(&c) {
+                    self.born(id);
+                    self.vdevs.push((id, virt));
+                }
+                (
+                    format!("vdevice_alloc viommu={viommu} dev={dev} virt={virt:#x}"),
+                    c,
+                    r,
+                )
+            }
+            4 => {
+                let id = match self.rng.below(3) {
+                    0 if !self.vdevs.is_empty() => self.rng.pick(&self.vdevs).0,
+                    _ => viommu,
+                };
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.forget_object(id);
+                }
+                (format!("viommu_destroy {id}"), c, r)
+            }
+            5 => {
+                let kind = self.rng.pick(&[
+                    uapi::IOMMU_VEVENTQ_TYPE_SELFTEST,
+                    uapi::IOMMU_VEVENTQ_TYPE_SELFTEST,
+                    0,
+                    7,
+                ]);
+                let depth = self.rng.pick(&[0u32, 1, 2, 2, 4, 1 << 19, (1 << 19) + 1]);
+                let flags = if self.rng.chance(5) { 1 } else { 0 };
+                let c = self.c.veventq_alloc(viommu, kind, depth, flags);
+                let r = self.rust.veventq_alloc(viommu, kind, depth, flags);
+                let show = |o: &Result<(u32, std::fs::File), i32>| match o {
+                    Ok((id, _)) => format!("Ok({id})"),
+                    Err(e) => format!("Err({e})"),
+                };
+                let (cs, rs) = (show(&c), show(&r));
+                if let (Ok((id, cf)), Ok((_, rf))) = (c, r) {
+                    self.born(id);
+                    self.veventqs.push((id, cf, rf));
+                }
+                (
+                    format!(
+                        "veventq_alloc viommu={viommu} type={kind:#x} depth={depth} flags={flags}"
+                    ),
+                    cs,
+                    rs,
+                )
+            }
+            6..=7 if !self.veventqs.is_empty() && self.rng.chance(60) => {
+                let i = self.rng.below(self.veventqs.len() as u64) as usize;
+                let count = self.rng.pick(&[0usize, 7, 8, 12, 20, 24, 36, 100]);
+                let read = |file: &std::fs::File| {
+                    let mut buf = vec![0u8; 100];
+                    let rd = sys::read_fd(file, &mut buf, count, None);
+                    let poll = sys::poll_now(file);
+                    match rd {
+                        Ok(n) => format!("Ok({n}) {:?} poll={poll:?}", &buf[..n]),
+                        Err(e) => format!("Err({e}) poll={poll:?}"),
+                    }
+                };
+                let (id, c, r) = (
+                    self.veventqs[i].0,
+                    read(&self.veventqs[i].1),
+                    read(&self.veventqs[i].2),
+                );
+                (format!("veventq_read veventq={id} count={count}"), c, r)
+            }
+            7 if !self.veventqs.is_empty() && self.rng.chance(30) => {
+                let i = self.rng.below(self.veventqs.len() as u64) as usize;
+                let (id, _, _) = self.veventqs.remove(i);
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.forget_object(id);
+                }
+                (format!("veventq_close_destroy veventq={id}"), c, r)
+            }
+            6..=8 => {
+                let (c, r) = self.both(|f| format!("{}", f.trigger_vevent(dev)));
+                (format!("trigger_vevent dev={dev}"), c, r)
+            }
+            9 => {
+                let (c, r) = self.both(|f| {
+                    let probe = |v: u32| -> Vec<i32> {
+                        (0..5).map(|i| f.check_dev_cache(dev, i, v)).collect()
+                    };
+                    format!(
+                        "default={:?} zero={:?}",
+                        probe(uapi::IOMMU_TEST_DEV_CACHE_DEFAULT),
+                        probe(0)
+                    )
+                });
+                (format!("check_dev_cache dev={dev}"), c, r)
+            }
+            _ => {
+                let n = self.rng.below(4);
+                let mut reqs = Vec::new();
+                for _ in 0..n {
+                    let flags: u32 = self.rng.pick(&[0, 0, 0, 1, 2]);
+                    let vdev_id: u32 = match self.vdevs.is_empty() || self.rng.chance(20) {
+                        true => self.rng.pick(&[0, 1, 0x99]),
+                        false => self.rng.pick(&self.vdevs).1 as u32,
+                    };
+                    let cache_id = self.rng.below(5) as u32;
+                    for w in [flags, vdev_id, cache_id] {
+                        reqs.extend_from_slice(&w.to_ne_bytes());
+                    }
+                }
+                reqs.resize(64, 0);
+                if self.rng.chance(10) {
+                    reqs[12 + self.rng.below(4) as usize] = 1;
+                }
+                let at = REGION_BASE + 17 * PAGE + 0x300;
+                region_write(at - REGION_BASE, &reqs);
+                let kind = self.rng.pick(&[
+                    uapi::IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
+                    uapi::IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
+                    uapi::IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID,
+                ]);
+                let len = self.rng.pick(&[12u32, 12, 12, 8, 13, 16, 0]);
+                let num = n as u32;
+                let (c, r) = self.both(|f| {
+                    format!(
+                        "{:?}",
+                        f.hwpt_invalidate(viommu, kind, at as *const u8, len, num)
+                    )
+                });
+                (
+                    format!("viommu_invalidate viommu={viommu} type={kind:#x} len={len} num={num}"),
+                    c,
+                    r,
+                )
+            }
+        }
     }
 
     /// Fault queues: made, read, answered, polled, closed or destroyed;
@@ -2866,6 +3191,9 @@ fn main() {
             nested: Vec::new(),
             fault_hwpts: Vec::new(),
             faults: Vec::new(),
+            viommus: Vec::new(),
+            vdevs: Vec::new(),
+            veventqs: Vec::new(),
             access_items: Vec::new(),
             compat_type: 0,
             compat_ioas: None,
