@@ -62,6 +62,9 @@ pub(crate) struct Access<D: AccessOps> {
     /// Whether it pins pages (needing page-aligned areas) or only reads and
     /// writes.
     needs_pin: bool,
+    /// Its pins lock their areas: unmapping them fails with `EBUSY`, so
+    /// it is never asked to unpin (C's internal accesses).
+    locks_areas: bool,
     /// The object table it has its ID in.
     table: Arc<ObjectTable>,
     /// Its object ID.
@@ -103,6 +106,22 @@ impl<D: AccessOps> Access<D> {
         Ok(this)
     }
 
+    /// Creates an access in `table` whose pins lock their areas, attached
+    /// to IOAS `ioas_id` (C's internal accesses).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) fn create_locking(
+        table: &Arc<ObjectTable>,
+        ioas_id: u32,
+        data: impl PinInit<D>,
+    ) -> Result<Arc<Self>> {
+        let this = Self::new_detached(table, true, true, data)?;
+        if let Err(e) = Self::attach(&this, Some(ioas_id)) {
+            table.remove_internal(this.id);
+            return Err(e);
+        }
+        Ok(this)
+    }
+
     /// Creates an access in `table`, attached to nothing (C's
     /// `iommufd_access_create()`).
     pub(crate) fn create_detached(
@@ -110,11 +129,23 @@ impl<D: AccessOps> Access<D> {
         needs_pin: bool,
         data: impl PinInit<D>,
     ) -> Result<Arc<Self>> {
+        Self::new_detached(table, needs_pin, false, data)
+    }
+
+    /// Creates an access in `table`, attached to nothing, whose pins lock
+    /// their areas if `locks_areas`.
+    fn new_detached(
+        table: &Arc<ObjectTable>,
+        needs_pin: bool,
+        locks_areas: bool,
+        data: impl PinInit<D>,
+    ) -> Result<Arc<Self>> {
         let reservation = table.reserve(ObjectKind::Access)?;
         let this = Arc::pin_init(
             pin_init!(Self {
                 data <- data,
                 needs_pin,
+                locks_areas,
                 table: table.clone(),
                 id: reservation.id,
                 attachment <- new_mutex!(Attachment { ioas: None, usable: false }),
@@ -263,11 +294,14 @@ impl<D: AccessOps> Access<D> {
                     return Err(e);
                 }
                 p.area.add_access();
+                if self.locks_areas {
+                    p.area.add_lock();
+                }
                 Ok(())
             });
             if let Err(e) = result {
                 if reached > iova {
-                    unpin_locked(&iopt, iova, reached - 1);
+                    unpin_locked(&iopt, iova, reached - 1, self.locks_areas);
                 }
                 return Err(e);
             }
@@ -289,7 +323,7 @@ impl<D: AccessOps> Access<D> {
         };
         let att = self.attachment.lock();
         if let Some(ioas) = &att.ioas {
-            unpin_locked(&ioas.iopt.lock(), iova, last);
+            unpin_locked(&ioas.iopt.lock(), iova, last, self.locks_areas);
         }
     }
 
@@ -354,12 +388,16 @@ fn check_piece(p: &AccessPiece<'_>, write: bool) -> Result {
     Ok(())
 }
 
-/// Drops one access pin from each piece of `[iova, last]`.
-fn unpin_locked(iopt: &crate::io_pagetable::IoPagetable, iova: u64, last: u64) {
+/// Drops one access pin from each piece of `[iova, last]`, and the lock
+/// it held on the area if `locks`.
+fn unpin_locked(iopt: &crate::io_pagetable::IoPagetable, iova: u64, last: u64, locks: bool) {
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
         p.area.pages.access_unpin(first, last_idx);
         p.area.remove_access();
+        if locks {
+            p.area.remove_lock();
+        }
         Ok(())
     });
 }

@@ -23,6 +23,12 @@ pub(crate) struct Context {
     pub(crate) file: OpenFile,
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.objects.clear();
+    }
+}
+
 impl Context {
     /// A new file's state: an empty table; pins charged per `node`.
     pub(crate) fn new(node: &Node, file: OpenFile) -> Result<Pin<KBox<Self>>> {

@@ -45,10 +45,12 @@ const fn field_size<T, F>(_get: fn(&T) -> &F) -> usize {
 #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
 use self::{
     not_implemented as viommu_alloc_ioctl, not_implemented as vdevice_alloc_ioctl,
-    not_implemented as veventq_alloc_ioctl,
+    not_implemented as veventq_alloc_ioctl, not_implemented as hw_queue_alloc_ioctl,
 };
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-use crate::viommu::{vdevice_alloc_ioctl, veventq_alloc_ioctl, viommu_alloc_ioctl};
+use crate::viommu::{
+    hw_queue_alloc_ioctl, vdevice_alloc_ioctl, veventq_alloc_ioctl, viommu_alloc_ioctl,
+};
 
 /// Builds a table entry: `op!(NUMBER, struct, last_mandatory_field, handler)`.
 macro_rules! op {
@@ -202,7 +204,7 @@ static OPS: [Option<IoctlOp>; TABLE_LEN] = {
         uapi::IOMMU_HW_QUEUE_ALLOC,
         uapi::iommu_hw_queue_alloc,
         length,
-        not_implemented
+        hw_queue_alloc_ioctl
     ));
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
@@ -245,7 +247,8 @@ impl FileOps for Context {
 }
 
 /// Handler of the ioctls this module does not implement yet: they pass the
-/// size rules, then answer `ENOTTY`.
+/// size rules, then answer `ENOTTY` (production builds: the vIOMMU ones).
+#[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
 fn not_implemented<T>(_ctx: &Context, _ucmd: &mut Ucmd<T>) -> Result {
     Err(ENOTTY)
 }

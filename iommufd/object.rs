@@ -25,7 +25,7 @@ use crate::{
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::{
     mock::MockDevice,
-    viommu::{Vdevice, Veventq, Viommu},
+    viommu::{HwQueue, Vdevice, Veventq, Viommu},
 };
 use kernel::{
     new_mutex,
@@ -68,6 +68,10 @@ pub(crate) enum ObjectKind {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     #[allow(dead_code)]
     Veventq(Arc<Veventq>),
+    /// A vIOMMU's HW queue; only held (its drop unpins its memory).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    #[allow(dead_code)]
+    HwQueue(Arc<HwQueue>),
 }
 
 /// An object in the table.
@@ -218,6 +222,23 @@ impl ObjectTable {
             inner.ids.get_mut(&id).and_then(Option::take)
         };
         drop(removed);
+    }
+
+    /// Empties the table, when its file closes: each object goes once
+    /// nothing else holds it. (A HW queue's access holds the table: this
+    /// breaks that cycle.)
+    pub(crate) fn clear(&self) {
+        loop {
+            let removed = {
+                let mut inner = self.inner.lock();
+                let Some(id) = inner.ids.keys().next().copied() else {
+                    return;
+                };
+                inner.ids.remove(&id)
+            };
+            // Dropped unlocked: a drop may remove other objects.
+            drop(removed);
+        }
     }
 
     /// Removes object `id` whatever its kind (an unbound device), once no

@@ -15,13 +15,16 @@
 //! file closes, as in C.
 
 use crate::{
+    access::{Access, AccessOps},
     context::Context,
+    hw_pagetable::HwptPaging,
     mock::MockDevice,
     object::{ObjectKind, ObjectRef, ObjectTable},
     sys::{
         errno::eopnotsupp,
         event_file::{EventFile, EventQueue, POLL_READABLE},
         misc::FileHold,
+        PAGE_SIZE_U64,
     },
     uapi,
     ucmd::{read_prefix, Ucmd},
@@ -32,7 +35,7 @@ use kernel::{
     fs::file::FileDescriptorReservation,
     new_mutex, new_poll_condvar,
     prelude::*,
-    sync::{poll::PollCondVar, Arc, Mutex},
+    sync::{poll::PollCondVar, Arc, Mutex, SetOnce},
     uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
 };
 
@@ -52,18 +55,31 @@ struct ViommuState {
     vdevs: KVec<VdevEntry>,
     /// Its event queues, at most one per type.
     queues: KVec<Arc<VeventQueue>>,
+    /// The object IDs of its HW queues, by index.
+    hw_queues: [Option<u32>; HW_QUEUE_MAX],
 }
+
+/// HW queues a mock vIOMMU has.
+const HW_QUEUE_MAX: usize = uapi::IOMMU_TEST_HW_QUEUE_MAX as usize;
 
 /// A vIOMMU (`IOMMUFD_OBJ_VIOMMU`) of the mock IOMMU.
 #[pin_data]
 pub(crate) struct Viommu {
     /// A user reference on the nest-parent paging HWPT.
-    _parent: ObjectRef,
+    parent_obj: ObjectRef,
     #[pin]
     state: Mutex<ViommuState>,
 }
 
 impl Viommu {
+    /// The nest-parent paging HWPT.
+    fn parent(&self) -> Result<&HwptPaging> {
+        match &self.parent_obj.object().kind {
+            ObjectKind::HwptPaging(p) => Ok(p),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// The virtual ID device object `idev_id` has here, if any.
     pub(crate) fn virt_id_of(&self, idev_id: u32) -> Option<u64> {
         let st = self.state.lock();
@@ -206,8 +222,12 @@ pub(crate) fn viommu_alloc_ioctl(
     }
     let viommu = Arc::pin_init(
         pin_init!(Viommu {
-            _parent: parent,
-            state <- new_mutex!(ViommuState { vdevs: KVec::new(), queues: KVec::new() }),
+            parent_obj: parent,
+            state <- new_mutex!(ViommuState {
+                vdevs: KVec::new(),
+                queues: KVec::new(),
+                hw_queues: [None; HW_QUEUE_MAX],
+            }),
         }),
         GFP_KERNEL,
     )?;
@@ -544,6 +564,169 @@ pub(crate) fn veventq_alloc_ioctl(
         return Err(e);
     }
     file.install(fd);
+    Ok(())
+}
+
+/// The internal access behind a HW queue. Its pins lock their areas, so
+/// no unmap ever asks it to unpin.
+#[pin_data]
+pub(crate) struct QueuePins {}
+
+impl AccessOps for QueuePins {
+    fn unmap(&self, _access: &Access<Self>, _iova: u64, _length: u64) {}
+}
+
+/// The guest memory of a HW queue, pinned through its own access.
+struct QueueMem {
+    access: Arc<Access<QueuePins>>,
+    /// The pinned range: page aligned.
+    iova: u64,
+    length: u64,
+}
+
+/// A HW queue (`IOMMUFD_OBJ_HW_QUEUE`) of a mock vIOMMU: guest memory the
+/// (mock) IOMMU reads commands from, pinned and locked in the parent's
+/// IOAS while the queue exists.
+pub(crate) struct HwQueue {
+    /// A user reference on the vIOMMU.
+    _viommu_obj: ObjectRef,
+    /// The vIOMMU.
+    viommu: Arc<Viommu>,
+    /// Its index in the vIOMMU.
+    index: usize,
+    /// Its object ID, once it holds its index.
+    id: SetOnce<u32>,
+    /// Its memory, once pinned.
+    mem: SetOnce<QueueMem>,
+    /// A user reference on the queue of the index before, which cannot go
+    /// before this one.
+    prev: SetOnce<ObjectRef>,
+}
+
+impl Drop for HwQueue {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.copy() {
+            let mut st = self.viommu.state.lock();
+            if st.hw_queues[self.index] == Some(id) {
+                st.hw_queues[self.index] = None;
+            }
+        }
+        if let Some(mem) = self.mem.as_ref() {
+            mem.access.unpin_pages(mem.iova, mem.length);
+            Access::destroy(&mem.access);
+        }
+    }
+}
+
+/// Pins, for `queue`, the guest memory `[iova, iova + length)` of the
+/// vIOMMU's parent IOAS, through an access of its own, and returns its
+/// physical address. `ENOENT` if it is not all mapped, `EFAULT` if it is
+/// not physically contiguous.
+fn pin_queue_memory(
+    table: &Arc<ObjectTable>,
+    queue: &HwQueue,
+    iova: u64,
+    length: u64,
+) -> Result<u64> {
+    let aligned = iova & !(PAGE_SIZE_U64 - 1);
+    let offset = iova - aligned;
+    let span = offset
+        .checked_add(length)
+        .and_then(|l| l.checked_next_multiple_of(PAGE_SIZE_U64))
+        .ok_or(ERANGE)?;
+    let ioas_id = queue.viommu.parent()?.ioas().id();
+    let access = Access::create_locking(table, ioas_id, pin_init!(QueuePins {}))?;
+    let pfns = match access.pin_pages(aligned, span, false) {
+        Ok(pfns) => pfns,
+        Err(e) => {
+            Access::destroy(&access);
+            return Err(e);
+        }
+    };
+    let mem = QueueMem {
+        access,
+        iova: aligned,
+        length: span,
+    };
+    // From here on the queue's drop unpins.
+    if !queue.mem.populate(mem) {
+        return Err(EINVAL);
+    }
+    if pfns.windows(2).any(|w| w[1] != w[0] + 1) {
+        return Err(EFAULT);
+    }
+    let first = pfns.first().copied().ok_or(EINVAL)?;
+    Ok(first * PAGE_SIZE_U64 + offset)
+}
+
+/// `IOMMU_HW_QUEUE_ALLOC`: HW queue `index` of a mock vIOMMU, on
+/// `length` bytes of guest memory at `nesting_parent_iova`, which stay
+/// pinned and cannot be unmapped while the queue exists. The memory is
+/// pinned before the index is checked, as in C: `EINVAL` for an index
+/// past the vIOMMU's, `EEXIST` for one taken, `EIO` if the one before is
+/// not; a queue holds the one before it.
+pub(crate) fn hw_queue_alloc_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<uapi::iommu_hw_queue_alloc>,
+) -> Result {
+    let cmd = &ucmd.cmd;
+    if cmd.flags != 0 || cmd.type_ == uapi::IOMMU_HW_QUEUE_TYPE_DEFAULT {
+        return Err(eopnotsupp());
+    }
+    if cmd.length == 0 {
+        return Err(EINVAL);
+    }
+    let (iova, length) = (cmd.nesting_parent_iova, cmd.length);
+    if iova.checked_add(length - 1).is_none() {
+        return Err(EOVERFLOW);
+    }
+    let (viommu_obj, viommu) = get_viommu(&ctx.objects, cmd.viommu_id)?;
+    if cmd.type_ != uapi::IOMMU_HW_QUEUE_TYPE_SELFTEST {
+        return Err(eopnotsupp());
+    }
+    let index = cmd.index as usize;
+    let queue = Arc::new(
+        HwQueue {
+            _viommu_obj: viommu_obj,
+            viommu: viommu.clone(),
+            index,
+            id: SetOnce::new(),
+            mem: SetOnce::new(),
+            prev: SetOnce::new(),
+        },
+        GFP_KERNEL,
+    )?;
+    let reservation = ctx.objects.reserve(ObjectKind::HwQueue(queue.clone()))?;
+    let base = pin_queue_memory(&ctx.objects, &queue, iova, length)?;
+    if index >= HW_QUEUE_MAX {
+        return Err(EINVAL);
+    }
+    {
+        let mut st = viommu.state.lock();
+        if st.hw_queues[index].is_some() {
+            return Err(EEXIST);
+        }
+        let prev = match index {
+            0 => None,
+            _ => {
+                let id = st.hw_queues[index - 1].ok_or(EIO)?;
+                Some(ctx.objects.get(id).map_err(|_| EIO)?)
+            }
+        };
+        // The mock IOMMU reads the queue through the parent's domain.
+        if viommu.parent()?.domain.iova_to_phys(iova) != base {
+            return Err(EFAULT);
+        }
+        if let Some(prev) = prev {
+            queue.prev.populate(prev);
+        }
+        st.hw_queues[index] = Some(reservation.id);
+        queue.id.populate(reservation.id);
+    }
+    drop(queue);
+    ucmd.cmd.out_hw_queue_id = reservation.id;
+    ucmd.respond()?;
+    reservation.finalize();
     Ok(())
 }
 

@@ -76,6 +76,9 @@ pub(crate) struct Area {
     pub(crate) prot: Prot,
     /// Access pins held on it; unmap asks the accesses to drop them first.
     num_accesses: Atomic<u32>,
+    /// The pins among those that lock the area: an unmap fails with
+    /// `EBUSY` while there are any (a HW queue's).
+    num_locks: Atomic<u32>,
     /// Set while an unmap waits for accesses to unpin; pins and reads
     /// through accesses then fail with `EINVAL`.
     prevent_access: Atomic<bool>,
@@ -99,6 +102,16 @@ impl Area {
     /// Counts one access pin less.
     pub(crate) fn remove_access(&self) {
         self.num_accesses.fetch_add(u32::MAX, Relaxed);
+    }
+
+    /// Counts one more pin that locks the area.
+    pub(crate) fn add_lock(&self) {
+        self.num_locks.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one locking pin less.
+    pub(crate) fn remove_lock(&self) {
+        self.num_locks.fetch_add(u32::MAX, Relaxed);
     }
 
     /// Whether an unmap is waiting for accesses to leave.
@@ -138,6 +151,7 @@ pub(crate) fn new_area(
             start_byte,
             prot,
             num_accesses: Atomic::new(0),
+            num_locks: Atomic::new(0),
             prevent_access: Atomic::new(false),
             dirty: None,
         },
@@ -188,8 +202,9 @@ impl AllowedRanges {
 /// 5. While domains are attached, every area is mapped into each of them,
 ///    and holds a domain use in its pages object whose storage domain is
 ///    the first attached (so its pages are pinned, once).
-/// 6. An area's `num_accesses` counts the access pins taken on it;
-///    `prevent_access` is set only by an unmap waiting for them to go.
+/// 6. An area's `num_accesses` counts the access pins taken on it, and
+///    `num_locks` those of them that lock it; `prevent_access` is set only
+///    by an unmap waiting for them to go.
 /// 7. While `dirty_log` is set, every area has a dirty log (`Area::dirty`)
 ///    with one bit per page it spans; otherwise none has.
 pub(crate) struct IoPagetable {
@@ -435,7 +450,8 @@ impl IoPagetable {
 
     /// Unmaps the areas inside `[start, last]`, in order, and returns the
     /// bytes unmapped. Stops at an area that crosses the range's edge
-    /// (`ENOENT`) or that accesses hold pins on; the areas before it stay
+    /// (`ENOENT`), that is locked (`EBUSY`, checked first) or that accesses
+    /// hold pins on; the areas before it stay
     /// unmapped, as in C. With `report`, each area's dirty pages are
     /// reported to it just before the area goes; its error stops the unmap
     /// there, the area kept.
@@ -452,7 +468,9 @@ impl IoPagetable {
             let mut stop = None;
             let domains = self.attached.domains();
             let taken = self.areas.take_first_if(from, last, |s, l, area| {
-                if s < start || l > last {
+                if area.num_locks.load(Relaxed) > 0 {
+                    stop = Some(UnmapStop::Failed(EBUSY));
+                } else if s < start || l > last {
                     stop = Some(UnmapStop::Failed(ENOENT));
                 } else if area.num_accesses.load(Relaxed) > 0 {
                     area.prevent_access.store(true, Relaxed);
