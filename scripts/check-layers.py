@@ -111,12 +111,14 @@ def cycles(edges):
 
 def kind_modules(mods, table="object"):
     """The modules that define a type the object table's `ObjectKind`
-    names."""
+    names, or are named by a kind without data."""
     body = re.search(r"enum ObjectKind\s*\{(.*?)\n\}", mods.get(table, ""), re.S)
     if not body:
         return set()
     types = set(re.findall(r"\w+\((?:Arc<)?(\w+)>?\)", body.group(1)))
-    out = set()
+    # A kind without data (`Access,`) is the module of its name.
+    out = {v.lower() for v in re.findall(r"^\s*(\w+),\s*$", body.group(1), re.M)}
+    out &= set(mods)
     for m, src in mods.items():
         if any(re.search(rf"\bstruct {t}\b", src) for t in types):
             out.add(m)
