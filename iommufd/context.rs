@@ -21,6 +21,9 @@ pub(crate) struct Context {
     /// The file this is the state of: in-kernel users (vfio) hold the
     /// context by holding the file, as in C.
     pub(crate) file: OpenFile,
+    /// The `mmap()` offsets vIOMMUs own.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    pub(crate) mmaps: Arc<crate::viommu::MmapRegistry>,
 }
 
 impl Drop for Context {
@@ -37,7 +40,15 @@ impl Context {
             Node::VfioContainer => AccountMode::Mm,
         };
         let objects = Arc::pin_init(ObjectTable::new(mode), GFP_KERNEL)?;
-        KBox::pin_init(Context { objects, file }, GFP_KERNEL)
+        KBox::pin_init(
+            Context {
+                objects,
+                file,
+                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                mmaps: crate::viommu::MmapRegistry::new()?,
+            },
+            GFP_KERNEL,
+        )
     }
 
     /// The accounting mode for new pages objects.

@@ -244,6 +244,11 @@ impl FileOps for Context {
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
         dispatch(&this, cmd, arg)
     }
+
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    fn mmap(this: Pin<&Self>, vma: &kernel::mm::virt::VmaNew) -> Result {
+        crate::viommu::mmap(&this, vma)
+    }
 }
 
 /// Handler of the ioctls this module does not implement yet: they pass the

@@ -84,7 +84,8 @@ uapi_pod!(
     iommu_test_hw_info,
     iommu_hwpt_selftest,
     iommu_hwpt_invalidate_selftest,
-    iommu_viommu_invalidate_selftest
+    iommu_viommu_invalidate_selftest,
+    iommu_viommu_selftest
 );
 
 impl iommu_hw_info {

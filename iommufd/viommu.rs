@@ -24,18 +24,21 @@ use crate::{
         errno::eopnotsupp,
         event_file::{EventFile, EventQueue, POLL_READABLE},
         misc::FileHold,
+        mmap::{map_pages, vma_request, MappedPages},
         PAGE_SIZE_U64,
     },
     uapi,
-    ucmd::{read_prefix, Ucmd},
+    ucmd::{read_prefix, read_user_struct, Ucmd},
 };
 use core::mem::size_of;
 use kernel::{
     bindings,
     fs::file::FileDescriptorReservation,
+    mm::virt::VmaNew,
     new_mutex, new_poll_condvar,
     prelude::*,
     sync::{poll::PollCondVar, Arc, Mutex, SetOnce},
+    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
 };
 
@@ -69,6 +72,8 @@ pub(crate) struct Viommu {
     parent_obj: ObjectRef,
     #[pin]
     state: Mutex<ViommuState>,
+    /// The mock's MMIO pages, when made with driver data.
+    mmio: SetOnce<Mmio>,
 }
 
 impl Viommu {
@@ -181,6 +186,122 @@ fn read_requests(
     Ok(reqs)
 }
 
+/// The MMIO pages of a mock vIOMMU and where the iommufd file maps them.
+struct Mmio {
+    pages: MappedPages,
+    /// Byte offset of the mapping in the file.
+    offset: u64,
+    registry: Arc<MmapRegistry>,
+}
+
+impl Drop for Mmio {
+    fn drop(&mut self) {
+        self.registry.remove(self.offset);
+    }
+}
+
+/// The ranges of an iommufd file's `mmap()` offsets that vIOMMUs own.
+#[pin_data]
+pub(crate) struct MmapRegistry {
+    /// (offset, length, vIOMMU object ID), by offset.
+    #[pin]
+    entries: Mutex<KVec<(u64, u64, u32)>>,
+}
+
+impl MmapRegistry {
+    /// An empty registry.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self { entries <- new_mutex!(KVec::new()) }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The lowest free offset from `PAGE_SIZE` with room for `length`
+    /// bytes, now owned by vIOMMU `id`.
+    fn alloc(&self, length: u64, id: u32) -> Result<u64> {
+        let mut entries = self.entries.lock();
+        let mut at = PAGE_SIZE_U64;
+        let mut slot = entries.len();
+        for (i, &(off, len, _)) in entries.iter().enumerate() {
+            if at.checked_add(length).ok_or(ENOSPC)? <= off {
+                slot = i;
+                break;
+            }
+            at = off + len;
+        }
+        at.checked_add(length).ok_or(ENOSPC)?;
+        entries
+            .insert_within_capacity(slot, (at, length, id))
+            .or_else(|_| {
+                entries.reserve(1, GFP_KERNEL)?;
+                entries
+                    .insert_within_capacity(slot, (at, length, id))
+                    .map_err(|_| ENOMEM)
+            })?;
+        Ok(at)
+    }
+
+    /// Frees the range at `offset`.
+    fn remove(&self, offset: u64) {
+        self.entries.lock().retain(|e| e.0 != offset);
+    }
+
+    /// The range holding byte `offset`: (offset, length, vIOMMU ID).
+    fn find(&self, offset: u64) -> Option<(u64, u64, u32)> {
+        let entries = self.entries.lock();
+        entries
+            .iter()
+            .find(|e| e.0 <= offset && offset - e.0 < e.1)
+            .copied()
+    }
+}
+
+/// The mock vIOMMU's driver data (`iommu_viommu_selftest`): `len` bytes
+/// at `uptr`. Gives the vIOMMU two zeroed MMIO pages, the first starting
+/// with `in_data`, mapped at a new offset of the file; answers with
+/// `out_data` (`in_data` again) and the offset and length to map.
+fn mock_viommu_data(ctx: &Context, viommu: &Viommu, id: u32, uptr: u64, len: usize) -> Result {
+    type Data = uapi::iommu_viommu_selftest;
+    let min_len = core::mem::offset_of!(Data, out_mmap_offset);
+    let mut data: Data = read_user_struct(uptr, len, min_len)?;
+    let pages = MappedPages::new(2, data.in_data)?;
+    let offset = ctx.mmaps.alloc(pages.len(), id)?;
+    data.out_data = data.in_data;
+    data.out_mmap_offset = offset;
+    data.out_mmap_length = pages.len();
+    let mmio = Mmio {
+        pages,
+        offset,
+        registry: ctx.mmaps.clone(),
+    };
+    // From here on the vIOMMU's drop frees the range.
+    if !viommu.mmio.populate(mmio) {
+        return Err(EINVAL);
+    }
+    let user = UserPtr::from_addr(usize::try_from(uptr).map_err(|_| EFAULT)?);
+    UserSlice::new(user, len)
+        .writer()
+        .write_slice(&data.as_bytes()[..len.min(size_of::<Data>())])
+}
+
+/// `mmap()` of an iommufd file: the MMIO pages of the mock vIOMMU that owns
+/// the offset, mapped whole (`ENXIO` for any other offset or length);
+/// the vIOMMU cannot be destroyed while they are mapped.
+pub(crate) fn mmap(ctx: &Context, vma: &VmaNew) -> Result {
+    let (offset, length) = vma_request(vma)?;
+    let (start, len, id) = ctx.mmaps.find(offset).ok_or(ENXIO)?;
+    let obj = ctx.objects.get(id).map_err(|_| ENXIO)?;
+    let ObjectKind::Viommu(viommu) = &obj.object().kind else {
+        return Err(ENXIO);
+    };
+    let mmio = viommu.mmio.as_ref().ok_or(ENXIO)?;
+    if mmio.offset != start || offset != start || length != len {
+        return Err(ENXIO);
+    }
+    map_pages(vma, &mmio.pages, obj.clone())
+}
+
 /// A user reference on the vIOMMU `id`: `ENOENT` if there is none.
 pub(crate) fn get_viommu(table: &ObjectTable, id: u32) -> Result<(ObjectRef, Arc<Viommu>)> {
     let obj = table.get(id)?;
@@ -217,9 +338,7 @@ pub(crate) fn viommu_alloc_ioctl(
     if !paging.nest_parent() {
         return Err(EINVAL);
     }
-    if cmd.data_len != 0 {
-        return Err(eopnotsupp());
-    }
+    let data = (cmd.data_len != 0).then_some((cmd.data_uptr, cmd.data_len as usize));
     let viommu = Arc::pin_init(
         pin_init!(Viommu {
             parent_obj: parent,
@@ -228,10 +347,15 @@ pub(crate) fn viommu_alloc_ioctl(
                 queues: KVec::new(),
                 hw_queues: [None; HW_QUEUE_MAX],
             }),
+            mmio: SetOnce::new(),
         }),
         GFP_KERNEL,
     )?;
-    let reservation = ctx.objects.reserve(ObjectKind::Viommu(viommu))?;
+    let reservation = ctx.objects.reserve(ObjectKind::Viommu(viommu.clone()))?;
+    if let Some((uptr, len)) = data {
+        mock_viommu_data(ctx, &viommu, reservation.id, uptr, len)?;
+    }
+    drop(viommu);
     ucmd.cmd.out_viommu_id = reservation.id;
     ucmd.respond()?;
     reservation.finalize();

@@ -55,6 +55,11 @@ int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
 
 struct file;
 struct poll_table_struct;
+struct vm_area_struct;
+/* VMAs of an iommufd mmap() (sys/mmap.rs); the iommufd_rs_vma_* are Rust. */
+void iommufd_rs_vma_set_ops(struct vm_area_struct *vma, void *private);
+void iommufd_rs_vma_open(void *private);
+void iommufd_rs_vma_close(void *private);
 /* Event queue files (sys/event_file.rs); the iommufd_rs_eventq_* are Rust. */
 struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
 					bool writable);

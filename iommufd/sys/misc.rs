@@ -33,6 +33,12 @@ pub(crate) trait FileOps: Sized + Send + Sync {
 
     /// Handles one `ioctl` on an open file.
     fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize>;
+
+    /// Handles `mmap()` of an open file, setting up `vma` (`ENODEV`:
+    /// nothing to map).
+    fn mmap(_this: Pin<&Self>, _vma: &kernel::mm::virt::VmaNew) -> Result {
+        Err(ENODEV)
+    }
 }
 
 /// The file an open created its state for, as that state keeps it.
@@ -176,7 +182,7 @@ struct RawMisc {
 ///
 /// - `raw` holds a `struct miscdevice` registered with `misc_register()`
 ///   whose `fops` points at `raw.fops`, whose owner is this module, and
-///   whose callbacks are this type's `open`/`release`/`ioctl`.
+///   whose callbacks are this type's `open`/`release`/`ioctl`/`mmap`.
 /// - It stays registered until [`Drop`], which deregisters it exactly once.
 /// - `raw` is the first field of this `repr(C)` struct, so a pointer to the
 ///   `miscdevice` is also a pointer to the registration.
@@ -210,6 +216,7 @@ impl<T: FileOps> Registration<T> {
                 fops.open = Some(Self::open);
                 fops.release = Some(Self::release);
                 fops.unlocked_ioctl = Some(Self::ioctl);
+                fops.mmap = Some(Self::mmap);
                 #[cfg(CONFIG_COMPAT)]
                 {
                     fops.compat_ioctl = Some(bindings::compat_ptr_ioctl);
@@ -303,6 +310,29 @@ impl<T: FileOps> Registration<T> {
         match T::ioctl(state, cmd, arg) {
             Ok(ret) => ret as ffi::c_long,
             Err(e) => e.to_errno() as ffi::c_long,
+        }
+    }
+}
+
+impl<T: FileOps> Registration<T> {
+    /// Called by the VFS for `mmap(2)`.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFS may call this, for an open file of our node, with a VMA
+    /// being set up.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> ffi::c_int {
+        // SAFETY: `private_data` holds the state stored by `open`; `release`
+        // cannot run while the VFS is inside an mmap of the file.
+        let state = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*file).private_data) };
+        // SAFETY: The VFS calls `mmap` with a VMA under initial setup.
+        let vma = unsafe { kernel::mm::virt::VmaNew::from_raw(vma) };
+        match T::mmap(state, vma) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
         }
     }
 }

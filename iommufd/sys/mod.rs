@@ -7,8 +7,8 @@
 //! Here: capability checks and taking a file by descriptor for keeps;
 //! in the submodules, the allocator, user reads, errnos, the interval
 //! tree, page pinning and accounting, counted boxes, the misc device, the
-//! string parameter, event-queue files and the test interface's access
-//! files. `helpers.c`
+//! string parameter, event-queue files, pages mapped by `mmap()` and the
+//! test interface's access files. `helpers.c`
 //! holds the C shims for static inline kernel functions.
 
 pub(crate) mod alloc;
@@ -20,6 +20,8 @@ pub(crate) mod interval_tree;
 pub(crate) mod iommu;
 pub(crate) mod kapi;
 pub(crate) mod misc;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) mod mmap;
 pub(crate) mod param;
 pub(crate) mod pin;
 pub(crate) mod shared;
