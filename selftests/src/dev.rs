@@ -234,6 +234,31 @@ impl Iommufd {
         }
     }
 
+    /// IOMMU_HW_QUEUE_ALLOC: queue `index` of `kind` on vIOMMU `viommu_id`
+    /// over `length` bytes at `iova`; the queue's ID.
+    pub fn hw_queue_alloc(
+        &self,
+        viommu_id: u32,
+        kind: u32,
+        index: u32,
+        iova: u64,
+        length: u64,
+    ) -> Result<u32, Errno> {
+        let mut cmd = uapi::iommu_hw_queue_alloc {
+            size: size_of_u32::<uapi::iommu_hw_queue_alloc>(),
+            viommu_id,
+            type_: kind,
+            index,
+            nesting_parent_iova: iova,
+            length,
+            ..Default::default()
+        };
+        match sys::ioctl_struct(&self.file, uapi::IOMMU_HW_QUEUE_ALLOC, &mut cmd) {
+            0 => Ok(cmd.out_hw_queue_id),
+            e => Err(e),
+        }
+    }
+
     /// IOMMU_VEVENTQ_ALLOC: the queue's ID and file.
     pub fn veventq_alloc(
         &self,

@@ -305,6 +305,33 @@ pub fn mmap_shared(file: &File, len: u64) -> Option<u64> {
     (p as isize != -1).then_some(p as u64)
 }
 
+/// `mmap(NULL, len, prot, flags, file, offset)`: the address or the errno.
+pub fn mmap_file(file: &File, len: u64, prot: i32, flags: i32, offset: u64) -> Result<u64, Errno> {
+    // SAFETY: A fresh mapping at an address the kernel picks; nothing of
+    // ours lives there.
+    let p = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            prot,
+            flags,
+            file.as_raw_fd(),
+            offset as i64,
+        )
+    };
+    if p as isize == -1 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1));
+    }
+    Ok(p as u64)
+}
+
+/// `munmap(addr, len)` of what [`mmap_file`] returned.
+pub fn munmap_file(addr: u64, len: u64) {
+    // SAFETY: The caller unmaps a mapping of its own that nothing else
+    // refers to.
+    unsafe { munmap(addr as *mut u8, len as usize) };
+}
+
 /// Unmaps what [`mmap_anon`] returned, with the same `len` and `pages`.
 /// The 2 MiB alignment slack stays mapped; it was never touched.
 pub fn munmap_anon(start: u64, len: u64) {
@@ -364,6 +391,9 @@ pub mod errno {
     pub const EACCES: i32 = 13;
     pub const ENOMEM: i32 = 12;
     pub const ESPIPE: i32 = 29;
+    pub const ENXIO: i32 = 6;
+    pub const EIO: i32 = 5;
+    pub const ERANGE: i32 = 34;
     pub const EBADE: i32 = 52;
     pub const EDEADLOCK: i32 = 35;
 }

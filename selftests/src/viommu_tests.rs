@@ -325,6 +325,115 @@ fn veventq_outlives_iommufd() -> TestResult {
     Ok(())
 }
 
+/// `iommu_viommu_selftest` with `in_data`: 24 bytes.
+fn viommu_data(in_data: u32) -> [u8; 24] {
+    let mut d = [0u8; 24];
+    d[..4].copy_from_slice(&in_data.to_ne_bytes());
+    d
+}
+
+/// The mock vIOMMU's MMIO pages: its driver data, the offsets handed out,
+/// what mmap() takes, and that a mapping holds the vIOMMU.
+fn viommu_mmap() -> TestResult {
+    use crate::sys::{mmap_file, munmap_file};
+    const PAGE: u64 = 4096;
+    const RW: i32 = 3;
+    const EXEC: i32 = 4;
+    const SHARED: i32 = 1;
+    const PRIVATE: i32 = 2;
+    let fd = Iommufd::open()?;
+    let ioas = ok("ioas_alloc", fd.ioas_alloc())?;
+    let (_, _, idev) = ok("mock_domain", fd.mock_domain(ioas))?;
+    let parent = ok("parent", fd.hwpt_alloc(idev, ioas, NEST_PARENT, None))?;
+    let mut short = viommu_data(1);
+    check_eq!(
+        fd.viommu_alloc(idev, parent, VIOMMU, 0, Some(&mut short[..4])),
+        Err(EINVAL)
+    );
+    let mut long = [0u8; 32];
+    check_eq!(
+        fd.viommu_alloc(idev, parent, VIOMMU, 0, Some(&mut long)),
+        Err(EINVAL)
+    );
+    let word = |d: &[u8], at: usize| u64::from_ne_bytes(d[at..at + 8].try_into().unwrap_or([0; 8]));
+    let mut a = viommu_data(0xbeef);
+    let va = ok(
+        "viommu",
+        fd.viommu_alloc(idev, parent, VIOMMU, 0, Some(&mut a)),
+    )?;
+    check_eq!(u32::from_ne_bytes([a[4], a[5], a[6], a[7]]), 0xbeef);
+    let (off, len) = (word(&a, 8), word(&a, 16));
+    check_eq!((off, len), (PAGE, 2 * PAGE));
+    // Only out_data fits in 8 bytes; the next range follows.
+    let mut b = viommu_data(7);
+    let vb = ok(
+        "viommu",
+        fd.viommu_alloc(idev, parent, VIOMMU, 0, Some(&mut b[..8])),
+    )?;
+    check_eq!(word(&b, 8), 0);
+    check_eq!(fd.destroy(vb), 0);
+    let f = &fd.file;
+    check_eq!(mmap_file(f, len, RW, SHARED, off + PAGE).err(), Some(ENXIO));
+    check_eq!(mmap_file(f, len, RW, SHARED, off + len).err(), Some(ENXIO));
+    check_eq!(mmap_file(f, len / 2, RW, SHARED, off).err(), Some(ENXIO));
+    check_eq!(mmap_file(f, len * 2, RW, SHARED, off).err(), Some(ENXIO));
+    check_eq!(mmap_file(f, len, RW, PRIVATE, off).err(), Some(EINVAL));
+    check_eq!(mmap_file(f, len, RW | EXEC, SHARED, off).err(), Some(EPERM));
+    let at = ok("mmap", mmap_file(f, len, RW, SHARED, off))?;
+    // SAFETY: `at` maps the vIOMMU's first MMIO page, readable.
+    let first = unsafe { (at as *const u32).read_volatile() };
+    check_eq!(first, 0xbeef);
+    check_eq!(fd.destroy(va), EBUSY);
+    // Half unmapped: the rest still holds it.
+    munmap_file(at + PAGE, PAGE);
+    check_eq!(fd.destroy(va), EBUSY);
+    munmap_file(at, PAGE);
+    check_eq!(fd.destroy(va), 0);
+    // The range is free again: the next vIOMMU with data gets it.
+    let mut c = viommu_data(3);
+    let vc = ok(
+        "viommu",
+        fd.viommu_alloc(idev, parent, VIOMMU, 0, Some(&mut c)),
+    )?;
+    check_eq!(word(&c, 8), PAGE);
+    check_eq!(fd.destroy(vc), 0);
+    Ok(())
+}
+
+/// HW queues: the checks before and after the memory is pinned, the pin's
+/// lock on its area, and the order queues go in.
+fn viommu_hw_queue() -> TestResult {
+    use crate::dev::{PageBuf, RW as MAP_RW};
+    const PAGE: u64 = 4096;
+    let (fd, ioas, _stdev, _idev, _parent, viommu) = with_viommu()?;
+    let buf = PageBuf::new(2);
+    let hwq = |index: u32, iova: u64, len: u64| {
+        fd.hw_queue_alloc(viommu, uapi::IOMMU_HW_QUEUE_TYPE_SELFTEST, index, iova, len)
+    };
+    check_eq!(
+        fd.hw_queue_alloc(viommu, 0, 0, 1 << 24, PAGE),
+        Err(EOPNOTSUPP)
+    );
+    check_eq!(hwq(0, 1 << 24, 0), Err(EINVAL));
+    check_eq!(hwq(0, u64::MAX, PAGE), Err(EOVERFLOW));
+    check_eq!(hwq(0, 1 << 24, PAGE), Err(ENOENT));
+    let iova = ok("map", fd.map(ioas, buf.addr(), PAGE, MAP_RW, 0))?;
+    let iova2 = ok("map", fd.map(ioas, buf.addr() + PAGE, PAGE, MAP_RW, 0))?;
+    check_eq!(hwq(1, iova, PAGE), Err(EIO));
+    check_eq!(hwq(2, iova, PAGE), Err(EINVAL));
+    let q0 = ok("hw_queue", hwq(0, iova, PAGE))?;
+    check_eq!(hwq(0, iova, PAGE), Err(EEXIST));
+    check_eq!(fd.unmap(ioas, iova, PAGE), Err(EBUSY));
+    check_eq!(fd.unmap(ioas, iova2, PAGE), Ok(PAGE));
+    let q1 = ok("hw_queue", hwq(1, iova + PAGE / 2, PAGE / 2))?;
+    check_eq!(fd.destroy(q0), EBUSY);
+    check_eq!(fd.destroy(q1), 0);
+    check_eq!(fd.destroy(q0), 0);
+    check_eq!(fd.unmap(ioas, iova, PAGE), Ok(PAGE));
+    check_eq!(fd.check_refs(buf.ptr(), 2 * PAGE, 0), 0);
+    Ok(())
+}
+
 pub fn tests() -> Vec<Test> {
     vec![
         Test {
@@ -342,6 +451,14 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "viommu_invalidate_cache",
             run: viommu_invalidate_cache,
+        },
+        Test {
+            name: "viommu_mmap",
+            run: viommu_mmap,
+        },
+        Test {
+            name: "viommu_hw_queue",
+            run: viommu_hw_queue,
         },
         Test {
             name: "viommu_veventq_outlives_iommufd",

@@ -136,6 +136,8 @@ struct Fuzz {
     vdevs: Vec<(u32, u64)>,
     /// vEVENTQs: (ID, C's file, ours).
     veventqs: Vec<(u32, std::fs::File, std::fs::File)>,
+    /// HW queues.
+    hw_queues: Vec<u32>,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -1297,6 +1299,7 @@ impl Fuzz {
         self.viommus.retain(|&v| v != id);
         self.vdevs.retain(|v| v.0 != id);
         self.veventqs.retain(|q| q.0 != id);
+        self.hw_queues.retain(|&q| q != id);
         self.prune_auto();
     }
 
@@ -1317,6 +1320,7 @@ impl Fuzz {
         self.viommus.retain(|&v| v != id);
         self.vdevs.retain(|v| v.0 != id);
         self.veventqs.retain(|q| q.0 != id);
+        self.hw_queues.retain(|&q| q != id);
     }
 
     /// Where a mock device attaches: a HWPT, an IOAS, or anything else.
@@ -1920,10 +1924,18 @@ impl Fuzz {
                     1,
                 ]);
                 let flags = if self.rng.chance(5) { 1 } else { 0 };
-                // No driver data: iommufd_rs has no mmap page yet.
-                let (c, r) =
-                    self.both(|f| format!("{:?}", f.viommu_alloc(dev, hwpt, kind, flags, None)));
-                if let Some(id) = parse_id(&c) {
+                // Driver data (the mock's MMIO page) of a good size or not;
+                // what comes back is compared too.
+                let data_len = self.rng.pick(&[0usize, 0, 0, 8, 24, 24, 4, 32]);
+                let in_data = self.rng.next() as u32;
+                let (c, r) = self.both(|f| {
+                    let mut d = [0u8; 32];
+                    d[..4].copy_from_slice(&in_data.to_ne_bytes());
+                    let data = (data_len != 0).then_some(&mut d[..data_len]);
+                    let got = f.viommu_alloc(dev, hwpt, kind, flags, data);
+                    format!("{got:?} {:?}", &d[..data_len])
+                });
+                if let Some(id) = c.split(' ').next().and_then(parse_id) {
                     self.born(id);
                     self.viommus.push(id);
                 }
@@ -2016,6 +2028,38 @@ impl Fuzz {
             6..=8 => {
                 let (c, r) = self.both(|f| format!("{}", f.trigger_vevent(dev)));
                 (format!("trigger_vevent dev={dev}"), c, r)
+            }
+            9 if self.rng.chance(50) => {
+                // A HW queue on memory the vIOMMU's IOAS maps, or not.
+                let (iova, len) = match self.mapped.is_empty() || self.rng.chance(20) {
+                    true => (self.iova(), PAGE),
+                    false => {
+                        let (_, iova, len) = self.rng.pick(&self.mapped);
+                        (iova + self.rng.pick(&[0, 0, 2048]), len.min(2 * PAGE))
+                    }
+                };
+                let kind = self.rng.pick(&[
+                    uapi::IOMMU_HW_QUEUE_TYPE_SELFTEST,
+                    uapi::IOMMU_HW_QUEUE_TYPE_SELFTEST,
+                    0,
+                    1,
+                ]);
+                let index = self.rng.below(3) as u32;
+                let (c, r) = self
+                    .both(|f| format!("{:?}", f.hw_queue_alloc(viommu, kind, index, iova, len)));
+                if let Some(id) = parse_id(&c) {
+                    self.born(id);
+                    self.hw_queues.push(id);
+                }
+                (format!("hw_queue_alloc viommu={viommu} type={kind:#x} index={index} iova={iova:#x} len={len:#x}"), c, r)
+            }
+            9 if !self.hw_queues.is_empty() => {
+                let id = self.rng.pick(&self.hw_queues);
+                let (c, r) = self.both(|f| format!("{}", f.destroy(id)));
+                if c == "0" {
+                    self.forget_object(id);
+                }
+                (format!("hw_queue_destroy {id}"), c, r)
             }
             9 => {
                 let (c, r) = self.both(|f| {
@@ -3194,6 +3238,7 @@ fn main() {
             viommus: Vec::new(),
             vdevs: Vec::new(),
             veventqs: Vec::new(),
+            hw_queues: Vec::new(),
             access_items: Vec::new(),
             compat_type: 0,
             compat_ioas: None,
