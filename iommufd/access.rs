@@ -342,6 +342,10 @@ impl<D: AccessOps> Access<D> {
                 if flags.write && !p.area.pages.writable {
                     return Err(EPERM);
                 }
+                // A dma-buf's memory is not reached through accesses.
+                if p.area.pages.is_dmabuf() {
+                    return Err(EINVAL);
+                }
                 let n = (p.last - p.iova + 1) as usize;
                 let chunk = &mut buf[done..done + n];
                 let pages = &p.area.pages;

@@ -237,7 +237,18 @@ pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map
         return Err(EINVAL);
     }
     cmd.start.checked_add(cmd.length - 1).ok_or(EOVERFLOW)?;
-    let kind = PagesKind::File(sys::file_from_fd(cmd.fd)?);
+    // A dma-buf (test builds: the test exporter's), else a file.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    let dmabuf = crate::sys::dmabuf::Dmabuf::get(cmd.fd);
+    #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+    let dmabuf: Option<core::convert::Infallible> = None;
+    let kind = match dmabuf {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        Some(buf) => PagesKind::Dmabuf(buf),
+        #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+        Some(never) => match never {},
+        None => PagesKind::File(sys::file_from_fd(cmd.fd)?),
+    };
     ucmd.cmd.iova = map_memory(ctx, &ioas, kind, cmd.start, cmd.length, prot, placement)?;
     ucmd.respond()
 }

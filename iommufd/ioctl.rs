@@ -32,8 +32,8 @@ pub(crate) struct IoctlOp {
     size: usize,
     /// Smallest size userspace may pass.
     min_size: usize,
-    /// Reads the struct and runs the handler.
-    execute: fn(&Context, UserPtr, usize) -> Result,
+    /// Reads the struct and runs the handler: the ioctl's return value.
+    execute: fn(&Context, UserPtr, usize) -> Result<isize>,
 }
 
 /// Size of the field that `_get` projects to; used for `min_size`.
@@ -52,6 +52,25 @@ use crate::viommu::{
     hw_queue_alloc_ioctl, vdevice_alloc_ioctl, veventq_alloc_ioctl, viommu_alloc_ioctl,
 };
 
+/// What a handler answers: nothing (the ioctl returns 0) or a value (a
+/// test op's new descriptor).
+trait IoctlValue {
+    /// The ioctl's return value.
+    fn value(self) -> isize;
+}
+
+impl IoctlValue for () {
+    fn value(self) -> isize {
+        0
+    }
+}
+
+impl IoctlValue for isize {
+    fn value(self) -> isize {
+        self
+    }
+}
+
 /// Builds a table entry: `op!(NUMBER, struct, last_mandatory_field, handler)`.
 macro_rules! op {
     ($num:expr, $ty:ty, $last:ident, $handler:path) => {
@@ -62,7 +81,7 @@ macro_rules! op {
             execute: |ctx, user, user_size| {
                 let mut ucmd = Ucmd::<$ty>::new(user, user_size);
                 ucmd.read_in()?;
-                $handler(ctx, &mut ucmd)
+                $handler(ctx, &mut ucmd).map(IoctlValue::value)
             },
         }
     };
@@ -293,7 +312,7 @@ pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
     if user_size < op.min_size {
         return Err(EINVAL);
     }
-    (op.execute)(ctx, user, user_size).map(|()| 0)
+    (op.execute)(ctx, user, user_size)
 }
 
 #[kunit_tests(iommufd_rs_ioctl)]

@@ -144,6 +144,9 @@ struct IommufdModule {
     iommu: misc::Registration<context::Context>,
     /// `/dev/vfio/vfio`, with `vfio_container=1` and a free minor.
     vfio: Option<Pin<KBox<misc::Registration<context::Context>>>>,
+    /// What importing dma-bufs needed, freed at exit, after the nodes.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    _dmabuf: sys::dmabuf::ImportGuard,
 }
 
 /// Registers `/dev/vfio/vfio` if asked to and if nobody else has it.
@@ -186,6 +189,8 @@ impl kernel::InPlaceModule for IommufdModule {
         try_pin_init!(Self {
             iommu <- misc::Registration::register(opts, module, context::Node::Iommu),
             vfio: register_vfio_node(module),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            _dmabuf: sys::dmabuf::ImportGuard,
         })
     }
 }

@@ -14,6 +14,8 @@
 //!   they are read back from a domain that maps them, its "storage";
 //! - access pins, counted per page in a [`PageTable`] next to the PFN.
 
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use crate::sys::dmabuf::{Dmabuf, DmabufAttachment, RevokeNotify};
 use crate::{
     domain::{IoDomain, NO_PFN},
     page_table::PageTable,
@@ -27,6 +29,8 @@ use crate::{
 };
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use kernel::sync::atomic::{Atomic, Relaxed};
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+use kernel::sync::SetOnce;
 use kernel::{
     fs::File,
     mm::Mm,
@@ -50,6 +54,16 @@ pub(crate) enum PagesSource {
         file: ARef<File>,
         /// File offset of the first page.
         base: u64,
+    },
+    /// A dma-buf's memory from offset `base`, page aligned: physical
+    /// memory, never pinned nor charged, mapped while not revoked (test
+    /// builds: the test exporter's dma-bufs).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    Dmabuf {
+        /// Offset of the first page in the dma-buf.
+        base: u64,
+        /// The attachment, set once the object exists.
+        import: SetOnce<DmabufAttachment>,
     },
 }
 
@@ -224,6 +238,13 @@ pub(crate) struct PagesState {
     access: PageTable,
     /// The areas mapped in domains, by page index range.
     domain_uses: IntervalTree<DomainUse>,
+    /// A dma-buf's: each domain each area maps it into, which a
+    /// revocation unmaps (C's dmabuf tracker).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    dmabuf_maps: KVec<(AreaSpan, Arc<dyn IoDomain>)>,
+    /// A dma-buf's: its exporter took the memory back.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    revoked: bool,
 }
 
 /// Bits of an access record that count the users of a page; the PFN is
@@ -272,6 +293,9 @@ pub(crate) enum PagesKind {
     User,
     /// A file, taken by descriptor.
     File(ARef<File>),
+    /// A dma-buf, taken by descriptor.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    Dmabuf(Dmabuf),
 }
 
 impl Pages {
@@ -289,9 +313,22 @@ impl Pages {
             .ok_or(EINVAL)?;
         let start_byte = req.start % PAGE_SIZE_U64;
         let base = req.start - start_byte;
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        let mut dmabuf = None;
         let source = match req.kind {
             PagesKind::User => PagesSource::User { base },
             PagesKind::File(file) => PagesSource::File { file, base },
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            PagesKind::Dmabuf(buf) => {
+                if buf.size() <= req.start + (req.length - 1) {
+                    return Err(EINVAL);
+                }
+                dmabuf = Some(buf);
+                PagesSource::Dmabuf {
+                    base,
+                    import: SetOnce::new(),
+                }
+            }
         };
         let mut account_mode = if sys::capable(Capability::IpcLock) {
             AccountMode::None
@@ -300,6 +337,11 @@ impl Pages {
         };
         if req.ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
+        }
+        // A dma-buf's memory is not charged.
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if dmabuf.is_some() {
+            account_mode = AccountMode::None;
         }
         let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
         let pages = Shared::pin_init(pin_init!(Pages {
@@ -312,9 +354,77 @@ impl Pages {
                 npinned: 0,
                 access: PageTable::with_limit(npages),
                 domain_uses: IntervalTree::new(),
+                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                dmabuf_maps: KVec::new(),
+                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                revoked: false,
             }),
         }))?;
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if let (Some(buf), PagesSource::Dmabuf { import, .. }) = (dmabuf, &pages.source) {
+            // SAFETY: The attachment lives in the pages object, which is
+            // pinned in its counted box and drops it before it goes.
+            let attached = unsafe { DmabufAttachment::attach(buf, &raw const *pages) }?;
+            import.populate(attached);
+        }
         Ok((pages, start_byte))
+    }
+
+    /// Whether the memory is a dma-buf's.
+    pub(crate) fn is_dmabuf(&self) -> bool {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if let PagesSource::Dmabuf { .. } = self.source {
+            return true;
+        }
+        false
+    }
+
+    /// A dma-buf's PFN of page `idx`, unless it was revoked (or is not a
+    /// dma-buf's).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    fn dmabuf_pfn(&self, st: &PagesState, idx: u64) -> Option<u64> {
+        let PagesSource::Dmabuf { base, import } = &self.source else {
+            return None;
+        };
+        let import = import.as_ref()?;
+        (!st.revoked).then(|| (import.paddr + base + idx * PAGE_SIZE_U64) / PAGE_SIZE_U64)
+    }
+
+    /// A dma-buf's: records that the area at `span` is mapped into each of
+    /// `domains` (all or nothing). Nothing for other memory.
+    pub(crate) fn track_domains<'a>(
+        &self,
+        span: AreaSpan,
+        domains: impl Iterator<Item = &'a Arc<dyn IoDomain>>,
+    ) -> Result {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if self.is_dmabuf() {
+            let mut st = self.state.lock();
+            let before = st.dmabuf_maps.len();
+            for d in domains {
+                if let Err(e) = st.dmabuf_maps.push((span, d.clone()), GFP_KERNEL) {
+                    st.dmabuf_maps.truncate(before);
+                    return Err(e.into());
+                }
+            }
+        }
+        #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+        let _ = (span, domains.count());
+        Ok(())
+    }
+
+    /// Undoes [`Pages::track_domains`] for the area at `span` and `domain`,
+    /// or every domain.
+    pub(crate) fn untrack_domains(&self, span: AreaSpan, domain: Option<&Arc<dyn IoDomain>>) {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if self.is_dmabuf() {
+            self.state
+                .lock()
+                .dmabuf_maps
+                .retain(|(s, d)| !(*s == span && domain.is_none_or(|want| Arc::ptr_eq(d, want))));
+        }
+        #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+        let _ = (span, domain);
     }
 
     /// The user VA or file offset of byte `offset` of the object, the
@@ -324,6 +434,8 @@ impl Pages {
             PagesSource::User { base } | PagesSource::File { base, .. } => {
                 base.wrapping_add(offset)
             }
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            PagesSource::Dmabuf { base, .. } => base.wrapping_add(offset),
         }
     }
 
@@ -370,6 +482,16 @@ impl Pages {
     ) -> Result {
         let (first, last) = span.pages();
         let node = NewNode::new(first, last, DomainUse { span, storage }, GFP_KERNEL)?;
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if self.is_dmabuf() {
+            // Physical memory, one run: mapped unless revoked, never pinned.
+            let mut st = self.state.lock();
+            if let Some(pfn) = self.dmabuf_pfn(&st, first) {
+                map(first, pfn, last - first + 1)?;
+            }
+            st.domain_uses.insert(node);
+            return Ok(());
+        }
         let mut buf = PfnBuf::new();
         let batch = buf.get(last - first + 1)?;
         let mut guard = self.state.lock();
@@ -440,8 +562,10 @@ impl Pages {
                 continue;
             }
             let n = batch[k..].iter().take_while(|&&p| p == NO_PFN).count();
-            let from = self.pin_from(&st.owner, idx + k as u64);
-            if let Err(e) = pin::pin_pages(&from, self.writable, &mut batch[k..k + n]) {
+            let pinned = self
+                .pin_from(&st.owner, idx + k as u64)
+                .and_then(|from| pin::pin_pages(&from, self.writable, &mut batch[k..k + n]));
+            if let Err(e) = pinned {
                 self.unpin_tagged(batch);
                 return Err(e);
             }
@@ -578,6 +702,14 @@ impl Pages {
             |s, l, u| (s, l) == (first, last) && u.span == span,
             |_, _, u| gone = Some(u),
         );
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if self.is_dmabuf() {
+            // Nothing is pinned; a revoked dma-buf is unmapped already.
+            if !st.revoked {
+                unmap(first, last);
+            }
+            return;
+        }
         match gone {
             Some(used) => self.release(st, &used, first, last, &mut unmap),
             None => unmap(first, last),
@@ -651,6 +783,10 @@ impl Pages {
     /// nothing: on error (`EFAULT`, `ENOMEM` past RLIMIT_MEMLOCK, ...)
     /// nothing changes.
     pub(crate) fn access_pin(&self, first: u64, last: u64) -> Result {
+        // A dma-buf's memory has no pages to pin.
+        if self.is_dmabuf() {
+            return Err(EINVAL);
+        }
         let mut buf = PfnBuf::new();
         let batch = buf.get(last - first + 1)?;
         let mut guard = self.state.lock();
@@ -712,18 +848,21 @@ impl Pages {
         Ok(())
     }
 
-    /// Where page `idx` is pinned from.
-    fn pin_from<'a>(&'a self, owner: &'a Owner, idx: u64) -> PinFrom<'a> {
+    /// Where page `idx` is pinned from: `EINVAL` for a dma-buf's, which is
+    /// never pinned.
+    fn pin_from<'a>(&'a self, owner: &'a Owner, idx: u64) -> Result<PinFrom<'a>> {
         let at = idx * PAGE_SIZE_U64;
         match &self.source {
-            PagesSource::User { base } => PinFrom::User {
+            PagesSource::User { base } => Ok(PinFrom::User {
                 mm: &owner.mm,
                 addr: base + at,
-            },
-            PagesSource::File { file, base } => PinFrom::File {
+            }),
+            PagesSource::File { file, base } => Ok(PinFrom::File {
                 file,
                 offset: base + at,
-            },
+            }),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            PagesSource::Dmabuf { .. } => Err(EINVAL),
         }
     }
 
@@ -779,6 +918,14 @@ impl Pages {
         last: u64,
         mut f: impl FnMut(u64, u64, u64) -> Result,
     ) -> Result {
+        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+        if self.is_dmabuf() {
+            let st = self.state.lock();
+            return match self.dmabuf_pfn(&st, first) {
+                Some(pfn) => f(first, pfn, last - first + 1),
+                None => Ok(()),
+            };
+        }
         let mut buf = PfnBuf::new();
         let buf = buf.get(last - first + 1)?;
         let st = self.state.lock();
@@ -915,6 +1062,24 @@ pub(crate) enum RwRoute {
     OnePage,
     /// [`Pages::rw_pages`].
     Pages,
+}
+
+/// The exporter took a dma-buf's memory back: every domain mapping it
+/// unmaps it now, and nothing maps it again.
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+impl RevokeNotify for Pages {
+    fn revoked(&self) {
+        let mut st = self.state.lock();
+        if st.revoked {
+            return;
+        }
+        for (span, domain) in st.dmabuf_maps.iter() {
+            let (first, last) = span.pages();
+            let (iova, _, length) = span.iova_range(first, last - first + 1);
+            domain.unmap(iova, length);
+        }
+        st.revoked = true;
+    }
 }
 
 #[pinned_drop]

@@ -19,7 +19,7 @@ use crate::{
     ioas::get_ioas,
     mock,
     sys::{
-        anon_file,
+        anon_file, dmabuf,
         errno::{ebade, eopnotsupp},
         pin, PAGE_SIZE_U64,
     },
@@ -225,8 +225,23 @@ fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
 /// encoding below.
 const FLAG_SYZ: u32 = uapi::MOCK_FLAGS_ACCESS_SYZ;
 
-/// `IOMMU_TEST_CMD`.
-pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+/// `IOMMU_TEST_CMD`: 0, or for `DMABUF_GET` the new descriptor.
+pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result<isize> {
+    match ucmd.cmd.op {
+        uapi::IOMMU_TEST_OP_DMABUF_GET => {
+            let (open_flags, length) = ucmd.cmd.dmabuf_get();
+            dmabuf::test_dmabuf_get(open_flags, u64::from(length)).map(|fd| fd as isize)
+        }
+        uapi::IOMMU_TEST_OP_DMABUF_REVOKE => {
+            let (fd, revoked) = ucmd.cmd.dmabuf_revoke();
+            dmabuf::test_dmabuf_revoke(fd, revoked != 0).map(|()| 0)
+        }
+        _ => test_op(ctx, ucmd).map(|()| 0),
+    }
+}
+
+/// The test ops that answer nothing.
+fn test_op(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
     let cmd = &ucmd.cmd;
     match ucmd.cmd.op {
         uapi::IOMMU_TEST_OP_ADD_RESERVED => {

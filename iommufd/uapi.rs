@@ -221,6 +221,20 @@ impl iommu_test_cmd {
         (r.id, r.iotlb)
     }
 
+    /// `dmabuf_get`: (open flags, length).
+    pub(crate) fn dmabuf_get(&self) -> (u32, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.dmabuf_get };
+        (r.open_flags, r.length)
+    }
+
+    /// `dmabuf_revoke`: (descriptor, revoked).
+    pub(crate) fn dmabuf_revoke(&self) -> (i32, u32) {
+        // SAFETY: As in `add_reserved`.
+        let r = unsafe { self.__bindgen_anon_1.dmabuf_revoke };
+        (r.dmabuf_fd, r.revoked)
+    }
+
     /// `trigger_vevent.dev_id`.
     pub(crate) fn trigger_vevent_dev_id(&self) -> u32 {
         // SAFETY: As in `add_reserved`.

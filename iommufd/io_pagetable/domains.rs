@@ -137,7 +137,13 @@ impl IoPagetable {
                     unmap_pages(&*d.domain, &span, first, last);
                 }
             },
-        )
+        )?;
+        let domains = self.attached.domains().iter().map(|d| &d.domain);
+        if let Err(e) = area.pages.track_domains(span, domains) {
+            self.unfill_area(iova, length, area);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Undoes [`IoPagetable::fill_area`], if there are domains.
@@ -151,6 +157,8 @@ impl IoPagetable {
                 unmap_pages(&*d.domain, &span, first, last);
             }
         });
+        // After the unmap: a revocation meanwhile unmaps again, harmlessly.
+        area.pages.untrack_domains(span, None);
     }
 
     /// Attaches a domain: its alignment must suit every area (`EINVAL` if
@@ -237,7 +245,20 @@ impl IoPagetable {
             } else {
                 map_area_into(&**domain, &span, a.value, small)
             };
-            if let Err(e) = filled {
+            let tracked = filled.and_then(|()| {
+                let tracked = a.value.pages.track_domains(span, core::iter::once(domain));
+                if tracked.is_err() {
+                    let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
+                    if first_domain {
+                        a.value.pages.unfill_domains(span, unmap);
+                    } else {
+                        let (first, last) = span.pages();
+                        unmap(first, last);
+                    }
+                }
+                tracked
+            });
+            if let Err(e) = tracked {
                 (result, failed_at) = (Err(e), Some(a.start));
                 break;
             }
@@ -252,6 +273,7 @@ impl IoPagetable {
                     let (first, last) = span.pages();
                     unmap(first, last);
                 }
+                a.value.pages.untrack_domains(span, Some(domain));
             }
         }
         result
@@ -293,13 +315,14 @@ impl IoPagetable {
             let unmap = |first, last| unmap_pages(&*gone.domain, &span, first, last);
             if self.attached.domains().is_empty() {
                 a.value.pages.unfill_domains(span, unmap);
-                continue;
+            } else {
+                if let Some(next) = next_storage {
+                    a.value.pages.set_storage(span, &next.domain);
+                }
+                let (first, last) = span.pages();
+                unmap(first, last);
             }
-            if let Some(next) = next_storage {
-                a.value.pages.set_storage(span, &next.domain);
-            }
-            let (first, last) = span.pages();
-            unmap(first, last);
+            a.value.pages.untrack_domains(span, Some(&gone.domain));
         }
         self.remove_reserved(ReservedBy::Domain(hwpt_id));
         // Lowering the alignment cannot fail.

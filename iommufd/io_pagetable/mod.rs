@@ -19,7 +19,7 @@ use crate::{
     free_space::{FreeSpace, SpareNode},
     pages::{AreaSpan, Pages},
     sys::{
-        errno::eaddrinuse,
+        errno::{eaddrinuse, eopnotsupp},
         interval_tree::{IntervalTree, NewNode},
         shared::Shared,
         DBox, PAGE_SIZE_U64,
@@ -580,6 +580,10 @@ impl IoPagetable {
         }
         if a.value.access_prevented() {
             return Err(EBUSY);
+        }
+        // As C: a dma-buf's area is not split.
+        if a.value.pages.is_dmabuf() {
+            return Err(eopnotsupp());
         }
         let (start, last, pages, start_byte, prot) = (
             a.start,

@@ -228,6 +228,224 @@ struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
 }
 
 #ifdef IOMMUFD_RS_SELFTEST
+/*
+ * dma-bufs (sys/dmabuf.rs): the test interface's exporter, as C's selftest
+ * one (zeroed kernel memory, revocable), and the importer side of
+ * IOMMU_IOAS_MAP_FILE. iommufd_rs_dmabuf_revoked() is Rust.
+ */
+#include <linux/device/faux.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-resv.h>
+#include <linux/io.h>
+#include <linux/slab.h>
+
+MODULE_IMPORT_NS("DMA_BUF");
+
+struct iommufd_rs_test_dmabuf {
+	void *memory;
+	size_t length;
+	bool revoked;
+};
+
+static int test_dmabuf_attach(struct dma_buf *dmabuf,
+			      struct dma_buf_attachment *attachment)
+{
+	return 0;
+}
+
+static void test_dmabuf_detach(struct dma_buf *dmabuf,
+			       struct dma_buf_attachment *attachment)
+{
+}
+
+static struct sg_table *test_dmabuf_map(struct dma_buf_attachment *attachment,
+					enum dma_data_direction dir)
+{
+	return ERR_PTR(-EOPNOTSUPP);
+}
+
+static void test_dmabuf_unmap(struct dma_buf_attachment *attachment,
+			      struct sg_table *sgt, enum dma_data_direction dir)
+{
+}
+
+static void test_dmabuf_release(struct dma_buf *dmabuf)
+{
+	struct iommufd_rs_test_dmabuf *priv = dmabuf->priv;
+
+	kfree(priv->memory);
+	kfree(priv);
+}
+
+static const struct dma_buf_ops test_dmabuf_ops = {
+	.attach = test_dmabuf_attach,
+	.detach = test_dmabuf_detach,
+	.map_dma_buf = test_dmabuf_map,
+	.unmap_dma_buf = test_dmabuf_unmap,
+	.release = test_dmabuf_release,
+};
+
+/* A new test dma-buf of len bytes (page aligned up): its fd, or -errno. */
+int iommufd_rs_test_dmabuf_get(unsigned int open_flags, u64 len)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+	struct iommufd_rs_test_dmabuf *priv;
+	struct dma_buf *dmabuf;
+	int rc;
+
+	if (len == 0 || len > PAGE_SIZE * 512)
+		return -EINVAL;
+	len = ALIGN(len, PAGE_SIZE);
+	priv = kzalloc(sizeof(*priv), GFP_KERNEL);
+	if (!priv)
+		return -ENOMEM;
+	priv->length = len;
+	priv->memory = kzalloc(len, GFP_KERNEL);
+	if (!priv->memory) {
+		rc = -ENOMEM;
+		goto err_free;
+	}
+	exp_info.ops = &test_dmabuf_ops;
+	exp_info.size = len;
+	exp_info.flags = open_flags;
+	exp_info.priv = priv;
+	dmabuf = dma_buf_export(&exp_info);
+	if (IS_ERR(dmabuf)) {
+		rc = PTR_ERR(dmabuf);
+		goto err_free;
+	}
+	return dma_buf_fd(dmabuf, open_flags);
+
+err_free:
+	kfree(priv->memory);
+	kfree(priv);
+	return rc;
+}
+
+/* Revokes (or restores) the test dma-buf at fd; importers are told. */
+int iommufd_rs_test_dmabuf_revoke(int fd, bool revoked)
+{
+	struct iommufd_rs_test_dmabuf *priv;
+	struct dma_buf *dmabuf;
+	int rc = 0;
+
+	dmabuf = dma_buf_get(fd);
+	if (IS_ERR(dmabuf))
+		return PTR_ERR(dmabuf);
+	if (dmabuf->ops != &test_dmabuf_ops) {
+		rc = -EOPNOTSUPP;
+		goto out_put;
+	}
+	priv = dmabuf->priv;
+	dma_resv_lock(dmabuf->resv, NULL);
+	priv->revoked = revoked;
+	dma_buf_invalidate_mappings(dmabuf);
+	dma_resv_unlock(dmabuf->resv);
+out_put:
+	dma_buf_put(dmabuf);
+	return rc;
+}
+
+/* The device importers attach with: made on first use, gone at exit. */
+static struct faux_device *import_dev;
+static DEFINE_MUTEX(import_dev_lock);
+
+void iommufd_rs_dmabuf_exit(void)
+{
+	if (import_dev)
+		faux_device_destroy(import_dev);
+	import_dev = NULL;
+}
+
+static void import_revoke(struct dma_buf_attachment *attach)
+{
+	iommufd_rs_dmabuf_revoked(attach->importer_priv);
+}
+
+static const struct dma_buf_attach_ops import_ops = {
+	.allow_peer2peer = true,
+	.invalidate_mappings = import_revoke,
+};
+
+/*
+ * The dma-buf at fd, with a reference, or an error pointer (-EINVAL: fd
+ * is not a dma-buf; -EBADF).
+ */
+struct dma_buf *iommufd_rs_dmabuf_get(int fd)
+{
+	return dma_buf_get(fd);
+}
+
+void iommufd_rs_dmabuf_put(struct dma_buf *dmabuf)
+{
+	dma_buf_put(dmabuf);
+}
+
+u64 iommufd_rs_dmabuf_size(struct dma_buf *dmabuf)
+{
+	return dmabuf->size;
+}
+
+/*
+ * Attaches to dmabuf (whose reference the attachment keeps), pinned, and
+ * reads where its memory is: priv is told of revocation. -EOPNOTSUPP for a
+ * dma-buf not of the test exporter, -ENODEV for a revoked one.
+ */
+struct dma_buf_attachment *iommufd_rs_dmabuf_attach(struct dma_buf *dmabuf,
+						    void *priv, u64 *paddr,
+						    u64 *len)
+{
+	struct iommufd_rs_test_dmabuf *exp = dmabuf->priv;
+	struct dma_buf_attachment *attach;
+	int rc;
+
+	mutex_lock(&import_dev_lock);
+	if (!import_dev)
+		import_dev = faux_device_create("iommufd_rs", NULL, NULL);
+	mutex_unlock(&import_dev_lock);
+	if (!import_dev)
+		return ERR_PTR(-ENOMEM);
+
+	attach = dma_buf_dynamic_attach(dmabuf, &import_dev->dev, &import_ops,
+					priv);
+	if (IS_ERR(attach))
+		return attach;
+	dma_resv_lock(dmabuf->resv, NULL);
+	rc = dma_buf_pin(attach);
+	if (rc)
+		goto err_detach;
+	if (dmabuf->ops != &test_dmabuf_ops) {
+		rc = -EOPNOTSUPP;
+		goto err_unpin;
+	}
+	if (exp->revoked) {
+		rc = -ENODEV;
+		goto err_unpin;
+	}
+	*paddr = virt_to_phys(exp->memory);
+	*len = exp->length;
+	dma_resv_unlock(dmabuf->resv);
+	return attach;
+
+err_unpin:
+	dma_buf_unpin(attach);
+err_detach:
+	dma_resv_unlock(dmabuf->resv);
+	dma_buf_detach(dmabuf, attach);
+	return ERR_PTR(rc);
+}
+
+/* Undoes iommufd_rs_dmabuf_attach(); the caller then puts the dma-buf. */
+void iommufd_rs_dmabuf_detach(struct dma_buf_attachment *attach)
+{
+	struct dma_buf *dmabuf = attach->dmabuf;
+
+	dma_resv_lock(dmabuf->resv, NULL);
+	dma_buf_unpin(attach);
+	dma_resv_unlock(dmabuf->resv);
+	dma_buf_detach(dmabuf, attach);
+}
+
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>
 

@@ -55,6 +55,20 @@ int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
 
 struct file;
 struct poll_table_struct;
+struct dma_buf;
+struct dma_buf_attachment;
+/* dma-bufs (sys/dmabuf.rs, test builds); iommufd_rs_dmabuf_revoked is Rust. */
+int iommufd_rs_test_dmabuf_get(unsigned int open_flags, u64 len);
+int iommufd_rs_test_dmabuf_revoke(int fd, bool revoked);
+void iommufd_rs_dmabuf_exit(void);
+void iommufd_rs_dmabuf_revoked(void *priv);
+struct dma_buf *iommufd_rs_dmabuf_get(int fd);
+void iommufd_rs_dmabuf_put(struct dma_buf *dmabuf);
+u64 iommufd_rs_dmabuf_size(struct dma_buf *dmabuf);
+struct dma_buf_attachment *iommufd_rs_dmabuf_attach(struct dma_buf *dmabuf,
+						    void *priv, u64 *paddr,
+						    u64 *len);
+void iommufd_rs_dmabuf_detach(struct dma_buf_attachment *attach);
 struct vm_area_struct;
 /* VMAs of an iommufd mmap() (sys/mmap.rs); the iommufd_rs_vma_* are Rust. */
 void iommufd_rs_vma_set_ops(struct vm_area_struct *vma, void *private);

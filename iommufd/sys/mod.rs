@@ -14,6 +14,8 @@
 pub(crate) mod alloc;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 pub(crate) mod anon_file;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) mod dmabuf;
 pub(crate) mod errno;
 pub(crate) mod event_file;
 pub(crate) mod interval_tree;
