@@ -147,30 +147,6 @@ int iommufd_rs_kthread_copy(struct mm_struct *mm, unsigned long addr,
 	return rc;
 }
 
-/* VMAs of an iommufd mmap() (sys/mmap.rs): each holds one count. */
-#include <linux/mm.h>
-
-static void iommufd_rs_vm_open(struct vm_area_struct *vma)
-{
-	iommufd_rs_vma_open(vma->vm_private_data);
-}
-
-static void iommufd_rs_vm_close(struct vm_area_struct *vma)
-{
-	iommufd_rs_vma_close(vma->vm_private_data);
-}
-
-static const struct vm_operations_struct iommufd_rs_vm_ops = {
-	.open = iommufd_rs_vm_open,
-	.close = iommufd_rs_vm_close,
-};
-
-void iommufd_rs_vma_set_ops(struct vm_area_struct *vma, void *private)
-{
-	vma->vm_private_data = private;
-	vma->vm_ops = &iommufd_rs_vm_ops;
-}
-
 /* Event queue files: the fault queue's fd (sys/event_file.rs). */
 #include <linux/anon_inodes.h>
 #include <linux/fs.h>
@@ -228,6 +204,30 @@ struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
 }
 
 #ifdef IOMMUFD_RS_SELFTEST
+/* VMAs of an iommufd mmap() (sys/mmap.rs): each holds one count. */
+#include <linux/mm.h>
+
+static void iommufd_rs_vm_open(struct vm_area_struct *vma)
+{
+	iommufd_rs_vma_open(vma->vm_private_data);
+}
+
+static void iommufd_rs_vm_close(struct vm_area_struct *vma)
+{
+	iommufd_rs_vma_close(vma->vm_private_data);
+}
+
+static const struct vm_operations_struct iommufd_rs_vm_ops = {
+	.open = iommufd_rs_vm_open,
+	.close = iommufd_rs_vm_close,
+};
+
+void iommufd_rs_vma_set_ops(struct vm_area_struct *vma, void *private)
+{
+	vma->vm_private_data = private;
+	vma->vm_ops = &iommufd_rs_vm_ops;
+}
+
 /*
  * dma-bufs (sys/dmabuf.rs): the test interface's exporter, as C's selftest
  * one (zeroed kernel memory, revocable), and the importer side of

@@ -746,6 +746,31 @@ impl Iommufd {
         .0
     }
 
+    /// DMABUF_GET: a test dma-buf of `len` bytes, as a file.
+    pub fn dmabuf_get(&self, len: u32) -> Result<File, Errno> {
+        let mut cmd = uapi::iommu_test_cmd {
+            size: size_of_u32::<uapi::iommu_test_cmd>(),
+            op: uapi::IOMMU_TEST_OP_DMABUF_GET,
+            ..Default::default()
+        };
+        cmd.__bindgen_anon_1.dmabuf_get.length = len;
+        cmd.__bindgen_anon_1.dmabuf_get.open_flags = 0o2000000; // O_CLOEXEC
+        let fd = sys::ioctl_struct_ret(&self.file, uapi::IOMMU_TEST_CMD, &mut cmd)?;
+        use std::os::fd::FromRawFd;
+        // SAFETY: The kernel installed a new descriptor for us.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// DMABUF_REVOKE: revokes (or restores) the test dma-buf `dmabuf`.
+    pub fn dmabuf_revoke(&self, dmabuf: &File, revoked: bool) -> Errno {
+        use std::os::fd::AsRawFd;
+        self.test_cmd(uapi::IOMMU_TEST_OP_DMABUF_REVOKE, 0, |cmd| {
+            cmd.__bindgen_anon_1.dmabuf_revoke.dmabuf_fd = dmabuf.as_raw_fd();
+            cmd.__bindgen_anon_1.dmabuf_revoke.revoked = revoked as u32;
+        })
+        .0
+    }
+
     /// TRIGGER_VEVENT: device `dev_id` reports an event to its vIOMMU.
     pub fn trigger_vevent(&self, dev_id: u32) -> Errno {
         self.test_cmd(uapi::IOMMU_TEST_OP_TRIGGER_VEVENT, 0, |cmd| {

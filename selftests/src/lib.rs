@@ -7,6 +7,7 @@ pub mod bench;
 pub mod compat_dirty_tests;
 pub mod compat_tests;
 pub mod dev;
+pub mod dmabuf_tests;
 pub mod domain_tests;
 pub mod fuzz_regressions;
 pub mod hwpt_tests;

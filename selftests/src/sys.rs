@@ -135,6 +135,23 @@ pub fn ioctl_value(file: &File, request: u32, value: u64) -> Result<i32, Errno> 
     }
 }
 
+/// `ioctl` with a typed struct: what it returned, or the errno.
+pub fn ioctl_struct_ret<T>(file: &File, request: u32, arg: &mut T) -> Result<i32, Errno> {
+    // SAFETY: As in `ioctl_ptr`: `arg` is the ioctl's struct.
+    let rc = unsafe {
+        ioctl(
+            file.as_raw_fd(),
+            request as u64,
+            (arg as *mut T).cast::<u8>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(-1))
+    } else {
+        Ok(rc)
+    }
+}
+
 /// `ioctl` with a typed struct; 0 or the errno.
 pub fn ioctl_struct<T>(file: &File, request: u32, arg: &mut T) -> Errno {
     ioctl_ptr(file, request, (arg as *mut T).cast())

@@ -839,6 +839,7 @@ fn main() {
     tests.extend(iommufd_rs_selftests::hwpt_tests::tests());
     tests.extend(iommufd_rs_selftests::nested_tests::tests());
     tests.extend(iommufd_rs_selftests::viommu_tests::tests());
+    tests.extend(iommufd_rs_selftests::dmabuf_tests::tests());
     tests.extend(iommufd_rs_selftests::fuzz_regressions::tests());
     tests.extend(iommufd_rs_selftests::production_tests::tests());
     // An argument keeps only the tests whose names start with it; the
