@@ -138,6 +138,8 @@ struct Fuzz {
     veventqs: Vec<(u32, std::fs::File, std::fs::File)>,
     /// HW queues.
     hw_queues: Vec<u32>,
+    /// Test dma-bufs: (C's, ours), each side's own exporter.
+    dmabufs: Vec<(std::fs::File, std::fs::File)>,
 }
 
 /// One step's outcome on one side, printed on divergence.
@@ -990,7 +992,7 @@ impl Fuzz {
         // domain on an IOAS is filled on each map (devices left on manual
         // HWPTs keep them alive).
         let manual = self.hwpts.iter().filter(|h| h.manual).count();
-        let roll = match self.rng.below(202) {
+        let roll = match self.rng.below(206) {
             r @ 0..=7 if self.ids.len() >= 6 => r + 8,
             125..=131 | 154..=155 if self.devices.len() >= 12 => 132,
             150..=153 if manual >= 6 => 159,
@@ -1254,6 +1256,7 @@ impl Fuzz {
             191 => self.iopf_cycle_step(),
             192..=199 => self.viommu_step(),
             200..=201 => self.vevent_cycle_step(),
+            202..=205 => self.dmabuf_step(),
             _ => {
                 let (ioas, start, len) = (self.ioas(), self.iova(), self.length());
                 let (c, r) = self.both(|f| format!("{}", f.add_reserved(ioas, start, len)));
@@ -1780,6 +1783,78 @@ impl Fuzz {
             format!("{log:?}"),
             if c == r { format!("{log:?}") } else { r },
         )
+    }
+
+    /// Test dma-bufs: made, mapped into an IOAS (`IOAS_MAP_FILE`; each
+    /// side maps its own exporter's), revoked and restored, closed.
+    fn dmabuf_step(&mut self) -> (String, Outcome, Outcome) {
+        use std::os::fd::AsRawFd;
+        match (self.dmabufs.is_empty(), self.rng.below(10)) {
+            (true, _) | (_, 0..=1) => {
+                let len = self.rng.pick(&[
+                    PAGE as u32,
+                    4 * PAGE as u32,
+                    3 * PAGE as u32 + 5,
+                    0,
+                    600 * PAGE as u32,
+                ]);
+                let (c, r) = (self.c.dmabuf_get(len), self.rust.dmabuf_get(len));
+                let show = |o: &Result<std::fs::File, i32>| match o {
+                    Ok(_) => "Ok(file)".to_string(),
+                    Err(e) => format!("Err({e})"),
+                };
+                let (cs, rs) = (show(&c), show(&r));
+                if let (Ok(cf), Ok(rf)) = (c, r) {
+                    self.dmabufs.push((cf, rf));
+                }
+                (format!("dmabuf_get len={len:#x}"), cs, rs)
+            }
+            (false, 2..=6) => {
+                let i = self.rng.below(self.dmabufs.len() as u64) as usize;
+                let ioas = self.ioas();
+                let start = self.rng.pick(&[0, 0, 0, PAGE, 2 * PAGE, 5]);
+                let len = self
+                    .rng
+                    .pick(&[PAGE, PAGE, 2 * PAGE, 4 * PAGE, 0, 5 * PAGE]);
+                let (flags, iova) = (self.flags(), self.iova());
+                let c =
+                    self.c
+                        .map_file(ioas, self.dmabufs[i].0.as_raw_fd(), start, len, flags, iova);
+                let r = self.rust.map_file(
+                    ioas,
+                    self.dmabufs[i].1.as_raw_fd(),
+                    start,
+                    len,
+                    flags,
+                    iova,
+                );
+                let (cs, rs) = (format!("{c:?}"), format!("{r:?}"));
+                if let Ok(got) = c {
+                    self.mapped.push((ioas, got, len));
+                }
+                (
+                    format!("dmabuf_map ioas={ioas} start={start:#x} len={len:#x} flags={flags:#x} iova={iova:#x}"),
+                    cs,
+                    rs,
+                )
+            }
+            (false, 7..=8) => {
+                let i = self.rng.below(self.dmabufs.len() as u64) as usize;
+                let revoked = self.rng.chance(70);
+                let c = self.c.dmabuf_revoke(&self.dmabufs[i].0, revoked);
+                let r = self.rust.dmabuf_revoke(&self.dmabufs[i].1, revoked);
+                (
+                    format!("dmabuf_revoke {revoked}"),
+                    format!("{c}"),
+                    format!("{r}"),
+                )
+            }
+            _ => {
+                let i = self.rng.below(self.dmabufs.len() as u64) as usize;
+                self.dmabufs.remove(i);
+                ("dmabuf_close".into(), "closed".into(), "closed".into())
+            }
+        }
     }
 
     /// An event's round trip: on a vIOMMU, a virtual device for a device,
@@ -3239,6 +3314,7 @@ fn main() {
             vdevs: Vec::new(),
             veventqs: Vec::new(),
             hw_queues: Vec::new(),
+            dmabufs: Vec::new(),
             access_items: Vec::new(),
             compat_type: 0,
             compat_ioas: None,
