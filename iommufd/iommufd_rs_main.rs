@@ -14,7 +14,8 @@
 //!   written back; [`uapi`]: the ABI types;
 //! - [`ioas`]: IOAS ioctls; [`io_pagetable`]: IOVA bookkeeping of an IOAS;
 //!   [`free_space`]: its index of free holes for the allocator;
-//! - [`pages`]: the user memory behind areas, and its pins;
+//! - [`pages`]: the memory behind areas (user memory, files, dma-bufs),
+//!   and its pins;
 //!   [`page_table`]: the sparse per-page table access pins are counted in;
 //! - [`domain`]: the contract a domain keeps, and a real IOMMU's paging
 //!   domain behind it; [`hw_pagetable`]: paging HWPTs (domains attached
@@ -63,8 +64,10 @@
 //! 4. `Ioas::iopt`, one at a time: `IOAS_COPY` unlocks the source before
 //!    locking the destination, `IOAS_CHANGE_PROCESS` visits them in turn;
 //!    an unmap drops it before asking accesses to unpin;
-//! 5. `Pages::state` (its pins and domain uses), then the mm's `mmap_lock`
-//!    (remote GUP, `locked_vm`);
+//! 5. a dma-buf's reservation lock (taken by the import's attach and
+//!    detach, under `Ioas::iopt` when an area goes; held by the exporter
+//!    while it revokes), then `Pages::state` (its pins and domain uses),
+//!    then the mm's `mmap_lock` (remote GUP, `locked_vm`);
 //! 6. `MockDomain::table` (a domain is mapped, unmapped and read back while
 //!    `Pages::state` is held);
 //!    `Fault::state` (a mock device's attachment answers its faults under

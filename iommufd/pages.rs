@@ -4,7 +4,10 @@
 //!
 //! A [`Pages`] describes one range of user memory: a range of virtual
 //! addresses in one process, or a range of a file (memfd). Areas refer to it
-//! by reference count; `IOAS_COPY` makes new areas that share it.
+//! by reference count; `IOAS_COPY` makes new areas that share it. (In test
+//! builds it may also be a dma-buf's physical memory, which is never pinned
+//! nor charged: it is mapped as one run while the exporter lets it be, and
+//! the exporter's revocation unmaps it from every domain that maps it.)
 //!
 //! Nothing is pinned until a domain or an in-kernel access needs the pages.
 //! A page is then pinned once, and charged once to RLIMIT_MEMLOCK, while
@@ -229,6 +232,9 @@ impl PfnBuf {
 ///   PFN read back from it is that pin's page.
 /// - `npinned` counts the pinned pages, and exactly that many are charged
 ///   to `owner` in the object's charge mode.
+/// - A dma-buf's pages are never pinned (`npinned` stays 0); `dmabuf_maps`
+///   names each domain each area maps them into, and once `revoked` is
+///   set none maps them.
 pub(crate) struct PagesState {
     owner: Owner,
     /// Pages pinned (and charged) now.
