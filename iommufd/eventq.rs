@@ -267,6 +267,31 @@ pub(crate) fn fault_alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_fault
     let reservation = ctx.objects.reserve(ObjectKind::Fault(fault.clone()))?;
     let id = reservation.id;
     let user = reservation.finalize_get()?;
+    let make = |user, ctx_file| FaultFile {
+        fault,
+        _user: user,
+        _ctx: ctx_file,
+    };
+    let (fd, file) = open_queue_file(ctx, id, user, c"[iommufd-pgfault]", true, make)?;
+    install_queue_file(ctx, id, fd, file, |fd| {
+        ucmd.cmd.out_fault_id = id;
+        ucmd.cmd.out_fault_fd = fd;
+        ucmd.respond()
+    })
+}
+
+/// The file of the new event queue object `id`, not installed yet: its
+/// descriptor and the file, whose data `make` builds from `user` (a user
+/// reference on the object) and a reference on the iommufd file. On error
+/// the object is removed.
+pub(crate) fn open_queue_file<Q: EventQueue + 'static>(
+    ctx: &Context,
+    id: u32,
+    user: ObjectRef,
+    name: &'static CStr,
+    writable: bool,
+    make: impl FnOnce(ObjectRef, FileHold) -> Q,
+) -> Result<(FileDescriptorReservation, EventFile)> {
     let fd = match FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC) {
         Ok(fd) => fd,
         Err(e) => {
@@ -275,25 +300,31 @@ pub(crate) fn fault_alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_fault
             return Err(e);
         }
     };
-    let data = FaultFile {
-        fault,
-        _user: user,
-        _ctx: ctx.file.hold(),
-    };
+    let data = make(user, ctx.file.hold());
     let file = KBox::new(data, GFP_KERNEL)
         .map_err(Error::from)
-        .and_then(|data| EventFile::new(c"[iommufd-pgfault]", true, data));
-    let file = match file {
-        Ok(file) => file,
+        .and_then(|data| EventFile::new(name, writable, data));
+    match file {
+        Ok(file) => Ok((fd, file)),
         Err(e) => {
             ctx.objects.remove_internal(id);
-            return Err(e);
+            Err(e)
         }
-    };
-    ucmd.cmd.out_fault_id = id;
-    ucmd.cmd.out_fault_fd = fd.reserved_fd();
-    if let Err(e) = ucmd.respond() {
-        // The file's release drops its reference later; the object goes now.
+    }
+}
+
+/// Answers the ioctl that made event queue object `id` with `respond`,
+/// given the descriptor, then installs the file there. If the answer
+/// fails the object goes now (the file's release drops its reference
+/// later).
+pub(crate) fn install_queue_file(
+    ctx: &Context,
+    id: u32,
+    fd: FileDescriptorReservation,
+    file: EventFile,
+    respond: impl FnOnce(u32) -> Result,
+) -> Result {
+    if let Err(e) = respond(fd.reserved_fd()) {
         drop(file);
         ctx.objects.remove_internal(id);
         return Err(e);

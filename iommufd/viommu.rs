@@ -17,12 +17,13 @@
 use crate::{
     access::{Access, AccessOps},
     context::Context,
+    eventq::{install_queue_file, open_queue_file},
     hw_pagetable::HwptPaging,
     mock::MockDevice,
     object::{ObjectKind, ObjectRef, ObjectTable},
     sys::{
         errno::eopnotsupp,
-        event_file::{EventFile, EventQueue, POLL_READABLE},
+        event_file::{EventQueue, POLL_READABLE},
         misc::FileHold,
         mmap::{map_pages, vma_request, MappedPages},
         PAGE_SIZE_U64,
@@ -32,8 +33,6 @@ use crate::{
 };
 use core::mem::size_of;
 use kernel::{
-    bindings,
-    fs::file::FileDescriptorReservation,
     mm::virt::VmaNew,
     new_mutex, new_poll_condvar,
     prelude::*,
@@ -657,38 +656,18 @@ pub(crate) fn veventq_alloc_ioctl(
     let reservation = ctx.objects.reserve(ObjectKind::Veventq(veventq))?;
     let id = reservation.id;
     let user = reservation.finalize_get()?;
-    let fd = match FileDescriptorReservation::get_unused_fd_flags(bindings::O_CLOEXEC) {
-        Ok(fd) => fd,
-        Err(e) => {
-            drop(user);
-            ctx.objects.remove_internal(id);
-            return Err(e);
-        }
-    };
-    let data = VeventqFile {
+    let make = |user, ctx_file| VeventqFile {
         queue,
         _user: user,
-        _ctx: ctx.file.hold(),
+        _ctx: ctx_file,
     };
-    let file = KBox::new(data, GFP_KERNEL)
-        .map_err(Error::from)
-        .and_then(|data| EventFile::new(c"[iommufd-viommu-event]", false, data));
-    let file = match file {
-        Ok(file) => file,
-        Err(e) => {
-            ctx.objects.remove_internal(id);
-            return Err(e);
-        }
-    };
-    ucmd.cmd.out_veventq_id = id;
-    ucmd.cmd.out_veventq_fd = fd.reserved_fd();
-    if let Err(e) = ucmd.respond() {
-        drop(file);
-        ctx.objects.remove_internal(id);
-        return Err(e);
-    }
-    file.install(fd);
-    Ok(())
+    let name = c"[iommufd-viommu-event]";
+    let (fd, file) = open_queue_file(ctx, id, user, name, false, make)?;
+    install_queue_file(ctx, id, fd, file, |fd| {
+        ucmd.cmd.out_veventq_id = id;
+        ucmd.cmd.out_veventq_fd = fd;
+        ucmd.respond()
+    })
 }
 
 /// The internal access behind a HW queue. Its pins lock their areas, so

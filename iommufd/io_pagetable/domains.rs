@@ -231,6 +231,16 @@ impl IoPagetable {
     fn fill_domain(&self, domain: &Arc<dyn IoDomain>) -> Result {
         let first_domain = self.attached.domains().is_empty();
         let small = self.disable_large_pages;
+        // Takes area `a`, at `span`, out of `domain` again.
+        let unfill = |a: &Area, span: AreaSpan| {
+            let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
+            if first_domain {
+                a.pages.unfill_domains(span, unmap);
+            } else {
+                let (first, last) = span.pages();
+                unmap(first, last);
+            }
+        };
         let mut result = Ok(());
         let mut failed_at = None;
         for a in self.areas.iter(0, u64::MAX) {
@@ -248,13 +258,7 @@ impl IoPagetable {
             let tracked = filled.and_then(|()| {
                 let tracked = a.value.pages.track_domains(span, core::iter::once(domain));
                 if tracked.is_err() {
-                    let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
-                    if first_domain {
-                        a.value.pages.unfill_domains(span, unmap);
-                    } else {
-                        let (first, last) = span.pages();
-                        unmap(first, last);
-                    }
+                    unfill(a.value, span);
                 }
                 tracked
             });
@@ -266,13 +270,7 @@ impl IoPagetable {
         if let Some(stop) = failed_at {
             for a in self.areas.iter(0, u64::MAX).take_while(|a| a.start < stop) {
                 let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
-                let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
-                if first_domain {
-                    a.value.pages.unfill_domains(span, unmap);
-                } else {
-                    let (first, last) = span.pages();
-                    unmap(first, last);
-                }
+                unfill(a.value, span);
                 a.value.pages.untrack_domains(span, Some(domain));
             }
         }

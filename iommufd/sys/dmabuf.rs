@@ -166,11 +166,11 @@ impl DmabufAttachment {
         )?;
         let (mut paddr, mut len) = (0u64, 0u64);
         let private = (&raw const *notify).cast_mut().cast();
+        let raw = dmabuf.ptr.as_ptr();
         // SAFETY: The dma-buf is live (type invariants of `Dmabuf`);
         // `private` stays valid while the attachment lives (it is detached
         // before `notify` is freed); the out pointers are valid.
-        let attach =
-            unsafe { iommufd_rs_dmabuf_attach(dmabuf.ptr.as_ptr(), private, &mut paddr, &mut len) };
+        let attach = unsafe { iommufd_rs_dmabuf_attach(raw, private, &mut paddr, &mut len) };
         if let Some(e) = err_ptr(attach) {
             return Err(e);
         }
