@@ -150,6 +150,9 @@ struct IommufdModule {
     /// What importing dma-bufs needed, freed at exit, after the nodes.
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     _dmabuf: sys::dmabuf::ImportGuard,
+    /// The fault-injection attribute (`fail_iommufd_rs` in debugfs).
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    _fail: sys::fail::FailAttr,
 }
 
 /// Registers `/dev/vfio/vfio` if asked to and if nobody else has it.
@@ -194,6 +197,8 @@ impl kernel::InPlaceModule for IommufdModule {
             vfio: register_vfio_node(module),
             #[cfg(CONFIG_IOMMUFD_RS_TEST)]
             _dmabuf: sys::dmabuf::ImportGuard,
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            _fail: sys::fail::FailAttr::new(),
         })
     }
 }

@@ -204,6 +204,33 @@ struct file *iommufd_rs_eventq_file_new(const char *name, void *data,
 }
 
 #ifdef IOMMUFD_RS_SELFTEST
+/* Fault injection (sys/fail.rs): C iommufd's fail_iommufd, renamed. */
+#include <linux/debugfs.h>
+#include <linux/fault-inject.h>
+
+static DECLARE_FAULT_ATTR(fail_iommufd_rs);
+static struct dentry *fail_iommufd_rs_dir;
+
+bool iommufd_rs_should_fail(void)
+{
+	return should_fail(&fail_iommufd_rs, 1);
+}
+
+void iommufd_rs_fail_init(void)
+{
+	struct dentry *dir;
+
+	dir = fault_create_debugfs_attr("fail_iommufd_rs", NULL,
+					&fail_iommufd_rs);
+	fail_iommufd_rs_dir = IS_ERR(dir) ? NULL : dir;
+}
+
+void iommufd_rs_fail_exit(void)
+{
+	debugfs_remove_recursive(fail_iommufd_rs_dir);
+	fail_iommufd_rs_dir = NULL;
+}
+
 /* VMAs of an iommufd mmap() (sys/mmap.rs): each holds one count. */
 #include <linux/mm.h>
 

@@ -57,6 +57,10 @@ struct file;
 struct poll_table_struct;
 struct dma_buf;
 struct dma_buf_attachment;
+/* Fault injection (sys/fail.rs, test builds). */
+bool iommufd_rs_should_fail(void);
+void iommufd_rs_fail_init(void);
+void iommufd_rs_fail_exit(void);
 /* dma-bufs (sys/dmabuf.rs, test builds); iommufd_rs_dmabuf_revoked is Rust. */
 int iommufd_rs_test_dmabuf_get(unsigned int open_flags, u64 len);
 int iommufd_rs_test_dmabuf_revoke(int fd, bool revoked);

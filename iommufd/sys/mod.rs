@@ -18,6 +18,8 @@ pub(crate) mod anon_file;
 pub(crate) mod dmabuf;
 pub(crate) mod errno;
 pub(crate) mod event_file;
+#[cfg(CONFIG_IOMMUFD_RS_TEST)]
+pub(crate) mod fail;
 pub(crate) mod interval_tree;
 pub(crate) mod iommu;
 pub(crate) mod kapi;
