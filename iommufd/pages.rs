@@ -547,7 +547,11 @@ impl Pages {
     /// many it pinned; on error nothing stays pinned.
     fn pin_missing(&self, st: &PagesState, idx: u64, batch: &mut [u64]) -> Result<u64> {
         let nfresh = self.pin_holes(st, idx, batch)?;
-        if let Err(e) = pin::account(&st.owner.charge(), self.charge_mode(), nfresh, true) {
+        let charged = match inject_failure() {
+            true => Err(ENOMEM),
+            false => pin::account(&st.owner.charge(), self.charge_mode(), nfresh, true),
+        };
+        if let Err(e) = charged {
             self.unpin_tagged(batch);
             return Err(e);
         }
@@ -568,9 +572,12 @@ impl Pages {
                 continue;
             }
             let n = batch[k..].iter().take_while(|&&p| p == NO_PFN).count();
-            let pinned = self
-                .pin_from(&st.owner, idx + k as u64)
-                .and_then(|from| pin::pin_pages(&from, self.writable, &mut batch[k..k + n]));
+            let pinned = match inject_failure() {
+                true => Err(EFAULT),
+                false => self
+                    .pin_from(&st.owner, idx + k as u64)
+                    .and_then(|from| pin::pin_pages(&from, self.writable, &mut batch[k..k + n])),
+            };
             if let Err(e) = pinned {
                 self.unpin_tagged(batch);
                 return Err(e);
@@ -1096,6 +1103,16 @@ impl PinnedDrop for Pages {
             pr_warn!("iommufd_rs: pages object freed with pins held\n");
         }
     }
+}
+
+/// Whether a fail-nth sweep fails this pin or charge (test builds), where C
+/// iommufd's `iommufd_should_fail()` fails its pin (`EFAULT`) and its
+/// charge (`ENOMEM`).
+fn inject_failure() -> bool {
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    return sys::fail::should_fail();
+    #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
+    false
 }
 
 /// Walks the pages from index `first`, one entry of `out` each, by who
