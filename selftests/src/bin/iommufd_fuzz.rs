@@ -526,7 +526,7 @@ impl Fuzz {
     /// every byte written back must match.
     fn raw_step(&mut self) -> (String, Outcome, Outcome) {
         // (number, struct size, offset of a user pointer field, if any)
-        let table: [(u32, usize, Option<usize>); 22] = [
+        let table: [(u32, usize, Option<usize>); 23] = [
             (uapi::IOMMU_DESTROY, 8, None),
             (uapi::IOMMU_IOAS_ALLOC, 12, None),
             (uapi::IOMMU_IOAS_ALLOW_IOVAS, 24, Some(16)),
@@ -549,6 +549,7 @@ impl Fuzz {
             (uapi::IOMMU_VIOMMU_ALLOC, 40, Some(32)),
             (uapi::IOMMU_VDEVICE_ALLOC, 24, None),
             (uapi::IOMMU_VEVENTQ_ALLOC, 32, None),
+            (uapi::IOMMU_HW_QUEUE_ALLOC, 40, None),
         ];
         let (mut num, mut size, mut ptr_field) = self.rng.pick(&table);
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_GET_INFO {
@@ -589,6 +590,7 @@ impl Fuzz {
             uapi::IOMMU_VEVENTQ_ALLOC => buf[4] |= 1,
             uapi::IOMMU_VIOMMU_ALLOC => buf[12..16].fill(0),
             uapi::IOMMU_VDEVICE_ALLOC => buf[4..8].fill(0),
+            uapi::IOMMU_HW_QUEUE_ALLOC => buf[8..12].fill(0),
             _ => {}
         }
         if self.avoid.compat_migration && num == uapi::VFIO_IOMMU_UNMAP_DMA {
