@@ -37,7 +37,6 @@ use kernel::sync::SetOnce;
 use kernel::{
     fs::File,
     mm::Mm,
-    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
     sync::{aref::ARef, Arc, Mutex},
@@ -350,21 +349,34 @@ impl Pages {
             account_mode = AccountMode::None;
         }
         let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
+        // A dma-buf's state lock is taken under the dma-buf's reservation
+        // lock (a revocation), and never around the mmap lock, which user
+        // memory's is: a lock class of its own keeps lockdep from joining
+        // the two (as C does).
+        let (lock_name, lock_class) = match &source {
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            PagesSource::Dmabuf { .. } => (c"Pages::state (dma-buf)", kernel::static_lock_class!()),
+            _ => (c"Pages::state", kernel::static_lock_class!()),
+        };
         let pages = Shared::pin_init(pin_init!(Pages {
             source,
             len: start_byte + req.length,
             writable: req.writable,
             account_mode,
-            state <- new_mutex!(PagesState {
-                owner: Owner::current(mm),
-                npinned: 0,
-                access: PageTable::with_limit(npages),
-                domain_uses: IntervalTree::new(),
-                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                dmabuf_maps: KVec::new(),
-                #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                revoked: false,
-            }),
+            state <- Mutex::new(
+                PagesState {
+                    owner: Owner::current(mm),
+                    npinned: 0,
+                    access: PageTable::with_limit(npages),
+                    domain_uses: IntervalTree::new(),
+                    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                    dmabuf_maps: KVec::new(),
+                    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+                    revoked: false,
+                },
+                lock_name,
+                lock_class,
+            ),
         }))?;
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         if let (Some(buf), PagesSource::Dmabuf { import, .. }) = (dmabuf, &pages.source) {
