@@ -80,9 +80,11 @@
 //!   dirty tracking writes a user bitmap (`VFIO_IOMMU_DIRTY_PAGES`
 //!   GET_BITMAP, `VFIO_IOMMU_UNMAP_DMA` with `GET_DIRTY_BITMAP`; type1:
 //!   `iommu->lock`);
-//! - `Ioas::iopt` and `MockDomain::table` while `GET_DIRTY_BITMAP` pins
-//!   the user bitmap window by window and sets its bits (mainline:
-//!   `iova_rwsem` and the page table walk);
+//! - `Ioas::iopt` while `GET_DIRTY_BITMAP` pins the user bitmap window by
+//!   window and sets its bits (mainline: `iova_rwsem`); the mock domain
+//!   gathers its dirty records under `MockDomain::table` and hands them
+//!   over unlocked, as a dma-buf revocation takes that lock under the
+//!   reservation lock, which nests inside the mmap lock;
 //! - `Access::attachment` and `Ioas::iopt` while [`access::Access::rw`]
 //!   copies to or from the owning process's memory (`ioas_lock`,
 //!   `iova_rwsem`);

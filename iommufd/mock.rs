@@ -82,8 +82,34 @@ impl MockDomain {
     /// Visits each PTE of `[iova, iova + length)` from `iova` on, as C's
     /// table walk does, and records the dirty ones from the IOVA visited,
     /// as long as [`dirty_len`] says. Clears what it records unless
-    /// `no_clear`.
+    /// `no_clear`. The records are made once the table is unlocked: making
+    /// one may fault in the user bitmap (the mmap lock), which must not
+    /// nest inside the table's lock (a dma-buf revocation takes the table
+    /// lock under a lock that nests inside the mmap lock).
     fn walk_dirty(
+        &self,
+        iova: u64,
+        length: u64,
+        no_clear: bool,
+        whole: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        let mut found = KVec::new();
+        self.walk_dirty_locked(iova, length, no_clear, whole, &mut |at, len| {
+            // Out of memory, the records are made under the lock, in order
+            // (lockdep may complain; the answer is the same).
+            if found.push((at, len), GFP_KERNEL).is_err() {
+                found.drain_all().for_each(|(at, len)| record(at, len));
+                record(at, len);
+            }
+        });
+        for (at, len) in found.drain_all() {
+            record(at, len);
+        }
+    }
+
+    /// [`MockDomain::walk_dirty`]'s walk, under the table lock.
+    fn walk_dirty_locked(
         &self,
         iova: u64,
         length: u64,
