@@ -220,6 +220,8 @@ void iommufd_rs_fail_init(void)
 {
 	struct dentry *dir;
 
+	/* No stack dump per injected failure unless asked (debugfs verbose). */
+	fail_iommufd_rs.verbose = 0;
 	dir = fault_create_debugfs_attr("fail_iommufd_rs", NULL,
 					&fail_iommufd_rs);
 	fail_iommufd_rs_dir = IS_ERR(dir) ? NULL : dir;

@@ -705,6 +705,8 @@ fn allocation_failures_unwind() -> TestResult {
     // No stack dump per injected failure.
     let _ = knob("failslab/verbose", "0");
     let _ = knob("fail_page_alloc/verbose", "0");
+    let _ = knob("fail_iommufd/verbose", "0");
+    let _ = knob("fail_iommufd_rs/verbose", "0");
     let refcnt = format!("/sys/module/{}/refcnt", module());
     let before = read_number(&refcnt, None)?;
     let fail_nth = FailNth::open()?;
