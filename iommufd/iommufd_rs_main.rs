@@ -68,7 +68,9 @@
 //!    detach, under `Ioas::iopt` when an area goes; held by the exporter
 //!    while it revokes), then `Pages::state` (its pins and domain uses),
 //!    then the mm's `mmap_lock` (remote GUP, `locked_vm`);
-//! 6. `MockDomain::table` (a domain is mapped, unmapped and read back while
+//! 6. `MockDomain::dirty_records` (a dirty walk's records, made after the
+//!    table is unlocked, so held across a user bitmap's GUP), then
+//!    `MockDomain::table` (a domain is mapped, unmapped and read back while
 //!    `Pages::state` is held);
 //!    `Fault::state` (a mock device's attachment answers its faults under
 //!    `MockDevice::hwpt`; nothing is taken inside it).
