@@ -427,7 +427,7 @@ impl Pages {
             }
         }
         #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
-        let _ = (span, domains.count());
+        let _ = (span, domains);
         Ok(())
     }
 

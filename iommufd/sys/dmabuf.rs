@@ -23,7 +23,6 @@ extern "C" {
         dmabuf: *mut bindings::dma_buf,
         private: *mut c_void,
         paddr: *mut u64,
-        len: *mut u64,
     ) -> *mut bindings::dma_buf_attachment;
     fn iommufd_rs_dmabuf_detach(attach: *mut bindings::dma_buf_attachment);
 }
@@ -164,20 +163,18 @@ impl DmabufAttachment {
             },
             GFP_KERNEL,
         )?;
-        let (mut paddr, mut len) = (0u64, 0u64);
+        let mut paddr = 0u64;
         let private = (&raw const *notify).cast_mut().cast();
         let raw = dmabuf.ptr.as_ptr();
         // SAFETY: The dma-buf is live (type invariants of `Dmabuf`);
         // `private` stays valid while the attachment lives (it is detached
-        // before `notify` is freed); the out pointers are valid.
-        let attach = unsafe { iommufd_rs_dmabuf_attach(raw, private, &mut paddr, &mut len) };
+        // before `notify` is freed); `paddr` is valid for a write.
+        let attach = unsafe { iommufd_rs_dmabuf_attach(raw, private, &mut paddr) };
         if let Some(e) = err_ptr(attach) {
             return Err(e);
         }
         let attach = NonNull::new(attach).ok_or(EINVAL)?;
         // INVARIANT: attached just now, with `notify` as private data.
-        // The length is the dma-buf's size, which the caller checked.
-        let _ = len;
         Ok(Self {
             attach,
             _notify: notify,

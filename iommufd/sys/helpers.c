@@ -421,8 +421,7 @@ u64 iommufd_rs_dmabuf_size(struct dma_buf *dmabuf)
  * dma-buf not of the test exporter, -ENODEV for a revoked one.
  */
 struct dma_buf_attachment *iommufd_rs_dmabuf_attach(struct dma_buf *dmabuf,
-						    void *priv, u64 *paddr,
-						    u64 *len)
+						    void *priv, u64 *paddr)
 {
 	struct iommufd_rs_test_dmabuf *exp = dmabuf->priv;
 	struct dma_buf_attachment *attach;
@@ -451,8 +450,8 @@ struct dma_buf_attachment *iommufd_rs_dmabuf_attach(struct dma_buf *dmabuf,
 		rc = -ENODEV;
 		goto err_unpin;
 	}
+	/* Its length is the dma-buf's size, which the caller checked. */
 	*paddr = virt_to_phys(exp->memory);
-	*len = exp->length;
 	dma_resv_unlock(dmabuf->resv);
 	return attach;
 

@@ -70,8 +70,7 @@ struct dma_buf *iommufd_rs_dmabuf_get(int fd);
 void iommufd_rs_dmabuf_put(struct dma_buf *dmabuf);
 u64 iommufd_rs_dmabuf_size(struct dma_buf *dmabuf);
 struct dma_buf_attachment *iommufd_rs_dmabuf_attach(struct dma_buf *dmabuf,
-						    void *priv, u64 *paddr,
-						    u64 *len);
+						    void *priv, u64 *paddr);
 void iommufd_rs_dmabuf_detach(struct dma_buf_attachment *attach);
 struct vm_area_struct;
 /* VMAs of an iommufd mmap() (sys/mmap.rs); the iommufd_rs_vma_* are Rust. */

@@ -102,22 +102,7 @@ impl Iommufd {
         flags: u32,
         data: Option<(u32, &[u8])>,
     ) -> Result<u32, Errno> {
-        let mut cmd = uapi::iommu_hwpt_alloc {
-            size: size_of_u32::<uapi::iommu_hwpt_alloc>(),
-            flags,
-            dev_id,
-            pt_id,
-            ..Default::default()
-        };
-        if let Some((kind, bytes)) = data {
-            cmd.data_type = kind;
-            cmd.data_len = bytes.len() as u32;
-            cmd.data_uptr = bytes.as_ptr() as u64;
-        }
-        match sys::ioctl_struct(&self.file, uapi::IOMMU_HWPT_ALLOC, &mut cmd) {
-            0 => Ok(cmd.out_hwpt_id),
-            e => Err(e),
-        }
+        self.hwpt_alloc_fault(dev_id, pt_id, flags, 0, data)
     }
 
     /// IOMMU_HWPT_ALLOC with a fault queue: as [`Iommufd::hwpt_alloc`],
