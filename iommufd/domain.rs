@@ -5,6 +5,7 @@
 //! real IOMMU's paging domain ([`KernelDomain`]) provide it.
 
 use crate::sys::{iommu::PagingDomain, PAGE_SIZE_U64};
+use core::ops::ControlFlow;
 use kernel::{prelude::*, sync::Arc};
 
 /// An IO page table that areas are mapped into: a hardware domain, or the
@@ -46,15 +47,20 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
         false
     }
     /// Calls `record(iova, length)` for each dirty IO page in
-    /// `[iova, iova + length)`, and clears its dirty bit unless `no_clear`.
-    /// The lengths are those C's bitmap iterator sees (see the mock's).
+    /// `[iova, iova + length)`, in order, and clears its dirty bit unless
+    /// `no_clear`. The lengths are those C's bitmap iterator sees (see the
+    /// mock's). `record` may run under the domain's locks, so it must not
+    /// sleep on user memory; it answers `Break` to stop the walk after its
+    /// page, which returns the IOVA to resume from (`None`: the walk got
+    /// to the end).
     fn read_and_clear_dirty(
         &self,
         _iova: u64,
         _length: u64,
         _no_clear: bool,
-        _record: &mut dyn FnMut(u64, u64),
-    ) {
+        _record: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Option<u64> {
+        None
     }
     /// As [`IoDomain::read_and_clear_dirty`], but each dirty IO page is
     /// recorded whole: from the IOVA visited to the page's end, within the
@@ -65,9 +71,9 @@ pub(crate) unsafe trait IoDomain: Send + Sync {
         iova: u64,
         length: u64,
         no_clear: bool,
-        record: &mut dyn FnMut(u64, u64),
-    ) {
-        self.read_and_clear_dirty(iova, length, no_clear, record);
+        record: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Option<u64> {
+        self.read_and_clear_dirty(iova, length, no_clear, record)
     }
     /// Whether [`IoDomain::map`] may install IO pages larger than
     /// `PAGE_SIZE` (which a later partial unmap would remove whole).

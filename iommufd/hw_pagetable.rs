@@ -25,6 +25,7 @@ use crate::{
 };
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use crate::{mock::MockDomain, viommu::Viommu};
+use core::ops::ControlFlow;
 use kernel::{prelude::*, sync::Arc, sync::SetOnce};
 
 /// A domain attached to an IOAS, as an object.
@@ -512,7 +513,9 @@ pub(crate) fn set_dirty_tracking_ioctl(
         // A clean start: what was recorded before is dropped.
         iopt.for_each_area_range(|start, last| {
             hwpt.domain
-                .read_and_clear_dirty(start, last - start + 1, false, &mut |_, _| {});
+                .read_and_clear_dirty(start, last - start + 1, false, &mut |_, _| {
+                    ControlFlow::Continue(())
+                });
         });
     }
     hwpt.domain.set_dirty_tracking(enable)
@@ -555,12 +558,22 @@ pub(crate) fn get_dirty_bitmap_ioctl(
     let mut bitmap = IovaBitmap::new(iova, length, page_size, cmd.data)?;
     // As C, the walk stops quietly at the first hole, and bits the bitmap
     // cannot take are dropped: the answer is 0 either way.
+    // The domain's walk stops at each record the pinned window cannot
+    // take; the record is made unlocked, then the walk goes on.
     let _ = iopt.for_each_access_piece(iova, last, |p| {
-        hwpt.domain
-            .read_and_clear_dirty(p.iova, p.last - p.iova + 1, no_clear, &mut |at, len| {
-                bitmap.record(at, len)
-            });
-        Ok(())
+        let mut at = p.iova;
+        loop {
+            let resume =
+                hwpt.domain
+                    .read_and_clear_dirty(at, p.last - at + 1, no_clear, &mut |at, len| {
+                        bitmap.record_in_window(at, len)
+                    });
+            bitmap.record_held_back();
+            match resume {
+                Some(next) => at = next,
+                None => return Ok(()),
+            }
+        }
     });
     bitmap.finish();
     Ok(())

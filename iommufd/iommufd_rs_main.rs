@@ -68,9 +68,7 @@
 //!    detach, under `Ioas::iopt` when an area goes; held by the exporter
 //!    while it revokes), then `Pages::state` (its pins and domain uses),
 //!    then the mm's `mmap_lock` (remote GUP, `locked_vm`);
-//! 6. `MockDomain::dirty_records` (a dirty walk's records, made after the
-//!    table is unlocked, so held across a user bitmap's GUP), then
-//!    `MockDomain::table` (a domain is mapped, unmapped and read back while
+//! 6. `MockDomain::table` (a domain is mapped, unmapped and read back while
 //!    `Pages::state` is held);
 //!    `Fault::state` (a mock device's attachment answers its faults under
 //!    `MockDevice::hwpt`; nothing is taken inside it).
@@ -83,9 +81,9 @@
 //!   GET_BITMAP, `VFIO_IOMMU_UNMAP_DMA` with `GET_DIRTY_BITMAP`; type1:
 //!   `iommu->lock`);
 //! - `Ioas::iopt` while `GET_DIRTY_BITMAP` pins the user bitmap window by
-//!   window and sets its bits (mainline: `iova_rwsem`); the mock domain
-//!   gathers its dirty records under `MockDomain::table` and hands them
-//!   over unlocked, as a dma-buf revocation takes that lock under the
+//!   window and sets its bits (mainline: `iova_rwsem`); the mock domain's
+//!   dirty walk stops and drops `MockDomain::table` whenever the window
+//!   must move, as a dma-buf revocation takes that lock under the
 //!   reservation lock, which nests inside the mmap lock;
 //! - `Access::attachment` and `Ioas::iopt` while [`access::Access::rw`]
 //!   copies to or from the owning process's memory (`ioas_lock`,

@@ -4,9 +4,12 @@
 //! window at a time, as Linux 7.2's `iova_bitmap` does.
 //!
 //! Bit `i` stands for the `page_size` bytes at `iova + i * page_size`. The
-//! bitmap is not copied: each record pins (writable, short term) the
-//! window of user pages holding its bits, up to one page of page pointers'
-//! worth, and sets the bits in place. The arithmetic wraps as C's
+//! bitmap is not copied: a record outside the pinned window moves it,
+//! pinning (writable, short term) the user pages holding its bits, up to
+//! one page of page pointers' worth, and sets the bits in place. Records
+//! come from a domain's walk, under its locks, where nothing may wait on
+//! the mmap lock: a record that needs the window moved is held back, and
+//! the walk stops for it and goes on afterwards. The arithmetic wraps as C's
 //! `unsigned long` does, so that odd requests (a zero-length record, a
 //! record past the range, a bitmap partly unwritable) set the very bits C
 //! sets: every bit the pinned pages reach, and none past a page GUP could
@@ -14,6 +17,7 @@
 
 use crate::sys::pin::{PinnedWindow, BITS_PER_PAGE};
 use crate::sys::PAGE_SIZE_U64;
+use core::ops::ControlFlow;
 use kernel::prelude::*;
 
 /// A user dirty bitmap being filled.
@@ -46,6 +50,8 @@ pub(crate) struct IovaBitmap {
     pgoff: u64,
     /// Records not set yet, joined.
     run: Option<Run>,
+    /// A record the window could not take, not set yet.
+    held_back: Option<(u64, u64)>,
 }
 
 /// Dirty records joined into one range of IOVAs, all inside the window,
@@ -80,6 +86,7 @@ impl IovaBitmap {
             mapped_length: 0,
             pgoff: 0,
             run: None,
+            held_back: None,
         };
         bitmap.total_index = bitmap
             .offset_to_index(length.wrapping_sub(1))
@@ -146,13 +153,16 @@ impl IovaBitmap {
         self.get()
     }
 
-    /// Records that `[iova, iova + length)` is dirty. The same as
-    /// [`Self::set`], but records inside the pinned window whose bits touch
-    /// or overlap are set together, by [`Self::finish`] or by the next
-    /// record that does not join them: inside the window nothing can fail
-    /// or move, and the bits of the joined range are the union of theirs.
+    /// Records that `[iova, iova + length)` is dirty, without pinning:
+    /// the same as [`Self::set`], but records inside the pinned window
+    /// whose bits touch or overlap are set together, by [`Self::finish`] or
+    /// by the next record that does not join them (inside the window
+    /// nothing can fail or move, and the bits of the joined range are the
+    /// union of theirs). A record the window cannot take is held back for
+    /// [`Self::record_held_back`], and the answer is `Break`: the caller
+    /// must make it before the next record.
     #[inline]
-    pub(crate) fn record(&mut self, iova: u64, length: u64) {
+    pub(crate) fn record_in_window(&mut self, iova: u64, length: u64) -> ControlFlow<()> {
         if let Some(run) = &mut self.run {
             if length != 0 && iova >= run.first {
                 let bit = (iova - self.mapped_iova) >> self.pgshift;
@@ -162,16 +172,17 @@ impl IovaBitmap {
                         run.last = last;
                         run.last_bit = (last - self.mapped_iova) >> self.pgshift;
                     }
-                    return;
+                    return ControlFlow::Continue(());
                 }
             }
         }
-        self.record_apart(iova, length);
+        self.record_apart(iova, length)
     }
 
     /// A record that does not join the run: sets the run's bits, then
-    /// starts a new run with it if it lies in the window, else sets it.
-    fn record_apart(&mut self, iova: u64, length: u64) {
+    /// starts a new run with it if it lies in the window, else holds it
+    /// back.
+    fn record_apart(&mut self, iova: u64, length: u64) -> ControlFlow<()> {
         self.finish();
         match length.checked_sub(1).and_then(|l| iova.checked_add(l)) {
             Some(last) if self.mapped_range(iova, length) => {
@@ -184,10 +195,22 @@ impl IovaBitmap {
                         .wrapping_add(self.mapped_length)
                         .wrapping_sub(1),
                 });
+                ControlFlow::Continue(())
             }
             // Outside the window, or a zero-length or wrapping record,
             // which keeps C's odd ways.
-            _ => self.set(iova, length),
+            _ => {
+                self.held_back = Some((iova, length));
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// Makes the record [`Self::record_in_window`] held back, if any,
+    /// moving the window (which pins user pages) as it needs.
+    pub(crate) fn record_held_back(&mut self) {
+        if let Some((iova, length)) = self.held_back.take() {
+            self.set(iova, length);
         }
     }
 

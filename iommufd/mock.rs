@@ -25,6 +25,7 @@ use crate::{
 };
 use core::{
     mem::size_of,
+    ops::ControlFlow,
     sync::atomic::{AtomicBool, AtomicU32, Ordering},
 };
 use kernel::{
@@ -63,16 +64,7 @@ pub(crate) struct MockDomain {
     dirty_ops: bool,
     /// Dirty tracking is on (C's `MOCK_DIRTY_TRACK`).
     tracking: AtomicBool,
-    /// The dirty records of a walk, gathered under the table lock and
-    /// made after it; kept between walks (up to [`KEPT_RECORDS`]) so that
-    /// repeated walks do not allocate. Taken before the table lock.
-    #[pin]
-    dirty_records: Mutex<KVec<(u64, u64)>>,
 }
-
-/// Dirty records a mock domain keeps room for between walks (4 MiB: a
-/// walk of 1 GiB of 4 KiB PTEs).
-const KEPT_RECORDS: usize = 1 << 18;
 
 impl MockDomain {
     /// An empty mock domain.
@@ -83,7 +75,6 @@ impl MockDomain {
                 huge,
                 dirty_ops,
                 tracking: AtomicBool::new(false),
-                dirty_records <- new_mutex!(KVec::new()),
             }),
             GFP_KERNEL,
         )
@@ -92,48 +83,18 @@ impl MockDomain {
     /// Visits each PTE of `[iova, iova + length)` from `iova` on, as C's
     /// table walk does, and records the dirty ones from the IOVA visited,
     /// as long as [`dirty_len`] says. Clears what it records unless
-    /// `no_clear`. The records are made once the table is unlocked: making
-    /// one may fault in the user bitmap (the mmap lock), which must not
-    /// nest inside the table's lock (a dma-buf revocation takes the table
-    /// lock under a lock that nests inside the mmap lock).
+    /// `no_clear`. `record` runs under the table lock: when it asks to
+    /// stop, the walk returns the IOVA to resume from (see
+    /// [`IoDomain::read_and_clear_dirty`]).
     fn walk_dirty(
         &self,
         iova: u64,
         length: u64,
         no_clear: bool,
         whole: bool,
-        record: &mut dyn FnMut(u64, u64),
-    ) {
-        let mut found = self.dirty_records.lock();
-        self.walk_dirty_locked(iova, length, no_clear, whole, |at, len| {
-            // Out of memory, the records are made under the lock, in order
-            // (lockdep may complain; the answer is the same).
-            if found.push((at, len), GFP_KERNEL).is_err() {
-                found.drain_all().for_each(|(at, len)| record(at, len));
-                record(at, len);
-            }
-        });
-        for &(at, len) in found.iter() {
-            record(at, len);
-        }
-        found.clear();
-        if found.capacity() > KEPT_RECORDS {
-            *found = KVec::new();
-        }
-    }
-
-    /// [`MockDomain::walk_dirty`]'s walk, under the table lock.
-    fn walk_dirty_locked(
-        &self,
-        iova: u64,
-        length: u64,
-        no_clear: bool,
-        whole: bool,
-        mut record: impl FnMut(u64, u64),
-    ) {
-        let Some(last) = length.checked_sub(1).and_then(|l| iova.checked_add(l)) else {
-            return;
-        };
+        record: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Option<u64> {
+        let last = length.checked_sub(1).and_then(|l| iova.checked_add(l))?;
         let mut table = self.table.lock();
         let clear = |e: &mut u64| {
             if !no_clear {
@@ -152,19 +113,27 @@ impl MockDomain {
                     Some(head) => head,
                     None => table.update_head(start, lg2, clear),
                 };
-                if head & DIRTY != 0 {
-                    record(cur, dirty_len(cur, start, lg2, last, whole));
-                }
+                let mut stopped = head & DIRTY != 0
+                    && record(cur, dirty_len(cur, start, lg2, last, whole)).is_break();
                 // The PTEs of its size class that follow, in one sweep.
-                match end.checked_add(1) {
-                    Some(n) if n <= last => table.sweep(lg2, n, last, |start, lg2, e| {
-                        if *e & DIRTY != 0 {
+                let next = match end.checked_add(1) {
+                    Some(n) if n <= last && !stopped => {
+                        table.sweep(lg2, n, last, |start, lg2, e| {
+                            if *e & DIRTY == 0 {
+                                return true;
+                            }
                             clear(e);
-                            record(start, dirty_len(start, start, lg2, last, whole));
-                        }
-                    }),
+                            stopped =
+                                record(start, dirty_len(start, start, lg2, last, whole)).is_break();
+                            !stopped
+                        })
+                    }
                     n => n,
+                };
+                if stopped {
+                    return next.filter(|&n| n <= last);
                 }
+                next
             } else {
                 // A hole: on to the next mapped entry, if any.
                 let holes = table.holes_from(idx, last >> MOCK_PAGE_SHIFT);
@@ -172,7 +141,7 @@ impl MockDomain {
             };
             match next {
                 Some(n) if n <= last => cur = n,
-                _ => return,
+                _ => return None,
             }
         }
     }
@@ -240,9 +209,9 @@ unsafe impl IoDomain for MockDomain {
         iova: u64,
         length: u64,
         no_clear: bool,
-        record: &mut dyn FnMut(u64, u64),
-    ) {
-        self.walk_dirty(iova, length, no_clear, false, record);
+        record: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Option<u64> {
+        self.walk_dirty(iova, length, no_clear, false, record)
     }
 
     fn read_dirty_pages(
@@ -250,9 +219,9 @@ unsafe impl IoDomain for MockDomain {
         iova: u64,
         length: u64,
         no_clear: bool,
-        record: &mut dyn FnMut(u64, u64),
-    ) {
-        self.walk_dirty(iova, length, no_clear, true, record);
+        record: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Option<u64> {
+        self.walk_dirty(iova, length, no_clear, true, record)
     }
 
     fn unmap(&self, iova: u64, length: u64) {

@@ -10,6 +10,7 @@
 //! the pages accesses still pin.
 
 use super::*;
+use core::ops::ControlFlow;
 
 /// Most pages one area's log may cover: type1's `DIRTY_BITMAP_PAGES_MAX`.
 const LOG_PAGES_MAX: u64 = i32::MAX as u64;
@@ -171,6 +172,7 @@ pub(super) fn report_before_unmap(
                         at,
                         at.saturating_add(len.saturating_sub(1)),
                     );
+                    ControlFlow::Continue(())
                 });
         }
     }
@@ -245,7 +247,9 @@ impl IoPagetable {
             // A clean start: what was recorded before is dropped.
             for a in self.areas.iter(0, u64::MAX) {
                 d.domain
-                    .read_and_clear_dirty(a.start, a.last - a.start + 1, false, &mut |_, _| {});
+                    .read_and_clear_dirty(a.start, a.last - a.start + 1, false, &mut |_, _| {
+                        ControlFlow::Continue(())
+                    });
             }
             if let Err(e) = d.domain.set_dirty_tracking(true) {
                 for d in domains[..i].iter() {
@@ -324,6 +328,7 @@ impl IoPagetable {
                 d.domain
                     .read_dirty_pages(start, end - start + 1, false, &mut |at, len| {
                         log_pages(bits, start, at, at.saturating_add(len.saturating_sub(1)));
+                        ControlFlow::Continue(())
                     });
             }
             result = report(&DirtyPages {

@@ -225,32 +225,35 @@ impl MockTable {
     /// 512 KiB; 1 MiB and more) from IOVA `from` (where one starts) on, up
     /// to IOVA `last`, while they follow one another: `f(start, lg2, head
     /// entry)` for each, which may change the bits of the entry outside the
-    /// address. Returns the IOVA where it stopped (a hole, or a PTE of
-    /// another class), `None` past the end.
+    /// address, and returns whether to go on. Returns the IOVA where it
+    /// stopped (a hole, a PTE of another class, or the end of the PTE `f`
+    /// stopped at), `None` past the end.
     pub(super) fn sweep(
         &mut self,
         lg2: u32,
         from: u64,
         last: u64,
-        mut f: impl FnMut(u64, u32, &mut u64),
+        mut f: impl FnMut(u64, u32, &mut u64) -> bool,
     ) -> Option<u64> {
         let store = store_of(lg2);
         let shift = STORE_SHIFTS[store];
         let (first, last) = (from >> shift, last >> shift);
         let mut item = first;
+        let mut stopped_after = None;
         let stop = self.stores[store].modify_while(first, last, |e| {
             if *e == 0 {
                 return false;
             }
             let lg2 = pte_lg2(*e);
             let start = item << shift;
-            if start & ((1u64 << lg2) - 1) == 0 {
-                f(start, lg2, e);
+            if start & ((1u64 << lg2) - 1) == 0 && !f(start, lg2, e) {
+                stopped_after = Some(start.checked_add(1 << lg2));
+                return false;
             }
             item += 1;
             true
         });
-        stop.checked_mul(1 << shift)
+        stopped_after.unwrap_or_else(|| stop.checked_mul(1 << shift))
     }
 
     /// The physical address IOVA `iova` maps, if any.
