@@ -270,7 +270,7 @@ unsafe impl IoDomain for MockDomain {
 /// (within the range); else as C's generic PT does, which for a contiguous
 /// run of items stops at the start of its last item (or at the end of the
 /// range): one item short.
-#[inline]
+#[inline(always)]
 fn dirty_len(cur: u64, start: u64, lg2: u32, last: u64, whole: bool) -> u64 {
     let size = 1u64 << lg2;
     let item = 1u64 << item_lg2(lg2);

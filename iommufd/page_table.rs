@@ -307,6 +307,53 @@ impl PageTable {
         last + 1
     }
 
+    /// Like [`PageTable::modify_while`] from `first`, but `f` answers how
+    /// many values to move on by, so that values it has no use for are
+    /// skipped unread: 0 stops before the value. Returns the index it
+    /// stopped at (past `last` if it did not). `f` must not change whether
+    /// a value is zero.
+    pub(crate) fn modify_stride(
+        &mut self,
+        first: u64,
+        last: u64,
+        mut f: impl FnMut(&mut u64) -> u64,
+    ) -> u64 {
+        let mut at = first;
+        if let Some(small) = &mut self.small {
+            while at <= last {
+                let Some(v) = small.values.get_mut(at as usize) else {
+                    break;
+                };
+                match f(v) {
+                    0 => break,
+                    step => at = at.saturating_add(step),
+                }
+            }
+            return at;
+        }
+        while at <= last {
+            let (t, l, e) = split(at);
+            let Some(leaf) = self
+                .top
+                .get_mut(t)
+                .and_then(|m| m.as_mut())
+                .and_then(|m| m.leaves[l].as_deref_mut())
+            else {
+                return at;
+            };
+            let end = (e as u64 + (last - at)).min(MASK) as usize;
+            let mut i = e;
+            while i <= end {
+                match f(&mut leaf[i]) {
+                    0 => return at + (i - e) as u64,
+                    step => i = i.saturating_add(step as usize),
+                }
+            }
+            at = at.saturating_add((i - e) as u64);
+        }
+        at
+    }
+
     /// Sets each value of `[first, last]` to `value(index)`, which must
     /// be nonzero. All or nothing: `EEXIST` if a value there is already
     /// set, `ENOMEM` if a node cannot be allocated, and then nothing
@@ -492,6 +539,33 @@ mod tests {
         assert_eq!(t.get(2), 20);
         t.modify(0, u64::MAX, |_, v| *v = 0);
         assert!(t.small.as_ref().is_some_and(|s| s.values.is_empty()));
+        Ok(())
+    }
+
+    #[test]
+    fn stride_visits_and_stops() -> Result {
+        let mut t = PageTable::new();
+        // Values 1..=1400 across three leaves; visit every third.
+        t.fill(1, 1400, |i| i)?;
+        let mut seen = KVec::new();
+        let mut visit = |v: &mut u64| {
+            let _ = seen.push(*v, GFP_KERNEL);
+            3
+        };
+        assert_eq!(t.modify_stride(1, 1400, &mut visit), 1402);
+        assert_eq!(seen.len(), 467);
+        assert_eq!((seen[170], seen[171], seen[466]), (511, 514, 1399));
+        // A step past the last index, a stop, an absent leaf.
+        assert_eq!(t.modify_stride(1398, 1399, |_| 1000), 2398);
+        assert_eq!(
+            t.modify_stride(5, 1400, |v| if *v == 700 { 0 } else { 5 }),
+            700
+        );
+        assert_eq!(t.modify_stride(1 << 20, 1 << 21, |_| 1), 1 << 20);
+        let mut small = PageTable::with_limit(8);
+        small.fill(1, 6, |i| i)?;
+        assert_eq!(small.modify_stride(1, 7, |_| 2), 9);
+        assert_eq!(small.modify_stride(2, 7, |v| u64::from(*v < 4) * 2), 4);
         Ok(())
     }
 

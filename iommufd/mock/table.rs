@@ -55,12 +55,14 @@ fn best_pte_lg2(pgsizes: u64, iova: u64, paddr: u64, len: u64) -> u32 {
 /// log2 of the item size of the level of the 7.2 mock's table that a PTE
 /// of `2^pte_lg2` bytes lives in: a PTE larger than its level's item is a
 /// contiguous run of items.
+#[inline]
 pub(super) fn item_lg2(pte_lg2: u32) -> u32 {
     let level = (pte_lg2 - MOCK_PAGE_SHIFT) / LEVEL_BITS;
     MOCK_PAGE_SHIFT + LEVEL_BITS * level
 }
 
 /// What an entry says: the log2 of its PTE's size.
+#[inline]
 pub(super) fn pte_lg2(entry: u64) -> u32 {
     (entry >> PTE_LG2_SHIFT & 0x7f) as u32
 }
@@ -240,18 +242,22 @@ impl MockTable {
         let (first, last) = (from >> shift, last >> shift);
         let mut item = first;
         let mut stopped_after = None;
-        let stop = self.stores[store].modify_while(first, last, |e| {
+        // From one PTE's first item to the next's.
+        let stop = self.stores[store].modify_stride(first, last, |e| {
             if *e == 0 {
-                return false;
+                return 0;
             }
             let lg2 = pte_lg2(*e);
             let start = item << shift;
-            if start & ((1u64 << lg2) - 1) == 0 && !f(start, lg2, e) {
-                stopped_after = Some(start.checked_add(1 << lg2));
-                return false;
+            let into = start & ((1u64 << lg2) - 1);
+            if into == 0 && !f(start, lg2, e) {
+                stopped_after = Some((start | ((1u64 << lg2) - 1)).checked_add(1));
+                return 0;
             }
-            item += 1;
-            true
+            // Items are never larger than their PTEs.
+            let step = ((((1u64 << lg2) - 1) - into) >> shift) + 1;
+            item += step;
+            step
         });
         stopped_after.unwrap_or_else(|| stop.checked_mul(1 << shift))
     }

@@ -433,13 +433,13 @@ pub(crate) const BITS_PER_PAGE: u64 = PAGE_SIZE_U64 * 8;
 ///
 /// # Invariants
 ///
-/// The first `npages` entries of `pfns` are pages this window pinned once
-/// each (with `FOLL_WRITE`), and holds until [`PinnedWindow::unpin`] or
-/// drop; `addrs[i]` is the direct-map address of page `pfns[i]`.
+/// The entries of `pfns` are pages this window pinned once each (with
+/// `FOLL_WRITE`), and holds until [`PinnedWindow::unpin`] or drop;
+/// `addrs[i]` is the direct-map address of page `pfns[i]`. Both have room
+/// for [`PinnedWindow::MAX_PAGES`] entries.
 pub(crate) struct PinnedWindow {
     pfns: KVec<u64>,
     addrs: KVec<usize>,
-    npages: usize,
 }
 
 // Pages are reached through the direct map, which holds every page only
@@ -453,30 +453,26 @@ impl PinnedWindow {
 
     /// An empty window (`ENOMEM` if its page lists cannot be allocated).
     pub(crate) fn new() -> Result<Self> {
-        let mut pfns = KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?;
-        pfns.resize(Self::MAX_PAGES, 0, GFP_KERNEL)?;
-        let mut addrs = KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?;
-        addrs.resize(Self::MAX_PAGES, 0, GFP_KERNEL)?;
         Ok(Self {
-            pfns,
-            addrs,
-            npages: 0,
+            pfns: KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?,
+            addrs: KVec::with_capacity(Self::MAX_PAGES, GFP_KERNEL)?,
         })
     }
 
     /// Pages pinned now.
     pub(crate) fn npages(&self) -> usize {
-        self.npages
+        self.pfns.len()
     }
 
     /// Drops the pages pinned.
     pub(crate) fn unpin(&mut self) {
-        for &pfn in &self.pfns[..self.npages] {
-            // SAFETY: By the type invariant each of the first `npages`
-            // pages holds one pin of ours; `npages` is reset below.
+        for &pfn in &self.pfns {
+            // SAFETY: By the type invariant each page holds one pin of
+            // ours; the list is emptied below.
             unsafe { unpin_run(pfn, 1, false) };
         }
-        self.npages = 0;
+        self.pfns.clear();
+        self.addrs.clear();
     }
 
     /// Pins up to `npages` (at most [`Self::MAX_PAGES`]) writable pages of
@@ -491,8 +487,8 @@ impl PinnedWindow {
         }
         let pages = self.pfns.as_mut_ptr().cast::<*mut bindings::page>();
         // `u64` and pointers have the same size (asserted in `pin_user`).
-        // SAFETY: `pfns` has room for `MAX_PAGES` pointers; GUP checks the
-        // range itself.
+        // SAFETY: `pfns` has room for `MAX_PAGES` pointers (type
+        // invariant); GUP checks the range itself.
         let got = unsafe {
             bindings::pin_user_pages_fast(addr, npages as i32, bindings::FOLL_WRITE, pages)
         };
@@ -501,15 +497,19 @@ impl PinnedWindow {
         }
         let got = (got as usize).min(npages);
         // SAFETY: GUP wrote a pinned page pointer into each of the first
-        // `got` slots, rewritten here as PFNs in place.
-        unsafe { iommufd_rs_pages_to_pfns(self.pfns.as_mut_ptr(), got) };
-        for (addr, &pfn) in self.addrs.iter_mut().zip(&self.pfns[..got]) {
+        // `got` slots of the empty list, rewritten here as PFNs in place.
+        unsafe {
+            iommufd_rs_pages_to_pfns(self.pfns.as_mut_ptr(), got);
+            self.pfns.inc_len(got);
+        }
+        for &pfn in &self.pfns {
             // SAFETY: The page is pinned, so its `struct page` is live.
-            *addr = unsafe { iommufd_rs_page_address(pfn as usize) } as usize;
+            let addr = unsafe { iommufd_rs_page_address(pfn as usize) } as usize;
+            // Cannot fail: `addrs` has room for `MAX_PAGES` (type invariant).
+            let _ = self.addrs.push_within_capacity(addr);
         }
         // INVARIANT: those `got` pages are pinned once each, by this call,
         // and their addresses recorded.
-        self.npages = got;
         Ok(got)
     }
 
@@ -517,10 +517,13 @@ impl PinnedWindow {
     /// `bitmap_set` on the page's longs; out of range does nothing.
     pub(crate) fn set_bits(&self, index: usize, offset: u32, nbits: u32) {
         let (first, end) = (u64::from(offset), u64::from(offset) + u64::from(nbits));
-        if index >= self.npages || nbits == 0 || end > BITS_PER_PAGE {
+        let Some(&addr) = self.addrs.get(index) else {
+            return;
+        };
+        if nbits == 0 || end > BITS_PER_PAGE {
             return;
         }
-        let words = self.addrs[index] as *mut u64;
+        let words = addr as *mut u64;
         let (w0, w1) = ((first / 64) as usize, ((end - 1) / 64) as usize);
         for w in w0..=w1 {
             let lo = if w == w0 { first % 64 } else { 0 };
