@@ -20,7 +20,7 @@ use crate::{
     pages::{AreaSpan, Pages},
     sys::{
         errno::{eaddrinuse, eopnotsupp},
-        interval_tree::{IntervalTree, NewNode},
+        interval_tree::{DisjointTree, IntervalTree, NewNode},
         shared::Shared,
         DBox, PAGE_SIZE_U64,
     },
@@ -190,8 +190,9 @@ impl AllowedRanges {
 ///
 /// # Invariants
 ///
-/// 1. Areas overlap neither one another nor a reserved range; reserved
-///    ranges do not overlap allowed ranges.
+/// 1. Areas overlap neither one another (which `areas`, a
+///    [`DisjointTree`], relies on) nor a reserved range; reserved ranges do
+///    not overlap allowed ranges.
 /// 2. Every area's first IOVA, length and page offset are multiples of
 ///    `iova_alignment`.
 /// 3. `iova_alignment` is the largest of 1, `PAGE_SIZE` if large pages
@@ -208,7 +209,7 @@ impl AllowedRanges {
 /// 7. While `dirty_log` is set, every area has a dirty log (`Area::dirty`)
 ///    with one bit per page it spans; otherwise none has.
 pub(crate) struct IoPagetable {
-    areas: IntervalTree<Area>,
+    areas: DisjointTree<Area>,
     allowed: IntervalTree<()>,
     reserved: IntervalTree<ReservedBy>,
     /// Every IOVA, length and page offset must be a multiple of this.

@@ -7,6 +7,13 @@
 //! find every node that overlaps a query range, in order of `start`; the
 //! span iterator walks a range as alternating used and hole spans. This is
 //! the only file that calls the C interval tree or touches its structs.
+//!
+//! A [`DisjointTree<T>`] holds ranges that never overlap (an IOAS's
+//! areas). It keeps the same nodes in a plain red-black tree ordered by
+//! `start`, without the interval tree's `__subtree_last`: a lookup is one
+//! descent to the last node starting at or before the query, and inserting
+//! or removing a node updates no ancestor (the interval tree walks up to
+//! the root whenever the node held its ancestors' largest `last`).
 
 use crate::sys::DBox;
 use core::{
@@ -90,24 +97,47 @@ impl<T> NewNode<T> {
     }
 }
 
-/// An interval tree owning its nodes.
+/// An interval tree owning its nodes; with `DISJOINT`, a plain red-black
+/// tree by `start` whose ranges must not overlap ([`DisjointTree`]).
 ///
 /// # Invariants
 ///
 /// - `root` is a valid `rb_root_cached` whose nodes are exactly the
 ///   `interval_tree_node`s embedded in `Node<T>`s leaked from `DBox`es by
 ///   [`IntervalTree::insert`]; each is freed once, by `remove` or `Drop`.
+/// - Without `DISJOINT`, every node's `__subtree_last` is kept by the C
+///   interval tree; with it, `rb_leftmost` is the first node and
+///   `__subtree_last` is unused.
 /// - The C tree keeps no pointer to `root` itself, only node-to-node links,
 ///   so the tree may move; the nodes are heap-allocated and pinned.
-pub(crate) struct IntervalTree<T> {
+///
+/// A disjoint tree given overlapping ranges stays memory-safe, but its
+/// lookups may miss nodes: its owner must keep ranges apart.
+pub(crate) struct IntervalTree<T, const DISJOINT: bool = false> {
     root: bindings::rb_root_cached,
     _owns: PhantomData<DBox<Node<T>>>,
 }
 
+/// A tree of ranges that never overlap, searched by one descent.
+pub(crate) type DisjointTree<T> = IntervalTree<T, true>;
+
 // SAFETY: The tree owns its values; sending the tree sends them.
-unsafe impl<T: Send> Send for IntervalTree<T> {}
+unsafe impl<T: Send, const D: bool> Send for IntervalTree<T, D> {}
 // SAFETY: Shared access only reads the tree and hands out `&T`.
-unsafe impl<T: Sync> Sync for IntervalTree<T> {}
+unsafe impl<T: Sync, const D: bool> Sync for IntervalTree<T, D> {}
+
+/// The `interval_tree_node` whose `rb` is `rb`.
+///
+/// # Safety
+///
+/// `rb` must be the `rb` field of an `interval_tree_node`.
+unsafe fn itree_of(rb: *mut bindings::rb_node) -> *mut bindings::interval_tree_node {
+    // SAFETY: Per the caller, `rb` is embedded in an `interval_tree_node`.
+    unsafe {
+        rb.byte_sub(offset_of!(bindings::interval_tree_node, rb))
+            .cast()
+    }
+}
 
 /// A span of a range, from [`IntervalTree::spans`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +150,7 @@ pub(crate) struct Span {
     pub(crate) is_hole: bool,
 }
 
-impl<T> IntervalTree<T> {
+impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
     /// An empty tree.
     pub(crate) const fn new() -> Self {
         Self {
@@ -165,24 +195,145 @@ impl<T> IntervalTree<T> {
         // SAFETY: The node is pinned on the heap; leaking the box hands its
         // ownership to the tree, as the type invariants require.
         let raw = DBox::into_raw(unsafe { Pin::into_inner_unchecked(node.node) });
-        // SAFETY: `raw` is valid and its C node was initialised with its
-        // range; `root` is a valid tree per the type invariants.
+        // SAFETY: `raw` is valid: it was just leaked.
+        let itree = Opaque::cast_into(unsafe { &raw const (*raw).itree });
+        if DISJOINT {
+            // SAFETY: `itree` is valid, initialised with its range and in
+            // no tree; `root` is a valid tree per the type invariants.
+            unsafe { self.insert_disjoint(itree) };
+            return;
+        }
+        // SAFETY: As above.
+        unsafe { bindings::interval_tree_insert(itree, self.root_ptr()) };
+    }
+
+    /// Links `node` into the plain tree by `start` (after nodes of the
+    /// same start) and rebalances, as `rb_add_cached` does.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be valid and in no tree, and `root` a plain tree.
+    unsafe fn insert_disjoint(&mut self, node: *mut bindings::interval_tree_node) {
+        // SAFETY: Per the caller and the type invariants, every pointer
+        // followed is a live node of this tree or `node`; `rb_link_node`
+        // is written out (it is inline): the new node is red, with no
+        // children, hung from the link the descent stopped at.
         unsafe {
-            bindings::interval_tree_insert(
-                Opaque::cast_into(&raw const (*raw).itree),
-                self.root_ptr(),
-            )
-        };
+            let start = (*node).start;
+            let mut link = &raw mut self.root.rb_root.rb_node;
+            let mut parent = core::ptr::null_mut();
+            let mut leftmost = true;
+            while !(*link).is_null() {
+                parent = *link;
+                if start < (*itree_of(parent)).start {
+                    link = &raw mut (*parent).rb_left;
+                } else {
+                    link = &raw mut (*parent).rb_right;
+                    leftmost = false;
+                }
+            }
+            let rb = &raw mut (*node).rb;
+            (*rb).__rb_parent_color = parent as usize;
+            (*rb).rb_left = core::ptr::null_mut();
+            (*rb).rb_right = core::ptr::null_mut();
+            *link = rb;
+            if leftmost {
+                self.root.rb_leftmost = rb;
+            }
+            bindings::rb_insert_color(rb, &raw mut self.root.rb_root);
+        }
+    }
+
+    /// Unlinks `node` from the tree.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be a node of this tree.
+    unsafe fn remove_raw(&mut self, node: *mut bindings::interval_tree_node) {
+        if !DISJOINT {
+            // SAFETY: Per the caller; `root` is a valid tree.
+            unsafe { bindings::interval_tree_remove(node, self.root_ptr()) };
+            return;
+        }
+        // SAFETY: Per the caller, `rb` is in this plain tree; this is
+        // `rb_erase_cached`, which is inline.
+        unsafe {
+            let rb = &raw mut (*node).rb;
+            if self.root.rb_leftmost == rb {
+                self.root.rb_leftmost = bindings::rb_next(rb);
+            }
+            bindings::rb_erase(rb, &raw mut self.root.rb_root);
+        }
     }
 
     /// The first node overlapping `[start, last]`, as a raw C node.
     fn first_raw(&self, start: u64, last: u64) -> *mut bindings::interval_tree_node {
-        // SAFETY: `root` is a valid tree; the search does not modify it.
-        unsafe { bindings::interval_tree_iter_first(self.root_ptr(), to_c(start), to_c(last)) }
+        if !DISJOINT {
+            // SAFETY: `root` is a valid tree; the search does not modify it.
+            return unsafe {
+                bindings::interval_tree_iter_first(self.root_ptr(), to_c(start), to_c(last))
+            };
+        }
+        // The last node starting at or before `start`, if it reaches
+        // `start`; else the first node after, if it starts by `last`.
+        let (mut below, mut above) = (core::ptr::null_mut(), core::ptr::null_mut());
+        let mut n = self.root.rb_root.rb_node;
+        // SAFETY: Every pointer followed is a live node of this tree, which
+        // is borrowed, so nothing changes it.
+        unsafe {
+            while !n.is_null() {
+                let e = itree_of(n);
+                if from_c((*e).start) <= start {
+                    below = e;
+                    n = (*n).rb_right;
+                } else {
+                    above = e;
+                    n = (*n).rb_left;
+                }
+            }
+            if !below.is_null() && from_c((*below).last) >= start {
+                return below;
+            }
+            if !above.is_null() && from_c((*above).start) <= last {
+                return above;
+            }
+        }
+        core::ptr::null_mut()
+    }
+
+    /// The node after `node` overlapping `[start, last]`, as a raw C node.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be a node of this tree overlapping `[start, last]`.
+    unsafe fn next_raw(
+        node: *mut bindings::interval_tree_node,
+        start: u64,
+        last: u64,
+    ) -> *mut bindings::interval_tree_node {
+        if !DISJOINT {
+            // SAFETY: Per the caller.
+            return unsafe { bindings::interval_tree_iter_next(node, to_c(start), to_c(last)) };
+        }
+        // Ranges are apart, so each node after one that overlaps the query
+        // ends past `start`: it overlaps if it starts by `last`.
+        // SAFETY: Per the caller, `node` and its successor are live nodes.
+        unsafe {
+            let next = bindings::rb_next(&raw const (*node).rb);
+            if next.is_null() {
+                return core::ptr::null_mut();
+            }
+            let e = itree_of(next);
+            if from_c((*e).start) <= last {
+                e
+            } else {
+                core::ptr::null_mut()
+            }
+        }
     }
 
     /// Iterates over the nodes overlapping `[start, last]`, by `start`.
-    pub(crate) fn iter(&self, start: u64, last: u64) -> Iter<'_, T> {
+    pub(crate) fn iter(&self, start: u64, last: u64) -> Iter<'_, T, DISJOINT> {
         Iter {
             next: NonNull::new(self.first_raw(start, last)),
             start,
@@ -214,7 +365,7 @@ impl<T> IntervalTree<T> {
             if !take(s, l, &(*Self::node_of(raw.as_ptr())).value) {
                 return Some((s, l, None));
             }
-            bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
+            self.remove_raw(raw.as_ptr());
             let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
             Some((s, l, Some(DBox::into_inner(node).value)))
         }
@@ -235,10 +386,10 @@ impl<T> IntervalTree<T> {
             // before `raw` is removed, and removing one node does not free
             // or move the others.
             unsafe {
-                cur = bindings::interval_tree_iter_next(raw.as_ptr(), to_c(start), to_c(last));
+                cur = Self::next_raw(raw.as_ptr(), start, last);
                 let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
                 if remove(s, l, &(*Self::node_of(raw.as_ptr())).value) {
-                    bindings::interval_tree_remove(raw.as_ptr(), self.root_ptr());
+                    self.remove_raw(raw.as_ptr());
                     let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
                     done(s, l, DBox::into_inner(node).value);
                 }
@@ -262,32 +413,45 @@ impl<T> IntervalTree<T> {
             unsafe {
                 let (s, l) = (from_c((*raw.as_ptr()).start), from_c((*raw.as_ptr()).last));
                 f(s, l, &mut (*Self::node_of(raw.as_ptr())).value);
-                cur = bindings::interval_tree_iter_next(raw.as_ptr(), to_c(start), to_c(last));
+                cur = Self::next_raw(raw.as_ptr(), start, last);
             }
         }
     }
 
-    /// Walks `[first, last]` as alternating used and hole spans.
-    pub(crate) fn spans(&self, first: u64, last: u64) -> Spans<'_, T> {
-        let mut state: bindings::interval_tree_span_iter = pin_init::zeroed();
-        // SAFETY: `state` is writable and `root` is a valid tree, which the
-        // iterator only reads.
-        unsafe {
-            bindings::interval_tree_span_iter_first(
-                &mut state,
-                self.root_ptr(),
-                to_c(first),
-                to_c(last),
-            )
-        };
-        Spans {
-            state,
+    /// Walks `[first, last]` as alternating used and hole spans: a used
+    /// span is a longest run of indices some node covers (nodes that
+    /// overlap or touch join), as C's `interval_tree_span_iter` gives them.
+    pub(crate) fn spans(&self, first: u64, last: u64) -> Spans<'_, T, DISJOINT> {
+        let mut spans = Spans {
             _tree: PhantomData,
-        }
+            first,
+            last,
+            reach: core::ptr::null_mut(),
+            next: self.first_raw(first, last),
+            span: None,
+        };
+        let next = spans.next;
+        // SAFETY: `next`, if not null, is a node of the tree, which the
+        // iterator borrows.
+        let next_start = (!next.is_null()).then(|| from_c(unsafe { (*next).start }));
+        spans.span = Some(match next_start {
+            // No node meets the range: one hole.
+            None => Span::hole(first, last),
+            Some(start) if start > first => {
+                spans.skip_used();
+                Span::hole(first, start - 1)
+            }
+            // Starting inside a used span.
+            Some(_) => {
+                spans.skip_used();
+                spans.used_from(first)
+            }
+        });
+        spans
     }
 }
 
-impl<T> Drop for IntervalTree<T> {
+impl<T, const DISJOINT: bool> Drop for IntervalTree<T, DISJOINT> {
     fn drop(&mut self) {
         if self.is_empty() {
             return;
@@ -307,14 +471,14 @@ pub(crate) struct Entry<'a, T> {
 }
 
 /// Iterator over the nodes overlapping a range.
-pub(crate) struct Iter<'a, T> {
+pub(crate) struct Iter<'a, T, const DISJOINT: bool> {
     next: Option<NonNull<bindings::interval_tree_node>>,
     start: u64,
     last: u64,
-    _tree: PhantomData<&'a IntervalTree<T>>,
+    _tree: PhantomData<&'a IntervalTree<T, DISJOINT>>,
 }
 
-impl<'a, T: 'a> Iterator for Iter<'a, T> {
+impl<'a, T: 'a, const DISJOINT: bool> Iterator for Iter<'a, T, DISJOINT> {
     type Item = Entry<'a, T>;
 
     fn next(&mut self) -> Option<Entry<'a, T>> {
@@ -322,12 +486,12 @@ impl<'a, T: 'a> Iterator for Iter<'a, T> {
         // SAFETY: `raw` is a node of the tree, which is borrowed for `'a`,
         // so the node and its value live and do not change for `'a`.
         unsafe {
-            self.next = NonNull::new(bindings::interval_tree_iter_next(
+            self.next = NonNull::new(IntervalTree::<T, DISJOINT>::next_raw(
                 raw.as_ptr(),
-                to_c(self.start),
-                to_c(self.last),
+                self.start,
+                self.last,
             ));
-            let node = &*IntervalTree::<T>::node_of(raw.as_ptr());
+            let node = &*IntervalTree::<T, DISJOINT>::node_of(raw.as_ptr());
             Some(Entry {
                 start: from_c((*raw.as_ptr()).start),
                 last: from_c((*raw.as_ptr()).last),
@@ -338,39 +502,113 @@ impl<'a, T: 'a> Iterator for Iter<'a, T> {
 }
 
 /// Iterator over the used and hole spans of a range.
-pub(crate) struct Spans<'a, T> {
-    state: bindings::interval_tree_span_iter,
-    _tree: PhantomData<&'a IntervalTree<T>>,
+///
+/// # Invariants
+///
+/// `reach` and `next` are null or nodes of `tree`, which is borrowed.
+pub(crate) struct Spans<'a, T, const DISJOINT: bool> {
+    _tree: PhantomData<&'a IntervalTree<T, DISJOINT>>,
+    first: u64,
+    last: u64,
+    /// Of the nodes of the used span at or before `span`, the one that
+    /// reaches furthest (C's `nodes[0]`).
+    reach: *mut bindings::interval_tree_node,
+    /// The first node past that used span (C's `nodes[1]`).
+    next: *mut bindings::interval_tree_node,
+    /// The span to give next; `None` at the end.
+    span: Option<Span>,
 }
 
-impl<T> Iterator for Spans<'_, T> {
+impl Span {
+    fn hole(start: u64, last: u64) -> Self {
+        Self {
+            start,
+            last,
+            is_hole: true,
+        }
+    }
+}
+
+impl<T, const DISJOINT: bool> Spans<'_, T, DISJOINT> {
+    /// The `last` of node `n`.
+    fn last_of(n: *mut bindings::interval_tree_node) -> u64 {
+        // SAFETY: Callers pass `reach` or `next` when not null: a node of
+        // the borrowed tree (type invariant).
+        from_c(unsafe { (*n).last })
+    }
+
+    /// The `start` of node `n`.
+    fn start_of(n: *mut bindings::interval_tree_node) -> u64 {
+        // SAFETY: As in `last_of`.
+        from_c(unsafe { (*n).start })
+    }
+
+    /// From `next`, takes the nodes that overlap or touch one another as
+    /// one used span: `reach` becomes the one reaching furthest, `next`
+    /// the first node after them.
+    fn skip_used(&mut self) {
+        let mut cur = self.next;
+        self.reach = cur;
+        loop {
+            if Self::last_of(cur) > Self::last_of(self.reach) {
+                self.reach = cur;
+            }
+            // SAFETY: `cur` is a node of the tree (type invariant) that
+            // overlaps `[first, last]`.
+            cur = unsafe { IntervalTree::<T, DISJOINT>::next_raw(cur, self.first, self.last) };
+            let reach = Self::last_of(self.reach);
+            if cur.is_null()
+                || !(reach >= Self::start_of(cur) || reach.wrapping_add(1) == Self::start_of(cur))
+            {
+                break;
+            }
+        }
+        // INVARIANT: null or a node of the tree.
+        self.next = cur;
+    }
+
+    /// The used span from `start` to `reach`'s end, cut at the range's
+    /// end (after which nothing is left).
+    fn used_from(&mut self, start: u64) -> Span {
+        let mut last = Self::last_of(self.reach);
+        if last >= self.last {
+            last = self.last;
+            self.reach = core::ptr::null_mut();
+            self.next = core::ptr::null_mut();
+        }
+        Span {
+            start,
+            last,
+            is_hole: false,
+        }
+    }
+
+    /// The span after `cur`.
+    fn after(&mut self, cur: Span) -> Option<Span> {
+        if self.reach.is_null() && self.next.is_null() {
+            return None;
+        }
+        if cur.is_hole {
+            return Some(self.used_from(cur.last + 1));
+        }
+        let start = Self::last_of(self.reach) + 1;
+        if self.next.is_null() {
+            // The trailing hole.
+            self.reach = core::ptr::null_mut();
+            return Some(Span::hole(start, self.last));
+        }
+        let hole = Span::hole(start, Self::start_of(self.next) - 1);
+        self.skip_used();
+        Some(hole)
+    }
+}
+
+impl<T, const DISJOINT: bool> Iterator for Spans<'_, T, DISJOINT> {
     type Item = Span;
 
     fn next(&mut self) -> Option<Span> {
-        // -1 marks the end (`interval_tree_span_iter_done()` in C).
-        if self.state.is_hole == -1 {
-            return None;
-        }
-        // SAFETY: The unions hold the hole bounds when `is_hole` is set and
-        // the used bounds otherwise; both are plain integers.
-        let span = unsafe {
-            if self.state.is_hole != 0 {
-                Span {
-                    start: from_c(self.state.__bindgen_anon_1.start_hole),
-                    last: from_c(self.state.__bindgen_anon_2.last_hole),
-                    is_hole: true,
-                }
-            } else {
-                Span {
-                    start: from_c(self.state.__bindgen_anon_1.start_used),
-                    last: from_c(self.state.__bindgen_anon_2.last_used),
-                    is_hole: false,
-                }
-            }
-        };
-        // SAFETY: `state` was set up by `interval_tree_span_iter_first` on a
-        // tree that stays borrowed, unchanged, for the iterator's life.
-        unsafe { bindings::interval_tree_span_iter_next(&mut self.state) };
+        let span = self.span?;
+        self.span = self.after(span);
         Some(span)
     }
 }
@@ -387,7 +625,7 @@ mod tests {
         Ok(t)
     }
 
-    fn found(t: &IntervalTree<usize>, s: u64, l: u64) -> Result<KVec<usize>> {
+    fn found<const D: bool>(t: &IntervalTree<usize, D>, s: u64, l: u64) -> Result<KVec<usize>> {
         let mut v = KVec::new();
         for e in t.iter(s, l) {
             v.push(*e.value, GFP_KERNEL)?;
@@ -445,6 +683,60 @@ mod tests {
                 is_hole: true
             }]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn disjoint_lookups_and_spans() -> Result {
+        let mut t: DisjointTree<usize> = IntervalTree::new();
+        for (i, &(s, l)) in [
+            (30, 39),
+            (10, 19),
+            (20, 24),
+            (50, 50),
+            (u64::MAX - 9, u64::MAX),
+        ]
+        .iter()
+        .enumerate()
+        {
+            t.insert(NewNode::new(s, l, i, GFP_KERNEL)?);
+        }
+        assert_eq!(&found(&t, 0, u64::MAX)?[..], &[1, 2, 0, 3, 4]);
+        assert_eq!(&found(&t, 15, 31)?[..], &[1, 2, 0]);
+        assert_eq!(&found(&t, 25, 29)?[..], &[] as &[usize]);
+        assert_eq!(&found(&t, 25, 30)?[..], &[0]);
+        assert_eq!(&found(&t, 39, 49)?[..], &[0]);
+        assert_eq!(&found(&t, 51, u64::MAX - 10)?[..], &[] as &[usize]);
+        assert_eq!(&found(&t, u64::MAX, u64::MAX)?[..], &[4]);
+        let mut spans = KVec::new();
+        for s in t.spans(5, 60) {
+            spans.push((s.start, s.last, s.is_hole), GFP_KERNEL)?;
+        }
+        // Touching areas make one used span, as in the interval tree.
+        assert_eq!(
+            &spans[..],
+            &[
+                (5, 9, true),
+                (10, 24, false),
+                (25, 29, true),
+                (30, 39, false),
+                (40, 49, true),
+                (50, 50, false),
+                (51, 60, true)
+            ]
+        );
+        assert_eq!(t.spans(u64::MAX - 20, u64::MAX).count(), 2);
+        // The first node removed, then one in the middle: lookups hold.
+        assert_eq!(
+            t.take_first_if(0, 12, |_, _, _| true),
+            Some((10, 19, Some(1)))
+        );
+        assert_eq!(
+            t.take_first_if(31, 31, |_, _, _| true),
+            Some((30, 39, Some(0)))
+        );
+        assert_eq!(&found(&t, 0, u64::MAX)?[..], &[2, 3, 4]);
+        assert_eq!(t.first(0, 100).map(|e| e.start), Some(20));
         Ok(())
     }
 
