@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn tbprof block counts into instructions per call.
 
-Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_PREFIX
+Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_PREFIX [DETAIL_NAME]
 
 WINDOW_PREFIX.N is the plugin's dump of window N ("vaddr insns execs" per
 translated block). The guest's `profile impl=IMPL name=NAME iterations=N`
 (or `failed`) lines, in order, say which workload and module each window
-was. With one workload, prints instructions and calls per call by
-function, C and Rust side by side; with several, one total per workload.
+was. With one workload (or DETAIL_NAME among several), prints
+instructions and calls per call by function, C and Rust side by side;
+then one total per workload.
 Kernel addresses are named with System.map (the test kernel is not
 relocatable); module addresses with the /proc/kallsyms lines the guest
 printed between ##BEGIN kallsyms_c/_rust and ##END. Rust names are
@@ -125,8 +126,9 @@ def main():
     if not order:
         print("profile: no window in the guest log")
         return 1
-    if len(order) == 1:
-        name = order[0]
+    pick = sys.argv[4] if len(sys.argv) > 4 else None
+    if len(order) == 1 or pick in order:
+        name = pick if pick in order else order[0]
         empty = ({}, {})
         c, c_calls = results.get(("c", name), empty)
         rust, rust_calls = results.get(("rust", name), empty)

@@ -1,7 +1,8 @@
 #!/bin/bash
 # make profile WORKLOAD=NAME|all [ITERATIONS=N]: instructions per call of
 # make bench's workloads, C iommufd against iommufd_rs, in one boot; for
-# one workload, where they go, per function.
+# one workload, where they go, per function. A real_* name runs the four
+# real-domain lines (edu's VT-d domain) and details that one.
 #
 # A QEMU TCG plugin (scripts/profile/tbprof.c) counts the instructions of
 # every translated block between two markers that iommufd_profile places
@@ -25,7 +26,17 @@ out=$ROOT/build/profile
 rm -rf "$out"
 mkdir -p "$out"
 guest=$out/guest.sh
-cat >"$guest" <<EOF_GUEST
+case $workload in
+real_*)
+	# The real-domain lines: guest/bench-real.sh in its profile mode
+	# (every real line, each in its own window).
+	cat >"$guest" <<EOF_GUEST
+RB_MODE=profile
+. /guest/bench-real.sh
+EOF_GUEST
+	;;
+*)
+	cat >"$guest" <<EOF_GUEST
 # C first, then iommufd_rs; one plugin window per workload.
 load_c || exit 1
 section kallsyms_c grep -E '\\[(iommufd|iommu_amdv1)\\]' /proc/kallsyms
@@ -37,12 +48,14 @@ section kallsyms_rust grep '\\[iommufd_rs\\]' /proc/kallsyms
 unload_rust
 [ \$c_rc = 0 ] && [ \$rust_rc = 0 ]
 EOF_GUEST
+	;;
+esac
 log "profiling $workload${iterations:+, $iterations calls} per module (TCG with the tbprof plugin)"
 VM_QEMU_ARGS="-plugin /build/tbprof.so,out=/build/profile/window" \
 	VM_LOG=$out/vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null ||
 	die "the profiling guest failed; see $out/vm.log"
 in_root python3 "$ROOT_REPO/scripts/profile.py" "$kdir/System.map" /build/profile/vm.log \
-	/build/profile/window >"$out/table.txt"
+	/build/profile/window "$workload" >"$out/table.txt"
 cat "$out/table.txt"
 # make bench's README table takes the per-call totals of a full run.
 if [ "$workload" = all ]; then

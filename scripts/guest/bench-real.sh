@@ -29,11 +29,16 @@ rb_error() {
 # rb_bench IMPL: the program on the provider loaded, bounded in time; its
 # exit status in rb_rc (section gives its own). It exits 1 if a line is an
 # error.
+# With RB_MODE=profile, the program's profile mode instead (make profile
+# WORKLOAD=real_...), after the provider's symbols.
 rb_rc=0
 rb_bench() {
-	timeout -s KILL "${RB_TIMEOUT:-900}" /bin/iommufd_vfio_edu bench "$1"
+	if [ "${RB_MODE:-bench}" = profile ]; then
+		section "kallsyms_$1" grep -E '\[(iommufd|iommufd_rs|iommufd_rs_vfio)\]' /proc/kallsyms
+	fi
+	timeout -s KILL "${RB_TIMEOUT:-900}" /bin/iommufd_vfio_edu "${RB_MODE:-bench}" "$1"
 	rb_rc=$?
-	[ "$rb_rc" = 0 ] || echo "# iommufd_vfio_edu bench $1: exit status $rb_rc"
+	[ "$rb_rc" = 0 ] || echo "# iommufd_vfio_edu ${RB_MODE:-bench} $1: exit status $rb_rc"
 }
 
 # Unloads whichever vfio modules are loaded (after a partial load).

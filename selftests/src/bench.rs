@@ -439,6 +439,26 @@ impl Workload {
     }
 }
 
+/// The profiling window marker, `xchg bx, bx`: a no-op on hardware; the
+/// `tbprof` QEMU plugin zeroes its counters at the first and writes them
+/// out at the second (see `iommufd_profile`).
+pub fn window_marker() {
+    // SAFETY: exchanging a register with itself changes no state.
+    unsafe { core::arch::asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Pauses `tbprof`'s counting (`xchg cx, cx`).
+pub fn pause_marker() {
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
+}
+
+/// Resumes `tbprof`'s counting (`xchg dx, dx`).
+pub fn resume_marker() {
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("xchg dx, dx", options(nomem, nostack, preserves_flags)) };
+}
+
 use AnonPages::{Hugetlb, Small, Thp};
 use Group::{Core, Dirty, Domain};
 

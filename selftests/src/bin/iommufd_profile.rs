@@ -13,20 +13,7 @@
 
 use iommufd_rs_selftests::bench::{self, Memory, Step, Workload, WORKLOADS};
 
-fn window_marker() {
-    // SAFETY: exchanging a register with itself changes no state.
-    unsafe { core::arch::asm!("xchg bx, bx", options(nomem, nostack, preserves_flags)) };
-}
-
-fn pause_marker() {
-    // SAFETY: as above.
-    unsafe { core::arch::asm!("xchg cx, cx", options(nomem, nostack, preserves_flags)) };
-}
-
-fn resume_marker() {
-    // SAFETY: as above.
-    unsafe { core::arch::asm!("xchg dx, dx", options(nomem, nostack, preserves_flags)) };
-}
+use bench::{pause_marker, resume_marker, window_marker};
 
 /// Runs an unmeasured step, if there is one, with counting paused when
 /// `counted`.

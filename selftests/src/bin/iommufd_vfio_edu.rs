@@ -27,6 +27,7 @@
 //! the result lines of two providers can be diffed. Prints KTAP, ending
 //! with `# real devices: N passed, M failed`; exits 1 if a test failed.
 
+use iommufd_rs_selftests::bench;
 use iommufd_rs_selftests::dev::{read_number, size_of_u32, Iommufd, PageBuf, FIXED, READ, RW};
 use iommufd_rs_selftests::ktap::{run, Test, TestResult};
 use iommufd_rs_selftests::sys::{self, errno::*, AnonPages};
@@ -1613,6 +1614,48 @@ fn bench(imp: &str) -> bool {
     ok
 }
 
+/// `profile IMPL`: the bench's pairs, each workload in one `tbprof`
+/// window (see `iommufd_profile`), followed by its `profile` line for
+/// `scripts/profile.py`; a tenth of the 4 KiB pairs, one 1 GiB pair.
+fn profile(imp: &str) -> bool {
+    let d = match find_layout(true).and_then(|l| bench_domain(&l.single)) {
+        Ok(d) => d,
+        Err(why) => {
+            println!("# iommufd_vfio_edu profile {imp}: setup: {why}");
+            return false;
+        }
+    };
+    let window = |name: &str, pairs: u32, va: u64, len: u64, iova: u64| {
+        bench::window_marker();
+        let result = (0..pairs).try_for_each(|_| {
+            d.map(va, len, iova)?;
+            d.unmap(len, iova)
+        });
+        bench::window_marker();
+        match &result {
+            Ok(()) => println!("profile impl={imp} name={name} iterations={pairs}"),
+            Err(why) => {
+                println!("profile impl={imp} name={name} failed");
+                println!("# {name}: {why}");
+            }
+        }
+        result.is_ok()
+    };
+    let page = Buf::new();
+    let mut ok = window(BENCH_4K, BENCH_4K_PAIRS / 10, page.addr(), LEN, IOVA_A);
+    for (name, pages) in BENCH_GIB {
+        ok &= match Gib::new(pages) {
+            Ok(mem) => window(name, BENCH_GIB_PAIRS, mem.0, GIB, IOVA_GIB),
+            Err(why) => {
+                println!("profile impl={imp} name={name} failed");
+                println!("# {name}: {why}");
+                false
+            }
+        };
+    }
+    ok
+}
+
 fn tests(mode: &str) -> Option<Vec<Test>> {
     macro_rules! t {
         ($name:expr, $f:ident) => {
@@ -1740,7 +1783,7 @@ fn tests(mode: &str) -> Option<Vec<Test>> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: iommufd_vfio_edu cdev|group|mix [--iommufd NODE] [--container NODE] [--module NAME]\n       iommufd_vfio_edu bench c|rust [--iommufd NODE]"
+        "usage: iommufd_vfio_edu cdev|group|mix [--iommufd NODE] [--container NODE] [--module NAME]\n       iommufd_vfio_edu bench|profile c|rust [--iommufd NODE]"
     );
     std::process::exit(2);
 }
@@ -1764,7 +1807,7 @@ fn main() {
             "--module" => config.module = value(),
             "--child" => child_mode = Some(value()),
             m if mode.is_none() && !m.starts_with('-') => mode = Some(m.to_string()),
-            m if mode.as_deref() == Some("bench")
+            m if matches!(mode.as_deref(), Some("bench" | "profile"))
                 && bench_impl.is_none()
                 && !m.starts_with('-') =>
             {
@@ -1787,14 +1830,22 @@ fn main() {
         }
     }
     config.mode = mode.unwrap_or_else(|| usage());
-    if config.mode == "bench" {
+    if matches!(config.mode.as_str(), "bench" | "profile") {
         let imp = match bench_impl.as_deref() {
             Some(imp @ ("c" | "rust")) => imp.to_string(),
             _ => usage(),
         };
-        println!("# iommufd_vfio_edu bench {imp}: iommufd {}", config.iommufd);
+        let mode = config.mode.clone();
+        println!(
+            "# iommufd_vfio_edu {mode} {imp}: iommufd {}",
+            config.iommufd
+        );
         let _ = CONFIG.set(config);
-        let ok = bench(&imp);
+        let ok = if mode == "bench" {
+            bench(&imp)
+        } else {
+            profile(&imp)
+        };
         std::process::exit(i32::from(!ok));
     }
     let Some(tests) = tests(&config.mode) else {
