@@ -24,7 +24,7 @@ use crate::{
     page_table::PageTable,
     sys::{
         self,
-        interval_tree::{IntervalTree, NewNode},
+        interval_tree::{DisjointTree, IntervalTree, NewNode},
         pin::{self, Charge, PinFrom, UserRef},
         shared::Shared,
         Capability, DVec, PAGE_SIZE_U64,
@@ -229,6 +229,9 @@ impl PfnBuf {
 /// - For each page a domain use covers, the use's storage domain maps the
 ///   page (at its IOVA in the use's area) to the pinned page's PFN, so a
 ///   PFN read back from it is that pin's page.
+/// - Each page index of `pinned_runs` lies in the range of a domain use in
+///   the tree (or of the one being filled or released, under this lock),
+///   and its PFN there is that of the page's pin.
 /// - `npinned` counts the pinned pages, and exactly that many are charged
 ///   to `owner` in the object's charge mode.
 /// - A dma-buf's pages are never pinned (`npinned` stays 0); `dmabuf_maps`
@@ -243,6 +246,12 @@ pub(crate) struct PagesState {
     access: PageTable,
     /// The areas mapped in domains, by page index range.
     domain_uses: IntervalTree<DomainUse>,
+    /// Runs of at least [`CACHED_RUN_MIN`] pages pinned for domain uses,
+    /// by page index range, with the PFN of the first: what reading them
+    /// back from a domain would give, which costs a page-table walk per
+    /// page on a real IOMMU. Kept while memory allows; a read falls back
+    /// to the storage domain where no run is kept.
+    pinned_runs: DisjointTree<u64>,
     /// A dma-buf's: each domain each area maps it into, which a
     /// revocation unmaps (C's dmabuf tracker).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -251,6 +260,11 @@ pub(crate) struct PagesState {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     revoked: bool,
 }
+
+/// Shortest run of consecutive PFNs that [`PagesState::pinned_runs`]
+/// keeps: its 64-byte node then costs at most 1/4096 of the memory it
+/// describes.
+const CACHED_RUN_MIN: usize = 64;
 
 /// Bits of an access record that count the users of a page; the PFN is
 /// above them.
@@ -369,6 +383,7 @@ impl Pages {
                     npinned: 0,
                     access: PageTable::with_limit(npages),
                     domain_uses: IntervalTree::new(),
+                    pinned_runs: DisjointTree::new(),
                     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
                     dmabuf_maps: KVec::new(),
                     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -551,6 +566,7 @@ impl Pages {
             return Err(e);
         }
         st.npinned += nfresh;
+        keep_fresh_runs(st, idx, batch);
         Ok(())
     }
 
@@ -655,7 +671,12 @@ impl Pages {
         while idx <= last {
             let n = (last - idx + 1).min(buf.len() as u64) as usize;
             if carried < n {
-                used.read_pfns(idx + carried as u64, &mut buf[carried..n]);
+                read_cached(
+                    &st.pinned_runs,
+                    idx + carried as u64,
+                    &mut buf[carried..n],
+                    |i, piece| used.read_pfns(i, piece),
+                );
             }
             let tail = match idx + n as u64 - 1 < last {
                 true => trailing_run(&buf[..n]),
@@ -678,7 +699,7 @@ impl Pages {
             carried = 0;
             // The whole batch is one run that goes on past it.
             let (start, pfn) = (idx, buf[0]);
-            let end = run_end(used, buf, start, pfn, last);
+            let end = run_end(&st.pinned_runs, used, buf, start, pfn, last);
             unmap(start, end);
             while idx <= end {
                 let n = (end - idx + 1).min(buf.len() as u64);
@@ -692,6 +713,7 @@ impl Pages {
                 idx += n;
             }
         }
+        forget_runs(&mut st.pinned_runs, first, last);
         st.npinned -= freed;
         let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
     }
@@ -1170,7 +1192,11 @@ fn gather(st: &PagesState, first: u64, out: &mut [u64]) {
         st,
         first,
         out,
-        |start, piece| read_from_domains(&st.domain_uses, start, piece),
+        |start, piece| {
+            read_cached(&st.pinned_runs, start, piece, |i, p| {
+                read_from_domains(&st.domain_uses, i, p)
+            })
+        },
         |piece| piece.fill(NO_PFN),
         |slot, record| *slot = record >> USER_BITS,
     );
@@ -1187,6 +1213,110 @@ fn keep_used(st: &PagesState, first: u64, pfns: &mut [u64]) {
         |_| {},
         |slot, _| *slot = NO_PFN,
     );
+}
+
+/// Writes into `out` the PFNs of the pages from index `first`, all pinned
+/// for domain uses: from the runs kept where they cover, else by
+/// `read(index, piece)`, which reads them back from a domain.
+fn read_cached(
+    runs: &DisjointTree<u64>,
+    first: u64,
+    out: &mut [u64],
+    mut read: impl FnMut(u64, &mut [u64]),
+) {
+    let Some(last) = (out.len() as u64).checked_sub(1).map(|n| first + n) else {
+        return;
+    };
+    let mut idx = first;
+    for run in runs.iter(first, last) {
+        if run.start > idx {
+            read(
+                idx,
+                &mut out[(idx - first) as usize..(run.start - first) as usize],
+            );
+            idx = run.start;
+        }
+        let end = run.last.min(last);
+        let piece = &mut out[(idx - first) as usize..=(end - first) as usize];
+        for (slot, pfn) in piece.iter_mut().zip(*run.value + (idx - run.start)..) {
+            *slot = pfn;
+        }
+        #[cfg(CONFIG_KASAN)]
+        check_cached(idx, piece, &mut read);
+        idx = end + 1;
+    }
+    if idx <= last {
+        read(idx, &mut out[(idx - first) as usize..]);
+    }
+}
+
+/// Debug kernels: the PFNs of a kept run, `cached` (pages from `idx`), are
+/// what the domain maps.
+#[cfg(CONFIG_KASAN)]
+fn check_cached(idx: u64, cached: &[u64], read: &mut impl FnMut(u64, &mut [u64])) {
+    let mut mapped = [0u64; 32];
+    for (k, chunk) in cached.chunks(mapped.len()).enumerate() {
+        let at = idx + (k * mapped.len()) as u64;
+        read(at, &mut mapped[..chunk.len()]);
+        if chunk != &mapped[..chunk.len()] {
+            pr_err!("iommufd_rs: kept PFN run disagrees with the domain at page {at}\n");
+            kernel::warn_on!(true);
+            return;
+        }
+    }
+}
+
+/// Keeps each run of at least [`CACHED_RUN_MIN`] consecutive PFNs that
+/// [`Pages::fill_batch`] pinned fresh in `batch` (pages from `idx`), while
+/// memory allows.
+fn keep_fresh_runs(st: &mut PagesState, idx: u64, batch: &[u64]) {
+    let mut k = 0;
+    while k < batch.len() {
+        let pfn = batch[k];
+        if pfn == NO_PFN || pfn & FRESH == 0 {
+            k += 1;
+            continue;
+        }
+        let n = 1 + batch[k + 1..]
+            .iter()
+            .zip(pfn + 1..)
+            .take_while(|&(&p, want)| p == want)
+            .count();
+        if n >= CACHED_RUN_MIN {
+            let at = idx + k as u64;
+            match NewNode::new(at, at + n as u64 - 1, pfn & !FRESH, GFP_KERNEL) {
+                // INVARIANT: the run lies in the use being filled, and
+                // was pinned fresh, so no run kept covers it yet.
+                Ok(node) => st.pinned_runs.insert(node),
+                Err(_) => return,
+            }
+        }
+        k += n;
+    }
+}
+
+/// Drops what the runs kept say of pages `[first, last]`, whose domain use
+/// goes. A run that spans past both ends is cut in two, or loses its
+/// upper part without memory.
+fn forget_runs(runs: &mut DisjointTree<u64>, first: u64, last: u64) {
+    let mut upper = None;
+    runs.trim(first, last, |s, l, pfn| match (s < first, l > last) {
+        (false, false) => None,
+        (true, false) => Some((s, first - 1)),
+        (false, true) => {
+            *pfn += last + 1 - s;
+            Some((last + 1, l))
+        }
+        (true, true) => {
+            upper = Some((last + 1, l, *pfn + (last + 1 - s)));
+            Some((s, first - 1))
+        }
+    });
+    if let Some((s, l, pfn)) = upper {
+        if let Ok(node) = NewNode::new(s, l, pfn, GFP_KERNEL) {
+            runs.insert(node);
+        }
+    }
 }
 
 /// Reads the PFNs of the pages from index `first`, all covered by domain
@@ -1224,12 +1354,19 @@ fn trailing_run(pfns: &[u64]) -> usize {
 /// The last page of the run of consecutive PFNs that `used` maps from
 /// page `start` (PFN `pfn`), which covers all of `buf` and may go on up to
 /// page `last`; `buf` is scratch.
-fn run_end(used: &DomainUse, buf: &mut [u64], start: u64, pfn: u64, last: u64) -> u64 {
+fn run_end(
+    runs: &DisjointTree<u64>,
+    used: &DomainUse,
+    buf: &mut [u64],
+    start: u64,
+    pfn: u64,
+    last: u64,
+) -> u64 {
     let mut end = start + buf.len() as u64 - 1;
     while end < last {
         let n = (last - end).min(buf.len() as u64);
         let chunk = &mut buf[..n as usize];
-        used.read_pfns(end + 1, chunk);
+        read_cached(runs, end + 1, chunk, |i, p| used.read_pfns(i, p));
         let next = pfn + (end + 1 - start);
         let k = chunk
             .iter()

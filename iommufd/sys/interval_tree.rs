@@ -451,6 +451,45 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
     }
 }
 
+impl<T> DisjointTree<T> {
+    /// Calls `f(start, last, value)` on each node overlapping `[start,
+    /// last]`, in order: `None` removes the node (dropping its value);
+    /// `Some((s, l))` moves it to `[s, l]`, which must lie within its range
+    /// (else it stays): the nodes stay apart and in order, so a plain tree
+    /// needs no relinking.
+    pub(crate) fn trim(
+        &mut self,
+        start: u64,
+        last: u64,
+        mut f: impl FnMut(u64, u64, &mut T) -> Option<(u64, u64)>,
+    ) {
+        let mut cur = self.first_raw(start, last);
+        while let Some(raw) = NonNull::new(cur) {
+            // SAFETY: `raw` is a node of this tree, borrowed mutably; the
+            // next node is found before `raw` changes or goes, and neither
+            // moves the others. A range kept inside the old one keeps the
+            // nodes apart and ordered by `start`, which is all a plain tree
+            // relies on.
+            unsafe {
+                let node = raw.as_ptr();
+                cur = Self::next_raw(node, start, last);
+                let (s, l) = (from_c((*node).start), from_c((*node).last));
+                match f(s, l, &mut (*Self::node_of(node)).value) {
+                    Some((ns, nl)) if s <= ns && ns <= nl && nl <= l => {
+                        (*node).start = to_c(ns);
+                        (*node).last = to_c(nl);
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.remove_raw(node);
+                        drop(DBox::from_raw(Self::node_of(node)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl<T, const DISJOINT: bool> Drop for IntervalTree<T, DISJOINT> {
     fn drop(&mut self) {
         if self.is_empty() {
