@@ -70,8 +70,8 @@ pub(crate) struct PageTable {
 /// and it is empty when that is 0.
 struct SmallTable {
     values: DVec<u64>,
-    limit: usize,
-    used: usize,
+    limit: u32,
+    used: u32,
 }
 
 /// Where index `idx` lives: (top slot, leaf slot, entry).
@@ -112,7 +112,7 @@ impl PageTable {
         Self {
             small: (limit <= FANOUT as u64).then(|| SmallTable {
                 values: DVec::new(),
-                limit: limit as usize,
+                limit: limit as u32,
                 used: 0,
             }),
             ..Self::new()
@@ -440,7 +440,7 @@ impl SmallTable {
         for (i, v) in self.values[start..end].iter_mut().enumerate() {
             if *v != 0 {
                 f((start + i) as u64, v);
-                self.used -= usize::from(*v == 0);
+                self.used -= u32::from(*v == 0);
             }
         }
         if self.used == 0 {
@@ -450,11 +450,11 @@ impl SmallTable {
 
     /// [`PageTable::fill`] for a small table; `EINVAL` past its limit.
     fn fill(&mut self, first: u64, last: u64, mut value: impl FnMut(u64) -> u64) -> Result {
-        if last >= self.limit as u64 || first > last {
+        if last >= u64::from(self.limit) || first > last {
             return Err(EINVAL);
         }
         if self.values.is_empty() {
-            self.values.resize(self.limit, 0, GFP_KERNEL)?;
+            self.values.resize(self.limit as usize, 0, GFP_KERNEL)?;
         }
         let (first, last) = (first as usize, last as usize);
         if self.values[first..=last].iter().any(|&v| v != 0) {
@@ -463,7 +463,7 @@ impl SmallTable {
         for (i, v) in self.values[first..=last].iter_mut().enumerate() {
             *v = value((first + i) as u64);
         }
-        self.used += last - first + 1;
+        self.used += (last - first + 1) as u32;
         Ok(())
     }
 }

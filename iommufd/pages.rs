@@ -66,6 +66,9 @@ pub(crate) enum PagesSource {
         base: u64,
         /// The attachment, set once the object exists.
         import: SetOnce<DmabufAttachment>,
+        /// Its exporter took the memory back (changed under
+        /// `Pages::state`).
+        revoked: core::sync::atomic::AtomicBool,
     },
 }
 
@@ -235,8 +238,8 @@ impl PfnBuf {
 /// - `npinned` counts the pinned pages, and exactly that many are charged
 ///   to `owner` in the object's charge mode.
 /// - A dma-buf's pages are never pinned (`npinned` stays 0); `dmabuf_maps`
-///   names each domain each area maps them into, and once `revoked` is
-///   set none maps them.
+///   names each domain each area maps them into, and once the source's
+///   `revoked` is set none maps them.
 pub(crate) struct PagesState {
     owner: Owner,
     /// Pages pinned (and charged) now.
@@ -256,9 +259,6 @@ pub(crate) struct PagesState {
     /// revocation unmaps (C's dmabuf tracker).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     dmabuf_maps: KVec<(AreaSpan, Arc<dyn IoDomain>)>,
-    /// A dma-buf's: its exporter took the memory back.
-    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    revoked: bool,
 }
 
 /// Shortest run of consecutive PFNs that [`PagesState::pinned_runs`]
@@ -290,6 +290,11 @@ pub(crate) struct Pages {
     #[pin]
     state: Mutex<PagesState>,
 }
+
+// A pages object and its `Shared` count fit a 256-byte kmalloc: one more
+// word doubles what each area costs (make bench's `mem_bytes_per_area`).
+#[cfg(not(any(CONFIG_DEBUG_LOCK_ALLOC, CONFIG_DEBUG_MUTEXES)))]
+const _: () = assert!(core::mem::size_of::<Pages>() <= 248);
 
 /// A byte range to turn into a pages object: `[start, start + length)` of
 /// user VA or file offset.
@@ -346,6 +351,7 @@ impl Pages {
                 PagesSource::Dmabuf {
                     base,
                     import: SetOnce::new(),
+                    revoked: core::sync::atomic::AtomicBool::new(false),
                 }
             }
         };
@@ -386,8 +392,6 @@ impl Pages {
                     pinned_runs: DisjointTree::new(),
                     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
                     dmabuf_maps: KVec::new(),
-                    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                    revoked: false,
                 },
                 lock_name,
                 lock_class,
@@ -416,11 +420,23 @@ impl Pages {
     /// dma-buf's).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     fn dmabuf_pfn(&self, st: &PagesState, idx: u64) -> Option<u64> {
-        let PagesSource::Dmabuf { base, import } = &self.source else {
+        let PagesSource::Dmabuf { base, import, .. } = &self.source else {
             return None;
         };
         let import = import.as_ref()?;
-        (!st.revoked).then(|| (import.paddr + base + idx * PAGE_SIZE_U64) / PAGE_SIZE_U64)
+        (!self.revoked(st)).then(|| (import.paddr + base + idx * PAGE_SIZE_U64) / PAGE_SIZE_U64)
+    }
+
+    /// Whether the dma-buf's exporter took its memory back (never for
+    /// other memory); `st` shows the lock is held.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    fn revoked(&self, _st: &PagesState) -> bool {
+        match &self.source {
+            PagesSource::Dmabuf { revoked, .. } => {
+                revoked.load(core::sync::atomic::Ordering::Relaxed)
+            }
+            _ => false,
+        }
     }
 
     /// A dma-buf's: records that the area at `span` is mapped into each of
@@ -752,7 +768,7 @@ impl Pages {
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         if self.is_dmabuf() {
             // Nothing is pinned; a revoked dma-buf is unmapped already.
-            if !st.revoked {
+            if !self.revoked(st) {
                 unmap(first, last);
             }
             return;
@@ -1116,8 +1132,11 @@ pub(crate) enum RwRoute {
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 impl RevokeNotify for Pages {
     fn revoked(&self) {
-        let mut st = self.state.lock();
-        if st.revoked {
+        let st = self.state.lock();
+        let PagesSource::Dmabuf { revoked, .. } = &self.source else {
+            return;
+        };
+        if revoked.load(core::sync::atomic::Ordering::Relaxed) {
             return;
         }
         for (span, domain) in st.dmabuf_maps.iter() {
@@ -1125,7 +1144,7 @@ impl RevokeNotify for Pages {
             let (iova, _, length) = span.iova_range(first, last - first + 1);
             domain.unmap(iova, length);
         }
-        st.revoked = true;
+        revoked.store(true, core::sync::atomic::Ordering::Relaxed);
     }
 }
 
