@@ -582,7 +582,7 @@ impl Pages {
             return Err(e);
         }
         st.npinned += nfresh;
-        keep_fresh_runs(st, idx, batch);
+        keep_fresh_runs(&mut st.pinned_runs, idx, batch);
         Ok(())
     }
 
@@ -1288,7 +1288,7 @@ fn check_cached(idx: u64, cached: &[u64], read: &mut impl FnMut(u64, &mut [u64])
 /// Keeps each run of at least [`CACHED_RUN_MIN`] consecutive PFNs that
 /// [`Pages::fill_batch`] pinned fresh in `batch` (pages from `idx`), while
 /// memory allows.
-fn keep_fresh_runs(st: &mut PagesState, idx: u64, batch: &[u64]) {
+fn keep_fresh_runs(runs: &mut DisjointTree<u64>, idx: u64, batch: &[u64]) {
     let mut k = 0;
     while k < batch.len() {
         let pfn = batch[k];
@@ -1306,7 +1306,7 @@ fn keep_fresh_runs(st: &mut PagesState, idx: u64, batch: &[u64]) {
             match NewNode::new(at, at + n as u64 - 1, pfn & !FRESH, GFP_KERNEL) {
                 // INVARIANT: the run lies in the use being filled, and
                 // was pinned fresh, so no run kept covers it yet.
-                Ok(node) => st.pinned_runs.insert(node),
+                Ok(node) => runs.insert(node),
                 Err(_) => return,
             }
         }
@@ -1475,6 +1475,71 @@ fn batch_pages() -> u64 {
 #[kunit_tests(iommufd_rs_pages)]
 mod tests {
     use super::*;
+
+    /// The runs kept, as `(first, last, pfn)`.
+    fn kept(runs: &DisjointTree<u64>) -> Result<KVec<(u64, u64, u64)>> {
+        let mut v = KVec::new();
+        for r in runs.iter(0, u64::MAX) {
+            v.push((r.start, r.last, *r.value), GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    #[test]
+    fn kept_runs_are_read_and_forgotten_by_range() -> Result {
+        let mut runs = DisjointTree::new();
+        runs.insert(NewNode::new(100, 199, 5000, GFP_KERNEL)?);
+        runs.insert(NewNode::new(300, 399, 9000, GFP_KERNEL)?);
+        // Kept pages read arithmetically; the others from `read`.
+        let mut out = [0u64; 8];
+        read_cached(&runs, 196, &mut out, |i, piece| {
+            piece
+                .iter_mut()
+                .zip(i..)
+                .for_each(|(p, i)| *p = i + 1_000_000);
+        });
+        assert_eq!(
+            out,
+            [5096, 5097, 5098, 5099, 1_000_200, 1_000_201, 1_000_202, 1_000_203]
+        );
+        let mut none = [0u64; 0];
+        read_cached(&runs, 0, &mut none, |_, _| {});
+        // Cut the middle out of one, the tail off another, one whole.
+        forget_runs(&mut runs, 120, 129);
+        assert_eq!(
+            &kept(&runs)?[..],
+            &[(100, 119, 5000), (130, 199, 5030), (300, 399, 9000)]
+        );
+        forget_runs(&mut runs, 190, 310);
+        assert_eq!(
+            &kept(&runs)?[..],
+            &[(100, 119, 5000), (130, 189, 5030), (311, 399, 9011)]
+        );
+        forget_runs(&mut runs, 0, 129);
+        forget_runs(&mut runs, 311, 399);
+        assert_eq!(&kept(&runs)?[..], &[(130, 189, 5030)]);
+        Ok(())
+    }
+
+    #[test]
+    fn fresh_runs_long_enough_are_kept() -> Result {
+        let mut runs = DisjointTree::new();
+        let n = CACHED_RUN_MIN as u64;
+        let mut batch = KVec::new();
+        // A fresh run one page short, an old page, a fresh run just long
+        // enough, then a jump in PFN.
+        for k in 0..n - 1 {
+            batch.push((1000 + k) | FRESH, GFP_KERNEL)?;
+        }
+        batch.push(7, GFP_KERNEL)?;
+        for k in 0..n {
+            batch.push((5000 + k) | FRESH, GFP_KERNEL)?;
+        }
+        batch.push(9 | FRESH, GFP_KERNEL)?;
+        keep_fresh_runs(&mut runs, 10, &batch);
+        assert_eq!(&kept(&runs)?[..], &[(10 + n, 10 + 2 * n - 1, 5000)]);
+        Ok(())
+    }
 
     #[test]
     fn pfn_runs_group_consecutive_pfns() -> Result {
