@@ -420,16 +420,33 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
 
     /// Walks `[first, last]` as alternating used and hole spans: a used
     /// span is a longest run of indices some node covers (nodes that
-    /// overlap or touch join), as C's `interval_tree_span_iter` gives them.
+    /// overlap or touch join), as C's `interval_tree_span_iter` gives them
+    /// (which does the walk for trees that may overlap; a disjoint tree's
+    /// has no `__subtree_last` for it, so it is walked here the same way).
     pub(crate) fn spans(&self, first: u64, last: u64) -> Spans<'_, T, DISJOINT> {
         let mut spans = Spans {
             _tree: PhantomData,
+            c_state: pin_init::zeroed(),
             first,
             last,
             reach: core::ptr::null_mut(),
-            next: self.first_raw(first, last),
+            next: core::ptr::null_mut(),
             span: None,
         };
+        if !DISJOINT {
+            // SAFETY: `c_state` is writable and `root` is a valid interval
+            // tree, which the iterator only reads.
+            unsafe {
+                bindings::interval_tree_span_iter_first(
+                    &mut spans.c_state,
+                    self.root_ptr(),
+                    to_c(first),
+                    to_c(last),
+                )
+            };
+            return spans;
+        }
+        spans.next = self.first_raw(first, last);
         let next = spans.next;
         // SAFETY: `next`, if not null, is a node of the tree, which the
         // iterator borrows.
@@ -544,9 +561,13 @@ impl<'a, T: 'a, const DISJOINT: bool> Iterator for Iter<'a, T, DISJOINT> {
 ///
 /// # Invariants
 ///
-/// `reach` and `next` are null or nodes of `tree`, which is borrowed.
+/// `reach` and `next` are null or nodes of the tree, which is borrowed;
+/// without `DISJOINT`, `c_state` was set up by
+/// `interval_tree_span_iter_first` on it.
 pub(crate) struct Spans<'a, T, const DISJOINT: bool> {
     _tree: PhantomData<&'a IntervalTree<T, DISJOINT>>,
+    /// C's iterator, for trees whose nodes may overlap.
+    c_state: bindings::interval_tree_span_iter,
     first: u64,
     last: u64,
     /// Of the nodes of the used span at or before `span`, the one that
@@ -622,6 +643,36 @@ impl<T, const DISJOINT: bool> Spans<'_, T, DISJOINT> {
         }
     }
 
+    /// The next span from C's iterator.
+    fn next_c(&mut self) -> Option<Span> {
+        let state = &mut self.c_state;
+        // -1 marks the end (`interval_tree_span_iter_done()` in C).
+        if state.is_hole == -1 {
+            return None;
+        }
+        // SAFETY: The unions hold the hole bounds when `is_hole` is set and
+        // the used bounds otherwise; both are plain integers.
+        let span = unsafe {
+            if state.is_hole != 0 {
+                Span::hole(
+                    from_c(state.__bindgen_anon_1.start_hole),
+                    from_c(state.__bindgen_anon_2.last_hole),
+                )
+            } else {
+                Span {
+                    start: from_c(state.__bindgen_anon_1.start_used),
+                    last: from_c(state.__bindgen_anon_2.last_used),
+                    is_hole: false,
+                }
+            }
+        };
+        // SAFETY: `state` was set up by `interval_tree_span_iter_first` on
+        // a tree that stays borrowed, unchanged, for the iterator's life
+        // (type invariant).
+        unsafe { bindings::interval_tree_span_iter_next(state) };
+        Some(span)
+    }
+
     /// The span after `cur`.
     fn after(&mut self, cur: Span) -> Option<Span> {
         if self.reach.is_null() && self.next.is_null() {
@@ -646,6 +697,9 @@ impl<T, const DISJOINT: bool> Iterator for Spans<'_, T, DISJOINT> {
     type Item = Span;
 
     fn next(&mut self) -> Option<Span> {
+        if !DISJOINT {
+            return self.next_c();
+        }
         let span = self.span?;
         self.span = self.after(span);
         Some(span)
