@@ -319,19 +319,46 @@ pub(crate) fn unmap_iova_range_reporting(
     ioas: &Ioas,
     start: u64,
     last: u64,
-    mut report: Option<&mut dyn FnMut(&DirtyPages<'_>) -> Result>,
+    report: Option<&mut dyn FnMut(&DirtyPages<'_>) -> Result>,
 ) -> (Result, u64) {
+    unmap_prepared(ioas, start, last, report, None).unwrap_or_else(|e| (Err(e), 0))
+}
+
+/// [`unmap_iova_range`], after `prepare` under the same first hold of the
+/// IOAS lock: its error stops everything before anything is unmapped
+/// (the outer `Err`).
+pub(crate) fn unmap_iova_range_after(
+    ioas: &Ioas,
+    start: u64,
+    last: u64,
+    mut prepare: impl FnMut(&mut IoPagetable) -> Result,
+) -> Result<(Result, u64)> {
+    unmap_prepared(ioas, start, last, None, Some(&mut prepare))
+}
+
+/// The unmap loop of [`unmap_iova_range_reporting`] and
+/// [`unmap_iova_range_after`] (one copy of it: `prepare` is dynamic).
+fn unmap_prepared(
+    ioas: &Ioas,
+    start: u64,
+    last: u64,
+    mut report: Option<&mut dyn FnMut(&DirtyPages<'_>) -> Result>,
+    mut prepare: Option<&mut dyn FnMut(&mut IoPagetable) -> Result>,
+) -> Result<(Result, u64)> {
     let mut unmapped = 0u64;
     let mut from = start;
     let mut tries = 0u32;
     loop {
         let (result, accesses) = {
             let mut iopt = ioas.iopt.lock();
+            if let Some(prepare) = prepare.take() {
+                prepare(&mut iopt)?;
+            }
             let (result, n) = iopt.unmap_range(from, last, report.as_deref_mut());
             unmapped = unmapped.wrapping_add(n);
             match result {
-                Ok(()) => return (Ok(()), unmapped),
-                Err(UnmapStop::Failed(e)) => return (Err(e), unmapped),
+                Ok(()) => return Ok((Ok(()), unmapped)),
+                Err(UnmapStop::Failed(e)) => return Ok((Err(e), unmapped)),
                 Err(UnmapStop::Accessed {
                     iova,
                     length,
@@ -342,7 +369,7 @@ pub(crate) fn unmap_iova_range_reporting(
         let (iova, length, after_gap) = result;
         let accesses = match accesses {
             Ok(a) => a,
-            Err(e) => return (Err(e), unmapped),
+            Err(e) => return Ok((Err(e), unmapped)),
         };
         // As C: the count runs on across adjacent areas that each need
         // their accesses told, and starts again after a hole.
@@ -355,7 +382,7 @@ pub(crate) fn unmap_iova_range_reporting(
         }
         tries += 1;
         if tries > MAX_UNMAP_TRIES {
-            return (Err(edeadlock()), unmapped);
+            return Ok((Err(edeadlock()), unmapped));
         }
     }
 }

@@ -19,7 +19,10 @@ use crate::{
     context::Context,
     domain::Prot,
     io_pagetable::{DirtyPages, IoPagetable, Placement},
-    ioas::{get_ioas, map_memory, unmap_iova_range, unmap_iova_range_reporting, Ioas, IoasRef},
+    ioas::{
+        get_ioas, map_memory, unmap_iova_range, unmap_iova_range_after, unmap_iova_range_reporting,
+        Ioas, IoasRef,
+    },
     object::{ObjectKind, ObjectTable},
     pages::PagesKind,
     sys::{errno::eopnotsupp, user::access_ok, PAGE_SIZE_U64},
@@ -337,29 +340,30 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
         return unmap_dma_dirty(ctx, user, unmap);
     }
     let ioas = compat_ioas(ctx)?;
+    let (iova, len) = (unmap.iova, unmap.size);
+    // Type1 v1 (large pages off): the range's edges become area edges
+    // first, under the lock the unmap then takes on.
+    let split_v1 = |iopt: &mut IoPagetable| {
+        if !iopt.huge_pages() {
+            iopt.split_at(iova.wrapping_add(len).wrapping_sub(1))?;
+            if iova != 0 {
+                iopt.split_at(iova - 1)?;
+            }
+        }
+        Ok(())
+    };
     let (rc, unmapped) = if unmap.flags & all != 0 {
-        if unmap.iova != 0 || unmap.size != 0 {
+        if iova != 0 || len != 0 {
             return Err(EINVAL);
         }
         unmap_iova_range(&ioas, 0, u64::MAX)
     } else {
-        {
-            let mut iopt = ioas.iopt.lock();
-            if !iopt.huge_pages() {
-                // Type1 v1: make the range's edges area edges first.
-                let last = unmap.iova.wrapping_add(unmap.size).wrapping_sub(1);
-                iopt.split_at(last)?;
-                if unmap.iova != 0 {
-                    iopt.split_at(unmap.iova - 1)?;
-                }
-            }
-        }
-        if unmap.size == 0 {
-            (Err(EINVAL), 0)
-        } else {
-            match unmap.iova.checked_add(unmap.size - 1) {
-                None => (Err(EOVERFLOW), 0),
-                Some(last) => unmap_iova_range(&ioas, unmap.iova, last),
+        match len.checked_sub(1).map(|l| iova.checked_add(l)) {
+            Some(Some(last)) => unmap_iova_range_after(&ioas, iova, last, split_v1)?,
+            bad => {
+                split_v1(&mut ioas.iopt.lock())?;
+                let e = if bad.is_none() { EINVAL } else { EOVERFLOW };
+                (Err(e), 0)
             }
         }
     };
