@@ -575,14 +575,19 @@ impl Pages {
         let n = batch.len() as u64;
         gather(st, idx, batch);
         let nfresh = self.pin_missing(st, idx, batch)?;
-        let result = pfn_runs(batch, |at, pfn, count| map(idx + at, pfn, count));
+        let runs = &mut st.pinned_runs;
+        let result = pfn_runs(batch, |at, pfn, count| {
+            map(idx + at, pfn, count)?;
+            keep_run(runs, idx + at, pfn, count);
+            Ok(())
+        });
         if let Err(e) = result {
             unmap(idx, idx + n - 1);
+            forget_runs(&mut st.pinned_runs, idx, idx + n - 1);
             self.unpin_fresh(st, batch, nfresh);
             return Err(e);
         }
         st.npinned += nfresh;
-        keep_fresh_runs(&mut st.pinned_runs, idx, batch);
         Ok(())
     }
 
@@ -1285,32 +1290,21 @@ fn check_cached(idx: u64, cached: &[u64], read: &mut impl FnMut(u64, &mut [u64])
     }
 }
 
-/// Keeps each run of at least [`CACHED_RUN_MIN`] consecutive PFNs that
-/// [`Pages::fill_batch`] pinned fresh in `batch` (pages from `idx`), while
-/// memory allows.
-fn keep_fresh_runs(runs: &mut DisjointTree<u64>, idx: u64, batch: &[u64]) {
-    let mut k = 0;
-    while k < batch.len() {
-        let pfn = batch[k];
-        if pfn == NO_PFN || pfn & FRESH == 0 {
-            k += 1;
-            continue;
-        }
-        let n = 1 + batch[k + 1..]
-            .iter()
-            .zip(pfn + 1..)
-            .take_while(|&(&p, want)| p == want)
-            .count();
-        if n >= CACHED_RUN_MIN {
-            let at = idx + k as u64;
-            match NewNode::new(at, at + n as u64 - 1, pfn & !FRESH, GFP_KERNEL) {
-                // INVARIANT: the run lies in the use being filled, and
-                // was pinned fresh, so no run kept covers it yet.
-                Ok(node) => runs.insert(node),
-                Err(_) => return,
-            }
-        }
-        k += n;
+/// Keeps the run of `count` consecutive PFNs from `pfn` at pages from
+/// `first`, all pinned for the domain use being filled, if it is at least
+/// [`CACHED_RUN_MIN`] long, meets no run kept, and memory allows.
+fn keep_run(runs: &mut DisjointTree<u64>, first: u64, pfn: u64, count: u64) {
+    if count < CACHED_RUN_MIN as u64 {
+        return;
+    }
+    let last = first + count - 1;
+    if runs.first(first, last).is_some() {
+        return;
+    }
+    if let Ok(node) = NewNode::new(first, last, pfn, GFP_KERNEL) {
+        // INVARIANT: the pages are pinned at these PFNs, lie in the use
+        // being filled, and no run kept covers them.
+        runs.insert(node);
     }
 }
 
@@ -1522,22 +1516,18 @@ mod tests {
     }
 
     #[test]
-    fn fresh_runs_long_enough_are_kept() -> Result {
+    fn runs_long_enough_and_apart_are_kept() -> Result {
         let mut runs = DisjointTree::new();
         let n = CACHED_RUN_MIN as u64;
-        let mut batch = KVec::new();
-        // A fresh run one page short, an old page, a fresh run just long
-        // enough, then a jump in PFN.
-        for k in 0..n - 1 {
-            batch.push((1000 + k) | FRESH, GFP_KERNEL)?;
-        }
-        batch.push(7, GFP_KERNEL)?;
-        for k in 0..n {
-            batch.push((5000 + k) | FRESH, GFP_KERNEL)?;
-        }
-        batch.push(9 | FRESH, GFP_KERNEL)?;
-        keep_fresh_runs(&mut runs, 10, &batch);
-        assert_eq!(&kept(&runs)?[..], &[(10 + n, 10 + 2 * n - 1, 5000)]);
+        keep_run(&mut runs, 10, 1000, n - 1);
+        keep_run(&mut runs, 100, 5000, n);
+        // Meeting a run kept: not kept, lest runs overlap.
+        keep_run(&mut runs, 100 + n - 1, 7000, n);
+        keep_run(&mut runs, 100 + n, 9000, n);
+        assert_eq!(
+            &kept(&runs)?[..],
+            &[(100, 100 + n - 1, 5000), (100 + n, 100 + 2 * n - 1, 9000)]
+        );
         Ok(())
     }
 
