@@ -27,7 +27,7 @@ use crate::{
         interval_tree::{DisjointTree, IntervalTree, NewNode},
         pin::{self, Charge, PinFrom, UserRef},
         shared::Shared,
-        Capability, DVec, PAGE_SIZE_U64,
+        Capability, DBox, DVec, PAGE_SIZE_U64,
     },
 };
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -246,7 +246,7 @@ pub(crate) struct PagesState {
     npinned: u64,
     /// Page index -> `pfn << USER_BITS | users`, for pages that accesses
     /// pin.
-    access: PageTable,
+    access: AccessRecords,
     /// The areas mapped in domains, by page index range.
     domain_uses: IntervalTree<DomainUse>,
     /// Runs of at least [`CACHED_RUN_MIN`] pages pinned for domain uses,
@@ -265,6 +265,42 @@ pub(crate) struct PagesState {
 /// keeps: its 64-byte node then costs at most 1/4096 of the memory it
 /// describes.
 const CACHED_RUN_MIN: usize = 64;
+
+/// The access records of a pages object: a [`PageTable`] made on the
+/// first access pin and freed with the last (most pages objects never
+/// have one, and it would take a quarter of the object).
+struct AccessRecords(Option<DBox<PageTable>>);
+
+/// What a pages object without access records reads.
+static NO_ACCESS_RECORDS: PageTable = PageTable::new();
+
+impl AccessRecords {
+    /// The records (an empty table if there are none).
+    fn table(&self) -> &PageTable {
+        self.0.as_deref().unwrap_or(&NO_ACCESS_RECORDS)
+    }
+
+    /// The records to change, if there are any.
+    fn table_mut(&mut self) -> Option<&mut PageTable> {
+        self.0.as_deref_mut()
+    }
+
+    /// The records to change, made for `npages` pages if there are none
+    /// (`ENOMEM`).
+    fn table_or_new(&mut self, npages: u64) -> Result<&mut PageTable> {
+        if self.0.is_none() {
+            self.0 = Some(DBox::new(PageTable::with_limit(npages), GFP_KERNEL)?);
+        }
+        self.0.as_deref_mut().ok_or(ENOMEM)
+    }
+
+    /// Frees the table if it holds no record.
+    fn free_if_empty(&mut self) {
+        if self.0.as_deref().is_some_and(PageTable::is_empty) {
+            self.0 = None;
+        }
+    }
+}
 
 /// Bits of an access record that count the users of a page; the PFN is
 /// above them.
@@ -291,10 +327,11 @@ pub(crate) struct Pages {
     state: Mutex<PagesState>,
 }
 
-// A pages object and its `Shared` count fit a 256-byte kmalloc: one more
-// word doubles what each area costs (make bench's `mem_bytes_per_area`).
+// A pages object and its `Shared` count fit a 192-byte kmalloc (128 in
+// production builds): one more word takes each area to the next size
+// (make bench's `mem_bytes_per_area`).
 #[cfg(not(any(CONFIG_DEBUG_LOCK_ALLOC, CONFIG_DEBUG_MUTEXES)))]
-const _: () = assert!(core::mem::size_of::<Pages>() <= 248);
+const _: () = assert!(core::mem::size_of::<Pages>() <= 184);
 
 /// A byte range to turn into a pages object: `[start, start + length)` of
 /// user VA or file offset.
@@ -368,7 +405,6 @@ impl Pages {
         if dmabuf.is_some() {
             account_mode = AccountMode::None;
         }
-        let npages = (start_byte + req.length).div_ceil(PAGE_SIZE_U64);
         // A dma-buf's state lock is taken under the dma-buf's reservation
         // lock (a revocation), and never around the mmap lock, which user
         // memory's is: a lock class of its own keeps lockdep from joining
@@ -387,7 +423,7 @@ impl Pages {
                 PagesState {
                     owner: Owner::current(mm),
                     npinned: 0,
-                    access: PageTable::with_limit(npages),
+                    access: AccessRecords(None),
                     domain_uses: IntervalTree::new(),
                     pinned_runs: DisjointTree::new(),
                     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -405,6 +441,11 @@ impl Pages {
             import.populate(attached);
         }
         Ok((pages, start_byte))
+    }
+
+    /// Pages the object spans, from its first page's start.
+    fn npages(&self) -> u64 {
+        self.len.div_ceil(PAGE_SIZE_U64)
     }
 
     /// Whether the memory is a dma-buf's.
@@ -862,17 +903,19 @@ impl Pages {
         let mut idx = first;
         while idx <= last {
             // Pages that accesses pin gain one, up to the first without.
-            idx = st.access.modify_while(idx, last, |entry| {
-                let more = *entry != 0 && *entry & USER_MASK != USER_MASK;
-                if more {
-                    *entry += 1;
-                }
-                more
-            });
+            if let Some(access) = st.access.table_mut() {
+                idx = access.modify_while(idx, last, |entry| {
+                    let more = *entry != 0 && *entry & USER_MASK != USER_MASK;
+                    if more {
+                        *entry += 1;
+                    }
+                    more
+                });
+            }
             if idx > last {
                 break;
             }
-            let result = if st.access.get(idx) != 0 {
+            let result = if st.access.table().get(idx) != 0 {
                 // The pin count is full.
                 Err(ENOMEM)
             } else {
@@ -900,14 +943,20 @@ impl Pages {
         last: u64,
     ) -> Result {
         let start = *idx;
-        let n = st.access.zeros_from(start, last, batch.len() as u64);
+        let n = st
+            .access
+            .table()
+            .zeros_from(start, last, batch.len() as u64);
         let batch = &mut batch[..n as usize];
         gather(st, start, batch);
         let nfresh = self.pin_missing(st, start, batch)?;
-        let recorded = st.access.fill(start, start + n - 1, |i| {
-            (batch[(i - start) as usize] & !FRESH) << USER_BITS | 1
+        let recorded = st.access.table_or_new(self.npages()).and_then(|access| {
+            access.fill(start, start + n - 1, |i| {
+                (batch[(i - start) as usize] & !FRESH) << USER_BITS | 1
+            })
         });
         if let Err(e) = recorded {
+            st.access.free_if_empty();
             self.unpin_fresh(st, batch, nfresh);
             return Err(e);
         }
@@ -946,7 +995,9 @@ impl Pages {
         let mut freed = 0u64;
         let mut runs = PfnRuns::new();
         let writable = self.writable;
-        let (uses, access) = (&st.domain_uses, &mut st.access);
+        let (uses, Some(access)) = (&st.domain_uses, st.access.table_mut()) else {
+            return;
+        };
         for span in uses.spans(first, last) {
             // Pages a domain uses stay pinned.
             let keep = !span.is_hole;
@@ -972,6 +1023,7 @@ impl Pages {
             // SAFETY: As above.
             unsafe { pin::unpin_run(start, n, writable) };
         }
+        st.access.free_if_empty();
         st.npinned -= freed;
         let _ = pin::account(&st.owner.charge(), self.charge_mode(), freed, false);
     }
@@ -1016,7 +1068,7 @@ impl Pages {
     /// if an access has not pinned one.
     pub(crate) fn access_pfns(&self, first: u64, last: u64, out: &mut KVec<u64>) -> Result {
         let st = self.state.lock();
-        st.access.read(first, last, |_, entries| {
+        st.access.table().read(first, last, |_, entries| {
             for &entry in entries {
                 if entry == 0 {
                     return Err(EFAULT);
@@ -1031,7 +1083,7 @@ impl Pages {
     /// accesses pin, in order.
     pub(crate) fn for_each_access_pinned(&self, first: u64, last: u64, mut f: impl FnMut(u64)) {
         let st = self.state.lock();
-        let _ = st.access.read(first, last, |start, entries| {
+        let _ = st.access.table().read(first, last, |start, entries| {
             for (k, _) in entries.iter().enumerate().filter(|(_, &e)| e != 0) {
                 f(start + k as u64);
             }
@@ -1193,10 +1245,11 @@ fn walk_users(
             continue;
         }
         hole(piece);
-        if st.access.is_empty() {
+        let access = st.access.table();
+        if access.is_empty() {
             continue;
         }
-        let _ = st.access.read(span.start, span.last, |start, records| {
+        let _ = access.read(span.start, span.last, |start, records| {
             let at = (start - span.start) as usize;
             for (slot, &record) in piece[at..].iter_mut().zip(records) {
                 if record != 0 {
