@@ -1336,7 +1336,7 @@ fn check_cached(idx: u64, cached: &[u64], read: &mut impl FnMut(u64, &mut [u64])
         let at = idx + (k * mapped.len()) as u64;
         read(at, &mut mapped[..chunk.len()]);
         if chunk != &mapped[..chunk.len()] {
-            pr_err!("iommufd_rs: kept PFN run disagrees with the domain at page {at}\n");
+            pr_err!("kept PFN run disagrees with the domain at page {at}\n");
             kernel::warn_on!(true);
             return;
         }
@@ -1537,18 +1537,28 @@ mod tests {
         let mut runs = DisjointTree::new();
         runs.insert(NewNode::new(100, 199, 5000, GFP_KERNEL)?);
         runs.insert(NewNode::new(300, 399, 9000, GFP_KERNEL)?);
-        // Kept pages read arithmetically; the others from `read`.
+        // Kept pages read arithmetically, the others from `read`, a fake
+        // domain that agrees with the runs (debug kernels ask it about the
+        // kept pages too, and check).
+        let domain = |i: u64| match i {
+            100..=199 => 5000 + (i - 100),
+            300..=399 => 9000 + (i - 300),
+            _ => i + 1_000_000,
+        };
+        let mut asked = 0;
         let mut out = [0u64; 8];
         read_cached(&runs, 196, &mut out, |i, piece| {
-            piece
-                .iter_mut()
-                .zip(i..)
-                .for_each(|(p, i)| *p = i + 1_000_000);
+            asked += piece.len();
+            piece.iter_mut().zip(i..).for_each(|(p, i)| *p = domain(i));
         });
         assert_eq!(
             out,
             [5096, 5097, 5098, 5099, 1_000_200, 1_000_201, 1_000_202, 1_000_203]
         );
+        // The domain was asked only past the run (and, on debug kernels,
+        // for the check of the kept four).
+        let expected = if cfg!(CONFIG_KASAN) { 8 } else { 4 };
+        assert_eq!(asked, expected);
         let mut none = [0u64; 0];
         read_cached(&runs, 0, &mut none, |_, _| {});
         // Cut the middle out of one, the tail off another, one whole.
