@@ -275,36 +275,7 @@ impl PageTable {
         last: u64,
         mut f: impl FnMut(&mut u64) -> bool,
     ) -> u64 {
-        if let Some(small) = &mut self.small {
-            let mut at = first;
-            while at <= last {
-                let Some(v) = small.values.get_mut(at as usize) else {
-                    break;
-                };
-                if !f(v) {
-                    break;
-                }
-                at += 1;
-            }
-            return at;
-        }
-        for (start, n) in leaf_pieces(first, last) {
-            let (t, l, e) = split(start);
-            let Some(leaf) = self
-                .top
-                .get_mut(t)
-                .and_then(|m| m.as_mut())
-                .and_then(|m| m.leaves[l].as_deref_mut())
-            else {
-                return start;
-            };
-            for (i, v) in leaf[e..e + n].iter_mut().enumerate() {
-                if !f(v) {
-                    return start + i as u64;
-                }
-            }
-        }
-        last + 1
+        self.modify_stride(first, last, |v| u64::from(f(v)))
     }
 
     /// Like [`PageTable::modify_while`] from `first`, but `f` answers how

@@ -214,10 +214,10 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
     ///
     /// `node` must be valid and in no tree, and `root` a plain tree.
     unsafe fn insert_disjoint(&mut self, node: *mut bindings::interval_tree_node) {
-        // SAFETY: Per the caller and the type invariants, every pointer
-        // followed is a live node of this tree or `node`; `rb_link_node`
-        // is written out (it is inline): the new node is red, with no
-        // children, hung from the link the descent stopped at.
+        // `rb_link_node` is written out (it is inline): the new node is
+        // red, childless, hung from the link the descent stopped at.
+        // SAFETY: Every pointer followed is `node` or a live node of this
+        // tree (the caller's promise and the type invariants).
         unsafe {
             let start = (*node).start;
             let mut link = &raw mut self.root.rb_root.rb_node;
@@ -482,11 +482,10 @@ impl<T> DisjointTree<T> {
     ) {
         let mut cur = self.first_raw(start, last);
         while let Some(raw) = NonNull::new(cur) {
+            // A range kept inside the old one keeps the nodes apart and
+            // ordered by `start`, all a plain tree relies on.
             // SAFETY: `raw` is a node of this tree, borrowed mutably; the
-            // next node is found before `raw` changes or goes, and neither
-            // moves the others. A range kept inside the old one keeps the
-            // nodes apart and ordered by `start`, which is all a plain tree
-            // relies on.
+            // next is found before `raw` changes or goes.
             unsafe {
                 let node = raw.as_ptr();
                 cur = Self::next_raw(node, start, last);
