@@ -709,12 +709,25 @@ impl<T, const DISJOINT: bool> Iterator for Spans<'_, T, DISJOINT> {
 mod tests {
     use super::*;
 
-    fn tree(ranges: &[(u64, u64)]) -> Result<IntervalTree<usize>> {
+    fn tree<const D: bool>(ranges: &[(u64, u64)]) -> Result<IntervalTree<usize, D>> {
         let mut t = IntervalTree::new();
         for (i, &(s, l)) in ranges.iter().enumerate() {
             t.insert(NewNode::new(s, l, i, GFP_KERNEL)?);
         }
         Ok(t)
+    }
+
+    /// The spans of `[s, l]`, as `(start, last, is_hole)`.
+    fn spans_of<const D: bool>(
+        t: &IntervalTree<usize, D>,
+        s: u64,
+        l: u64,
+    ) -> Result<KVec<(u64, u64, bool)>> {
+        let mut v = KVec::new();
+        for span in t.spans(s, l) {
+            v.push((span.start, span.last, span.is_hole), GFP_KERNEL)?;
+        }
+        Ok(v)
     }
 
     fn found<const D: bool>(t: &IntervalTree<usize, D>, s: u64, l: u64) -> Result<KVec<usize>> {
@@ -727,7 +740,8 @@ mod tests {
 
     #[test]
     fn overlap_queries() -> Result {
-        let t = tree(&[(10, 19), (30, 39), (15, 34), (100, 100), (0, u64::MAX)])?;
+        let t: IntervalTree<usize> =
+            tree(&[(10, 19), (30, 39), (15, 34), (100, 100), (0, u64::MAX)])?;
         assert_eq!(t.len(), 5);
         // In order of start: (0,MAX) then (10,19), (15,34), (30,39), (100,100).
         assert_eq!(&found(&t, 0, u64::MAX)?[..], &[4, 0, 2, 1, 3]);
@@ -742,13 +756,9 @@ mod tests {
 
     #[test]
     fn spans_over_holes() -> Result {
-        let t = tree(&[(10, 19), (15, 24), (40, 49)])?;
-        let mut spans = KVec::new();
-        for s in t.spans(0, 59) {
-            spans.push((s.start, s.last, s.is_hole), GFP_KERNEL)?;
-        }
+        let t: IntervalTree<usize> = tree(&[(10, 19), (15, 24), (40, 49)])?;
         assert_eq!(
-            &spans[..],
+            &spans_of(&t, 0, 59)?[..],
             &[
                 (0, 9, true),
                 (10, 24, false),
@@ -760,39 +770,19 @@ mod tests {
         // A range inside one node is one used span; an empty tree is one hole.
         assert_eq!(t.spans(41, 42).count(), 1);
         let empty: IntervalTree<usize> = IntervalTree::new();
-        let all: KVec<Span> = {
-            let mut v = KVec::new();
-            for s in empty.spans(0, u64::MAX) {
-                v.push(s, GFP_KERNEL)?;
-            }
-            v
-        };
-        assert_eq!(
-            &all[..],
-            &[Span {
-                start: 0,
-                last: u64::MAX,
-                is_hole: true
-            }]
-        );
+        assert_eq!(&spans_of(&empty, 0, u64::MAX)?[..], &[(0, u64::MAX, true)]);
         Ok(())
     }
 
     #[test]
     fn disjoint_lookups_and_spans() -> Result {
-        let mut t: DisjointTree<usize> = IntervalTree::new();
-        for (i, &(s, l)) in [
+        let mut t: DisjointTree<usize> = tree(&[
             (30, 39),
             (10, 19),
             (20, 24),
             (50, 50),
             (u64::MAX - 9, u64::MAX),
-        ]
-        .iter()
-        .enumerate()
-        {
-            t.insert(NewNode::new(s, l, i, GFP_KERNEL)?);
-        }
+        ])?;
         assert_eq!(&found(&t, 0, u64::MAX)?[..], &[1, 2, 0, 3, 4]);
         assert_eq!(&found(&t, 15, 31)?[..], &[1, 2, 0]);
         assert_eq!(&found(&t, 25, 29)?[..], &[] as &[usize]);
@@ -800,13 +790,9 @@ mod tests {
         assert_eq!(&found(&t, 39, 49)?[..], &[0]);
         assert_eq!(&found(&t, 51, u64::MAX - 10)?[..], &[] as &[usize]);
         assert_eq!(&found(&t, u64::MAX, u64::MAX)?[..], &[4]);
-        let mut spans = KVec::new();
-        for s in t.spans(5, 60) {
-            spans.push((s.start, s.last, s.is_hole), GFP_KERNEL)?;
-        }
         // Touching areas make one used span, as in the interval tree.
         assert_eq!(
-            &spans[..],
+            &spans_of(&t, 5, 60)?[..],
             &[
                 (5, 9, true),
                 (10, 24, false),
@@ -834,7 +820,7 @@ mod tests {
 
     #[test]
     fn removal_during_iteration() -> Result {
-        let mut t = tree(&[(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)])?;
+        let mut t: IntervalTree<usize> = tree(&[(0, 9), (10, 19), (20, 29), (30, 39), (40, 49)])?;
         let mut removed = KVec::new();
         // Remove every other node overlapping [5, 45].
         let mut push_err = Ok(());
