@@ -17,12 +17,17 @@
 use crate::{
     context::{Context, Node},
     ioas,
-    sys::misc::{FileOps, OpenFile},
+    sys::misc::{ioctl_return, FileOps, OpenFile},
     uapi,
     ucmd::Ucmd,
 };
 use core::mem::{offset_of, size_of};
-use kernel::{ioctl::_IOC_NR, prelude::*, uaccess::UserPtr};
+use kernel::{
+    ioctl::_IOC_NR,
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::UserPtr,
+};
 
 /// One entry of the ioctl table.
 pub(crate) struct IoctlOp {
@@ -32,8 +37,11 @@ pub(crate) struct IoctlOp {
     size: usize,
     /// Smallest size userspace may pass.
     min_size: usize,
-    /// Reads the struct and runs the handler: the ioctl's return value.
-    execute: fn(&Context, UserPtr, usize) -> Result<isize>,
+    /// Runs the ioctl `(ctx, cmd, arg)` whose command index is this
+    /// entry's: checks the full number and the size word, reads the
+    /// struct and runs the handler. Returns the ioctl's return value or a
+    /// negated errno.
+    execute: fn(&Context, u32, UserPtr) -> isize,
 }
 
 /// Size of the field that `_get` projects to; used for `min_size`.
@@ -78,13 +86,44 @@ macro_rules! op {
             num: $num,
             size: size_of::<$ty>(),
             min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
-            execute: |ctx, user, user_size| {
-                let mut ucmd = Ucmd::<$ty>::new(user, user_size);
-                ucmd.read_in()?;
-                $handler(ctx, &mut ucmd).map(IoctlValue::value)
+            execute: |ctx, cmd, user| {
+                const MIN_SIZE: usize = offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last);
+                run::<$ty, _>(ctx, cmd, user, $num, MIN_SIZE, |ctx, ucmd| {
+                    $handler(ctx, ucmd).map(IoctlValue::value)
+                })
             },
         }
     };
+}
+
+/// The body of every table entry's `execute`, for an ioctl numbered `num`
+/// whose struct is a `T` of at least `min_size` bytes. Inlined into each,
+/// so that the checks compare with constants.
+#[inline(always)]
+fn run<T: FromBytes + AsBytes + Default, F>(
+    ctx: &Context,
+    cmd: u32,
+    user: UserPtr,
+    num: u32,
+    min_size: usize,
+    handler: F,
+) -> isize
+where
+    F: FnOnce(&Context, &mut Ucmd<T>) -> Result<isize>,
+{
+    // As in C: the size word is read (EFAULT) before the number is matched.
+    let user_size = match crate::sys::get_user_u32(user) {
+        Ok(size) => size as usize,
+        Err(e) => return ioctl_return(Err(e)),
+    };
+    if cmd != num {
+        return ioctl_return(Err(ENOTTY));
+    }
+    if user_size < min_size {
+        return ioctl_return(Err(EINVAL));
+    }
+    let mut ucmd = Ucmd::<T>::new(user, user_size);
+    ioctl_return(ucmd.read_in().and_then(|()| handler(ctx, &mut ucmd)))
 }
 
 /// Number of table slots: one per command index up to the last one.
@@ -260,7 +299,7 @@ impl FileOps for Context {
     }
 
     #[inline]
-    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> isize {
         dispatch(&this, cmd, arg)
     }
 
@@ -284,7 +323,7 @@ const fn index(num: u32) -> usize {
 
 /// Looks up the table entry for `cmd`.
 fn lookup(cmd: u32) -> Option<&'static IoctlOp> {
-    matching(slot(cmd)?, cmd)
+    slot(cmd)?.as_ref().filter(|op| op.num == cmd)
 }
 
 /// The table slot for `cmd`'s command index, if it is in the table's range.
@@ -293,26 +332,36 @@ fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
     OPS.get(nr as usize)
 }
 
-/// The entry in `slot` if its full number is `cmd`.
-fn matching(slot: &'static Option<IoctlOp>, cmd: u32) -> Option<&'static IoctlOp> {
-    slot.as_ref().filter(|op| op.num == cmd)
+/// Runs one ioctl on a context: its return value or a negated errno.
+/// Numbers outside the iommufd table are VFIO container ioctls.
+///
+/// Inlined into the VFS's entry point, where it ends in a tail call of the
+/// table entry (or of one of the two functions below), so that the common
+/// path builds no stack frame of its own.
+#[inline]
+pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> isize {
+    let Some(slot) = slot(cmd) else {
+        return compat_ioctl(ctx, cmd, arg);
+    };
+    let user = UserPtr::from_addr(arg);
+    match slot {
+        Some(op) => (op.execute)(ctx, cmd, user),
+        None => unknown_ioctl(user),
+    }
 }
 
-/// Runs one ioctl on a context. Numbers outside the iommufd table are VFIO
-/// container ioctls.
-#[inline]
-pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
-    let Some(slot) = slot(cmd) else {
-        return crate::vfio_compat::ioctl(ctx, cmd, arg);
-    };
-    // As in C: the size word is read (EFAULT) before the number is matched.
-    let user = UserPtr::from_addr(arg);
-    let user_size = crate::sys::get_user_u32(user)? as usize;
-    let op = matching(slot, cmd).ok_or(ENOTTY)?;
-    if user_size < op.min_size {
-        return Err(EINVAL);
-    }
-    (op.execute)(ctx, user, user_size)
+/// A VFIO container ioctl (a number outside the iommufd table).
+#[inline(never)]
+fn compat_ioctl(ctx: &Context, cmd: u32, arg: usize) -> isize {
+    ioctl_return(crate::vfio_compat::ioctl(ctx, cmd, arg))
+}
+
+/// A number in the table's range with no ioctl: `ENOTTY`, once the size
+/// word has been read (`EFAULT`), as for a known index with the wrong
+/// number.
+#[inline(never)]
+fn unknown_ioctl(user: UserPtr) -> isize {
+    ioctl_return(crate::sys::get_user_u32(user).and(Err(ENOTTY)))
 }
 
 #[kunit_tests(iommufd_rs_ioctl)]

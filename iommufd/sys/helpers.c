@@ -30,9 +30,13 @@ void iommufd_rs_put_page(struct page *page)
 	put_page(page);
 }
 
-int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr)
+u64 iommufd_rs_get_user_u32(const u32 __user *uptr)
 {
-	return get_user(*out, uptr);
+	u32 val;
+
+	if (get_user(val, uptr))
+		return U64_MAX;
+	return val;
 }
 
 bool iommufd_rs_access_ok(const void __user *uptr, unsigned long size)

@@ -14,7 +14,7 @@ struct mm_struct;
 unsigned int iommufd_rs_page_ref_count(struct page *page);
 bool iommufd_rs_page_compound(struct page *page);
 void iommufd_rs_put_page(struct page *page);
-int iommufd_rs_get_user_u32(u32 *out, const u32 __user *uptr);
+u64 iommufd_rs_get_user_u32(const u32 __user *uptr);
 bool iommufd_rs_access_ok(const void __user *uptr, unsigned long size);
 void *iommufd_rs_kmalloc(size_t size);
 

@@ -31,13 +31,24 @@ pub(crate) trait FileOps: Sized + Send + Sync {
     /// Creates the per-file state for a new open of `file`.
     fn open(node: &Self::NodeData, file: OpenFile) -> Result<Pin<KBox<Self>>>;
 
-    /// Handles one `ioctl` on an open file.
-    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> Result<isize>;
+    /// Handles one `ioctl` on an open file: its return value, or a negated
+    /// errno ([`ioctl_return`] makes one of a `Result`). A bare integer
+    /// comes back in a register through every layer down to the VFS.
+    fn ioctl(this: Pin<&Self>, cmd: u32, arg: usize) -> isize;
 
     /// Handles `mmap()` of an open file, setting up `vma` (`ENODEV`:
     /// nothing to map).
     fn mmap(_this: Pin<&Self>, _vma: &kernel::mm::virt::VmaNew) -> Result {
         Err(ENODEV)
+    }
+}
+
+/// An ioctl's return value for `result`: the value, or the negated errno.
+#[inline(always)]
+pub(crate) fn ioctl_return(result: Result<isize>) -> isize {
+    match result {
+        Ok(value) => value,
+        Err(e) => e.to_errno() as isize,
     }
 }
 
@@ -307,10 +318,7 @@ impl<T: FileOps> Registration<T> {
         // SAFETY: `private_data` holds the state stored by `open`; `release`
         // cannot run while the VFS is inside an ioctl on the file.
         let state = unsafe { <Pin<KBox<T>> as ForeignOwnable>::borrow((*file).private_data) };
-        match T::ioctl(state, cmd, arg) {
-            Ok(ret) => ret as ffi::c_long,
-            Err(e) => e.to_errno() as ffi::c_long,
-        }
+        T::ioctl(state, cmd, arg) as ffi::c_long
     }
 }
 

@@ -10,7 +10,7 @@ use kernel::{
 };
 
 extern "C" {
-    fn iommufd_rs_get_user_u32(out: *mut u32, uptr: *const u32) -> i32;
+    fn iommufd_rs_get_user_u32(uptr: *const u32) -> u64;
     fn iommufd_rs_access_ok(uptr: *const core::ffi::c_void, size: core::ffi::c_ulong) -> bool;
 }
 
@@ -34,14 +34,11 @@ pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
 /// `UserSlice` read is a full `copy_from_user()` call): `EFAULT` if it
 /// cannot be read.
 pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
-    let mut value = 0u32;
-    // SAFETY: `value` is a valid place for the result; `get_user()` checks
-    // `uptr` itself and faults safely.
-    let rc = unsafe { iommufd_rs_get_user_u32(&mut value, uptr.as_const_ptr().cast()) };
-    if rc != 0 {
-        return Err(EFAULT);
-    }
-    Ok(value)
+    // SAFETY: `get_user()` checks `uptr` itself and faults safely.
+    let word = unsafe { iommufd_rs_get_user_u32(uptr.as_const_ptr().cast()) };
+    // The helper answers the value, or `u64::MAX` (no `u32`) for a fault,
+    // in one register.
+    u32::try_from(word).map_err(|_| EFAULT)
 }
 
 /// Fills `out` from the `size_of::<T>()` bytes at `user`, with one
