@@ -143,6 +143,8 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>
 ///
 /// Writes as many ranges as fit in `num_iovas`, always sets `num_iovas` to
 /// the full count, and fails with `EMSGSIZE` if they did not all fit.
+// Its table entry is its one caller: one stack frame for both.
+#[inline(always)]
 pub(crate) fn iova_ranges_ioctl(
     ctx: &Context,
     ucmd: &mut Ucmd<uapi::iommu_ioas_iova_ranges>,
@@ -206,6 +208,8 @@ pub(crate) fn allow_iovas_ioctl(
 }
 
 /// `IOMMU_IOAS_MAP`: maps user memory.
+// Its table entry is its one caller: one stack frame for both.
+#[inline(always)]
 pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags & !MAP_FLAGS != 0 || cmd.__reserved != 0 {
@@ -277,6 +281,8 @@ fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flags: &mut u32
 
 /// `IOMMU_IOAS_COPY`: maps memory already mapped in one IOAS into another
 /// (or the same), sharing its pages objects.
+// Its table entry is its one caller: one stack frame for both.
+#[inline(always)]
 pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) -> Result {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
@@ -388,6 +394,8 @@ fn unmap_prepared(
 }
 
 /// `IOMMU_IOAS_UNMAP`: unmaps whole areas inside a range, or everything.
+// Its table entry is its one caller: one stack frame for both.
+#[inline(always)]
 pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>) -> Result {
     let (iova, length) = (ucmd.cmd.iova, ucmd.cmd.length);
     let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
