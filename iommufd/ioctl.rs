@@ -338,24 +338,18 @@ fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
 /// Numbers outside the iommufd table are VFIO container ioctls.
 ///
 /// Inlined into the VFS's entry point, where it ends in a tail call of the
-/// table entry (or of one of the two functions below), so that the common
+/// table entry (or of the VFIO container ioctls, or of [`unknown_ioctl`]), so that the common
 /// path builds no stack frame of its own.
 #[inline]
 pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> isize {
     let Some(slot) = slot(cmd) else {
-        return compat_ioctl(ctx, cmd, arg);
+        return crate::vfio_compat::ioctl(ctx, cmd, arg);
     };
     let user = UserPtr::from_addr(arg);
     match slot {
         Some(op) => (op.execute)(ctx, cmd, user),
         None => unknown_ioctl(user),
     }
-}
-
-/// A VFIO container ioctl (a number outside the iommufd table).
-#[inline(never)]
-fn compat_ioctl(ctx: &Context, cmd: u32, arg: usize) -> isize {
-    ioctl_return(crate::vfio_compat::ioctl(ctx, cmd, arg))
 }
 
 /// A number in the table's range with no ioctl: `ENOTTY`, once the size

@@ -258,7 +258,7 @@ pub(crate) struct PagesState {
     /// A dma-buf's: each domain each area maps it into, which a
     /// revocation unmaps (C's dmabuf tracker).
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-    dmabuf_maps: KVec<(AreaSpan, Arc<dyn IoDomain>)>,
+    dmabuf_maps: DVec<(AreaSpan, Arc<dyn IoDomain>)>,
 }
 
 /// Shortest run of consecutive PFNs that [`PagesState::pinned_runs`]
@@ -427,7 +427,7 @@ impl Pages {
                     domain_uses: IntervalTree::new(),
                     pinned_runs: DisjointTree::new(),
                     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                    dmabuf_maps: KVec::new(),
+                    dmabuf_maps: DVec::new(),
                 },
                 lock_name,
                 lock_class,

@@ -25,7 +25,7 @@ use crate::{
     },
     object::{ObjectKind, ObjectTable},
     pages::PagesKind,
-    sys::{errno::eopnotsupp, user::access_ok, PAGE_SIZE_U64},
+    sys::{errno::eopnotsupp, misc::ioctl_return, user::access_ok, PAGE_SIZE_U64},
     uapi,
     ucmd::{read_prefix, Ucmd},
 };
@@ -61,11 +61,12 @@ const DIRTY_BITMAP_SIZE_MAX: u64 = dirty_bitmap_bytes(DIRTY_BITMAP_PAGES_MAX);
 /// Size of `struct vfio_iommu_type1_info_cap_migration`.
 const CAP_MIGRATION_SIZE: usize = size_of::<uapi::vfio_iommu_type1_info_cap_migration>();
 
-/// Runs a VFIO container ioctl. Unknown numbers are `ENOTTY`.
+/// Runs a VFIO container ioctl: its return value or a negated errno.
+/// Unknown numbers are `ENOTTY`.
 // Kept out of line so that the native ioctls' dispatch stays small.
 #[inline(never)]
-pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
-    match cmd {
+pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> isize {
+    ioctl_return(match cmd {
         VFIO_GET_API_VERSION => Ok(uapi::VFIO_API_VERSION as isize),
         VFIO_CHECK_EXTENSION => check_extension(ctx, arg),
         VFIO_SET_IOMMU => set_iommu(ctx, arg).map(|()| 0),
@@ -74,7 +75,7 @@ pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> Result<isize> {
         VFIO_IOMMU_UNMAP_DMA => unmap_dma(ctx, UserPtr::from_addr(arg)).map(|()| 0),
         VFIO_IOMMU_DIRTY_PAGES => dirty_pages(ctx, UserPtr::from_addr(arg)).map(|()| 0),
         _ => Err(ENOTTY),
-    }
+    })
 }
 
 /// The compat IOAS: `ENODEV` if none is set (or it was destroyed).

@@ -348,6 +348,7 @@ impl IoPagetable {
     }
 
     /// Empty logs for `areas` (placed, not yet inserted), if the log runs.
+    #[inline(always)]
     pub(super) fn new_dirty_logs(
         &self,
         areas: &[Option<NewArea>],
@@ -355,12 +356,17 @@ impl IoPagetable {
         if !self.dirty_log {
             return Ok(None);
         }
+        Self::new_running_logs(areas).map(Some)
+    }
+
+    /// [`Self::new_dirty_logs`] while the log runs.
+    fn new_running_logs(areas: &[Option<NewArea>]) -> Result<KVec<KVVec<u64>>> {
         let mut logs = KVec::with_capacity(areas.len(), GFP_KERNEL)?;
         for node in areas.iter().flatten() {
             let (start, last) = node.range();
             logs.push(new_log(start, last)?, GFP_KERNEL)?;
         }
-        Ok(Some(logs))
+        Ok(logs)
     }
 
     /// Gives the areas of `[first, last]`, just inserted, their `logs`,

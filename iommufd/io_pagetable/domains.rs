@@ -147,10 +147,15 @@ impl IoPagetable {
     }
 
     /// Undoes [`IoPagetable::fill_area`], if there are domains.
+    #[inline]
     pub(super) fn unfill_area(&self, iova: u64, length: u64, area: &Area) {
-        if self.attached.domains().is_empty() {
-            return;
+        if !self.attached.domains().is_empty() {
+            self.unfill_area_from_domains(iova, length, area);
         }
+    }
+
+    /// [`Self::unfill_area`] with domains attached.
+    fn unfill_area_from_domains(&self, iova: u64, length: u64, area: &Area) {
         let span = self.span_of(iova, length, area.start_byte);
         area.pages.unfill_domains(span, |first, last| {
             for d in self.attached.domains().iter() {

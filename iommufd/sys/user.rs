@@ -9,8 +9,12 @@ use kernel::{
     uaccess::UserPtr,
 };
 
+#[cfg(not(target_arch = "x86_64"))]
 extern "C" {
     fn iommufd_rs_get_user_u32(uptr: *const u32) -> u64;
+}
+
+extern "C" {
     fn iommufd_rs_access_ok(uptr: *const core::ffi::c_void, size: core::ffi::c_ulong) -> bool;
 }
 
@@ -33,6 +37,36 @@ pub(crate) fn access_ok(addr: u64, size: u64) -> bool {
 /// Reads the `u32` at `uptr` with `get_user()` (one inline access, where a
 /// `UserSlice` read is a full `copy_from_user()` call): `EFAULT` if it
 /// cannot be read.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
+    extern "C" {
+        fn __get_user_4();
+    }
+    let err: usize;
+    let value: u32;
+    // SAFETY: This is what x86's `get_user()` of 4 bytes expands to, a
+    // call of `__get_user_4`. It takes the address in rax, clamps it to
+    // user space and reads it under an exception-table entry (a fault is
+    // an error, not an oops), and answers 0 or `-EFAULT` in rax and the
+    // value in edx; it changes no other register and no memory of ours.
+    unsafe {
+        core::arch::asm!(
+            "call {get_user}",
+            get_user = sym __get_user_4,
+            inout("rax") uptr.as_const_ptr().addr() => err,
+            out("edx") value,
+        )
+    };
+    if err != 0 {
+        return Err(EFAULT);
+    }
+    Ok(value)
+}
+
+/// Reads the `u32` at `uptr` with `get_user()`: `EFAULT` if it cannot be
+/// read.
+#[cfg(not(target_arch = "x86_64"))]
 pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
     // SAFETY: `get_user()` checks `uptr` itself and faults safely.
     let word = unsafe { iommufd_rs_get_user_u32(uptr.as_const_ptr().cast()) };
