@@ -133,145 +133,155 @@ const TABLE_LEN: usize = index(uapi::IOMMU_HW_QUEUE_ALLOC) + 1;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 const TABLE_LEN: usize = index(uapi::IOMMU_TEST_CMD) + 1;
 
+/// The entry of a command index with no ioctl: `ENOTTY`, once the size
+/// word has been read (`EFAULT`), as for a known index with the wrong
+/// number. Its number, 0, matches no command of the table's range.
+const NO_IOCTL: IoctlOp = IoctlOp {
+    num: 0,
+    size: 0,
+    min_size: 0,
+    execute: |_, _, user| ioctl_return(crate::sys::get_user_u32(user).and(Err(ENOTTY))),
+};
+
 /// The table, indexed by `_IOC_NR(cmd) - IOMMUFD_CMD_BASE`. Every ioctl of
 /// the 7.2 ABI has its entry, so the size rules hold for all of them even
 /// before their handler exists.
-static OPS: [Option<IoctlOp>; TABLE_LEN] = {
-    let mut ops = [const { None }; TABLE_LEN];
-    ops[index(uapi::IOMMU_DESTROY)] = Some(op!(
+static OPS: [IoctlOp; TABLE_LEN] = {
+    let mut ops = [const { NO_IOCTL }; TABLE_LEN];
+    ops[index(uapi::IOMMU_DESTROY)] = op!(
         uapi::IOMMU_DESTROY,
         uapi::iommu_destroy,
         id,
         destroy_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_ALLOC)] = op!(
         uapi::IOMMU_IOAS_ALLOC,
         uapi::iommu_ioas_alloc,
         out_ioas_id,
         ioas::alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_ALLOW_IOVAS)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_ALLOW_IOVAS)] = op!(
         uapi::IOMMU_IOAS_ALLOW_IOVAS,
         uapi::iommu_ioas_allow_iovas,
         allowed_iovas,
         ioas::allow_iovas_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_COPY)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_COPY)] = op!(
         uapi::IOMMU_IOAS_COPY,
         uapi::iommu_ioas_copy,
         src_iova,
         ioas::copy_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_IOVA_RANGES)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_IOVA_RANGES)] = op!(
         uapi::IOMMU_IOAS_IOVA_RANGES,
         uapi::iommu_ioas_iova_ranges,
         out_iova_alignment,
         ioas::iova_ranges_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_MAP)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_MAP)] = op!(
         uapi::IOMMU_IOAS_MAP,
         uapi::iommu_ioas_map,
         iova,
         ioas::map_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_UNMAP)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_UNMAP)] = op!(
         uapi::IOMMU_IOAS_UNMAP,
         uapi::iommu_ioas_unmap,
         length,
         ioas::unmap_ioctl
-    ));
-    ops[index(uapi::IOMMU_OPTION)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_OPTION)] = op!(
         uapi::IOMMU_OPTION,
         uapi::iommu_option,
         val64,
         ioas::option_ioctl
-    ));
-    ops[index(uapi::IOMMU_VFIO_IOAS)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_VFIO_IOAS)] = op!(
         uapi::IOMMU_VFIO_IOAS,
         uapi::iommu_vfio_ioas,
         __reserved,
         crate::vfio_compat::vfio_ioas_ioctl
-    ));
-    ops[index(uapi::IOMMU_HWPT_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_HWPT_ALLOC)] = op!(
         uapi::IOMMU_HWPT_ALLOC,
         uapi::iommu_hwpt_alloc,
         __reserved,
         crate::hw_pagetable::alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_GET_HW_INFO)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_GET_HW_INFO)] = op!(
         uapi::IOMMU_GET_HW_INFO,
         uapi::iommu_hw_info,
         __reserved,
         crate::device::get_hw_info_ioctl
-    ));
-    ops[index(uapi::IOMMU_HWPT_SET_DIRTY_TRACKING)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_HWPT_SET_DIRTY_TRACKING)] = op!(
         uapi::IOMMU_HWPT_SET_DIRTY_TRACKING,
         uapi::iommu_hwpt_set_dirty_tracking,
         __reserved,
         crate::hw_pagetable::set_dirty_tracking_ioctl
-    ));
-    ops[index(uapi::IOMMU_HWPT_GET_DIRTY_BITMAP)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_HWPT_GET_DIRTY_BITMAP)] = op!(
         uapi::IOMMU_HWPT_GET_DIRTY_BITMAP,
         uapi::iommu_hwpt_get_dirty_bitmap,
         data,
         crate::hw_pagetable::get_dirty_bitmap_ioctl
-    ));
-    ops[index(uapi::IOMMU_HWPT_INVALIDATE)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_HWPT_INVALIDATE)] = op!(
         uapi::IOMMU_HWPT_INVALIDATE,
         uapi::iommu_hwpt_invalidate,
         __reserved,
         crate::hw_pagetable::invalidate_ioctl
-    ));
-    ops[index(uapi::IOMMU_FAULT_QUEUE_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_FAULT_QUEUE_ALLOC)] = op!(
         uapi::IOMMU_FAULT_QUEUE_ALLOC,
         uapi::iommu_fault_alloc,
         out_fault_fd,
         crate::eventq::fault_alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_MAP_FILE)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_MAP_FILE)] = op!(
         uapi::IOMMU_IOAS_MAP_FILE,
         uapi::iommu_ioas_map_file,
         iova,
         ioas::map_file_ioctl
-    ));
-    ops[index(uapi::IOMMU_VIOMMU_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_VIOMMU_ALLOC)] = op!(
         uapi::IOMMU_VIOMMU_ALLOC,
         uapi::iommu_viommu_alloc,
         out_viommu_id,
         viommu_alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_VDEVICE_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_VDEVICE_ALLOC)] = op!(
         uapi::IOMMU_VDEVICE_ALLOC,
         uapi::iommu_vdevice_alloc,
         virt_id,
         vdevice_alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_IOAS_CHANGE_PROCESS)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_IOAS_CHANGE_PROCESS)] = op!(
         uapi::IOMMU_IOAS_CHANGE_PROCESS,
         uapi::iommu_ioas_change_process,
         __reserved,
         ioas::change_process_ioctl
-    ));
-    ops[index(uapi::IOMMU_VEVENTQ_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_VEVENTQ_ALLOC)] = op!(
         uapi::IOMMU_VEVENTQ_ALLOC,
         uapi::iommu_veventq_alloc,
         out_veventq_fd,
         veventq_alloc_ioctl
-    ));
-    ops[index(uapi::IOMMU_HW_QUEUE_ALLOC)] = Some(op!(
+    );
+    ops[index(uapi::IOMMU_HW_QUEUE_ALLOC)] = op!(
         uapi::IOMMU_HW_QUEUE_ALLOC,
         uapi::iommu_hw_queue_alloc,
         length,
         hw_queue_alloc_ioctl
-    ));
+    );
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
-        ops[index(uapi::IOMMU_TEST_CMD)] = Some(op!(
+        ops[index(uapi::IOMMU_TEST_CMD)] = op!(
             uapi::IOMMU_TEST_CMD,
             uapi::iommu_test_cmd,
             last,
             crate::selftest::test_ioctl
-        ));
+        );
     }
     ops
 };
@@ -325,11 +335,11 @@ const fn index(num: u32) -> usize {
 
 /// Looks up the table entry for `cmd`.
 fn lookup(cmd: u32) -> Option<&'static IoctlOp> {
-    slot(cmd)?.as_ref().filter(|op| op.num == cmd)
+    slot(cmd).filter(|op| op.num == cmd)
 }
 
 /// The table slot for `cmd`'s command index, if it is in the table's range.
-fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
+fn slot(cmd: u32) -> Option<&'static IoctlOp> {
     let nr = _IOC_NR(cmd).checked_sub(uapi::IOMMUFD_CMD_BASE)?;
     OPS.get(nr as usize)
 }
@@ -338,26 +348,14 @@ fn slot(cmd: u32) -> Option<&'static Option<IoctlOp>> {
 /// Numbers outside the iommufd table are VFIO container ioctls.
 ///
 /// Inlined into the VFS's entry point, where it ends in a tail call of the
-/// table entry (or of the VFIO container ioctls, or of [`unknown_ioctl`]), so that the common
+/// table entry (or of the VFIO container ioctls), so that the common
 /// path builds no stack frame of its own.
 #[inline]
 pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> isize {
     let Some(slot) = slot(cmd) else {
         return crate::vfio_compat::ioctl(ctx, cmd, arg);
     };
-    let user = UserPtr::from_addr(arg);
-    match slot {
-        Some(op) => (op.execute)(ctx, cmd, user),
-        None => unknown_ioctl(user),
-    }
-}
-
-/// A number in the table's range with no ioctl: `ENOTTY`, once the size
-/// word has been read (`EFAULT`), as for a known index with the wrong
-/// number.
-#[inline(never)]
-fn unknown_ioctl(user: UserPtr) -> isize {
-    ioctl_return(crate::sys::get_user_u32(user).and(Err(ENOTTY)))
+    (slot.execute)(ctx, cmd, UserPtr::from_addr(arg))
 }
 
 #[kunit_tests(iommufd_rs_ioctl)]
@@ -390,8 +388,8 @@ mod tests {
         // Every slot up to the last 7.2 ioctl is filled: they are dense.
         assert!(OPS[..=index(uapi::IOMMU_HW_QUEUE_ALLOC)]
             .iter()
-            .all(Option::is_some));
-        for op in OPS.iter().flatten() {
+            .all(|op| op.num != 0));
+        for op in OPS.iter().filter(|op| op.num != 0) {
             assert!(op.min_size >= size_of::<u32>());
             assert!(op.min_size <= op.size);
         }

@@ -143,10 +143,11 @@ pub(crate) fn new_area(
     length: u64,
     prot: Prot,
 ) -> Result<NewArea> {
+    // Written straight into the node's allocation.
     NewNode::new(
         0,
         length - 1,
-        Area {
+        init!(Area {
             pages,
             start_byte,
             prot,
@@ -154,7 +155,7 @@ pub(crate) fn new_area(
             num_locks: Atomic::new(0),
             prevent_access: Atomic::new(false),
             dirty: None,
-        },
+        }),
         GFP_KERNEL,
     )
 }

@@ -44,29 +44,54 @@ struct Node<T> {
     value: T,
 }
 
+/// A value taken out of a tree, still in its node: dropping it drops the
+/// value and frees the node, without moving the value out first.
+pub(crate) struct Removed<T>(DBox<Node<T>>);
+
+impl<T> Removed<T> {
+    /// Moves the value out of its node.
+    pub(crate) fn into_inner(self) -> T {
+        DBox::into_inner(self.0).value
+    }
+}
+
+impl<T> core::ops::Deref for Removed<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0.value
+    }
+}
+
 /// A node allocated ahead of insertion, so that inserting cannot fail.
 pub(crate) struct NewNode<T> {
     node: Pin<DBox<Node<T>>>,
 }
 
 impl<T> NewNode<T> {
-    /// Allocates a node for `[start, last]` holding `value`.
+    /// Allocates a node for `[start, last]` holding `value` (a `T`, or an
+    /// initializer that writes one straight into the node).
     pub(crate) fn new(
         start: u64,
         last: u64,
-        value: T,
+        value: impl Init<T>,
         flags: kernel::alloc::Flags,
     ) -> Result<Self> {
-        let itree = bindings::interval_tree_node {
-            start: to_c(start),
-            last: to_c(last),
-            ..Default::default()
-        };
         let node = DBox::pin_init(
             pin_init!(Node {
-                itree: Opaque::new(itree),
-                value
-            }),
+                itree <- Opaque::ffi_init(|slot: *mut bindings::interval_tree_node| {
+                    // SAFETY: `ffi_init` hands over the node's C part,
+                    // valid for writes.
+                    unsafe {
+                        slot.write(bindings::interval_tree_node {
+                            start: to_c(start),
+                            last: to_c(last),
+                            ..Default::default()
+                        })
+                    };
+                }),
+                value <- value,
+            }? Error),
             flags,
         )?;
         Ok(Self { node })
@@ -349,13 +374,13 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
 
     /// Finds the first node overlapping `[start, last]` and removes it if
     /// `take` says so, with one search. Returns its range and, if removed,
-    /// its value; `None` if no node overlaps.
+    /// its value (left in its node); `None` if no node overlaps.
     pub(crate) fn take_first_if(
         &mut self,
         start: u64,
         last: u64,
         take: impl FnOnce(u64, u64, &T) -> bool,
-    ) -> Option<(u64, u64, Option<T>)> {
+    ) -> Option<(u64, u64, Option<Removed<T>>)> {
         let raw = NonNull::new(self.first_raw(start, last))?;
         // SAFETY: `raw` is a node of this tree; if removed, the tree no
         // longer points to it and the box leaked by `insert` is rebuilt
@@ -366,8 +391,7 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
                 return Some((s, l, None));
             }
             self.remove_raw(raw.as_ptr());
-            let node = DBox::from_raw(Self::node_of(raw.as_ptr()));
-            Some((s, l, Some(DBox::into_inner(node).value)))
+            Some((s, l, Some(Removed(DBox::from_raw(Self::node_of(raw.as_ptr()))))))
         }
     }
 
@@ -717,6 +741,17 @@ mod tests {
         Ok(t)
     }
 
+    /// `take_first_if` on `[s, l]` answering `take`, the value moved out.
+    fn take<const D: bool>(
+        t: &mut IntervalTree<usize, D>,
+        s: u64,
+        l: u64,
+        take: bool,
+    ) -> Option<(u64, u64, Option<usize>)> {
+        t.take_first_if(s, l, |_, _, _| take)
+            .map(|(s, l, v)| (s, l, v.map(Removed::into_inner)))
+    }
+
     /// The spans of `[s, l]`, as `(start, last, is_hole)`.
     fn spans_of<const D: bool>(
         t: &IntervalTree<usize, D>,
@@ -805,14 +840,8 @@ mod tests {
         );
         assert_eq!(t.spans(u64::MAX - 20, u64::MAX).count(), 2);
         // The first node removed, then one in the middle: lookups hold.
-        assert_eq!(
-            t.take_first_if(0, 12, |_, _, _| true),
-            Some((10, 19, Some(1)))
-        );
-        assert_eq!(
-            t.take_first_if(31, 31, |_, _, _| true),
-            Some((30, 39, Some(0)))
-        );
+        assert_eq!(take(&mut t, 0, 12, true), Some((10, 19, Some(1))));
+        assert_eq!(take(&mut t, 31, 31, true), Some((30, 39, Some(0))));
         assert_eq!(&found(&t, 0, u64::MAX)?[..], &[2, 3, 4]);
         assert_eq!(t.first(0, 100).map(|e| e.start), Some(20));
         Ok(())
@@ -838,16 +867,10 @@ mod tests {
         assert_eq!(&removed[..], &[(0, 0), (20, 2), (40, 4)]);
         assert_eq!(t.len(), 2);
         assert_eq!(&found(&t, 0, u64::MAX)?[..], &[1, 3]);
-        assert_eq!(
-            t.take_first_if(0, u64::MAX, |_, _, _| true),
-            Some((10, 19, Some(1)))
-        );
+        assert_eq!(take(&mut t, 0, u64::MAX, true), Some((10, 19, Some(1))));
         // Found but kept, then nothing left below 30.
-        assert_eq!(
-            t.take_first_if(0, u64::MAX, |_, _, _| false),
-            Some((30, 39, None))
-        );
-        assert_eq!(t.take_first_if(0, 29, |_, _, _| true), None);
+        assert_eq!(take(&mut t, 0, u64::MAX, false), Some((30, 39, None)));
+        assert_eq!(take(&mut t, 0, 29, true), None);
         assert_eq!(t.len(), 1);
         Ok(())
     }
