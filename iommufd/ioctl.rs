@@ -148,12 +148,8 @@ const NO_IOCTL: IoctlOp = IoctlOp {
 /// before their handler exists.
 static OPS: [IoctlOp; TABLE_LEN] = {
     let mut ops = [const { NO_IOCTL }; TABLE_LEN];
-    ops[index(uapi::IOMMU_DESTROY)] = op!(
-        uapi::IOMMU_DESTROY,
-        uapi::iommu_destroy,
-        id,
-        destroy_ioctl
-    );
+    ops[index(uapi::IOMMU_DESTROY)] =
+        op!(uapi::IOMMU_DESTROY, uapi::iommu_destroy, id, destroy_ioctl);
     ops[index(uapi::IOMMU_IOAS_ALLOC)] = op!(
         uapi::IOMMU_IOAS_ALLOC,
         uapi::iommu_ioas_alloc,

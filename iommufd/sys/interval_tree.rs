@@ -391,7 +391,11 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
                 return Some((s, l, None));
             }
             self.remove_raw(raw.as_ptr());
-            Some((s, l, Some(Removed(DBox::from_raw(Self::node_of(raw.as_ptr()))))))
+            Some((
+                s,
+                l,
+                Some(Removed(DBox::from_raw(Self::node_of(raw.as_ptr())))),
+            ))
         }
     }
 
