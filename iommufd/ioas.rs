@@ -303,7 +303,7 @@ pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) 
         areas
     };
     let dst = get_ioas(ctx, cmd.dst_ioas_id)?;
-    ucmd.cmd.dst_iova = dst.iopt.lock().map_areas(&mut areas, placement)?;
+    ucmd.cmd.dst_iova = dst.iopt.lock().map_areas(areas.as_mut_slice(), placement)?;
     ucmd.respond()
 }
 

@@ -160,6 +160,49 @@ pub(crate) fn new_area(
     )
 }
 
+/// How many areas a copy keeps in place before it needs a vector.
+const FEW_AREAS: usize = 4;
+
+/// The new areas of one copy, in order: a few in place (a copy of one
+/// mapping allocates nothing for the list), more in a vector.
+pub(crate) enum NewAreas {
+    /// The first `.1` slots are filled.
+    Few([Option<NewArea>; FEW_AREAS], usize),
+    /// More than [`FEW_AREAS`].
+    Many(KVec<Option<NewArea>>),
+}
+
+impl NewAreas {
+    /// Appends `area`: `ENOMEM` (and `area` is dropped) if a vector is
+    /// needed and cannot grow.
+    fn push(&mut self, area: NewArea) -> Result {
+        match self {
+            Self::Few(slots, len) if *len < FEW_AREAS => {
+                slots[*len] = Some(area);
+                *len += 1;
+            }
+            Self::Few(slots, _) => {
+                let mut all = KVec::with_capacity(2 * FEW_AREAS, GFP_KERNEL)?;
+                for slot in slots.iter_mut() {
+                    all.push(slot.take(), GFP_KERNEL)?;
+                }
+                all.push(Some(area), GFP_KERNEL)?;
+                *self = Self::Many(all);
+            }
+            Self::Many(all) => all.push(Some(area), GFP_KERNEL)?,
+        }
+        Ok(())
+    }
+
+    /// The areas, as [`IoPagetable::map_areas`] takes them.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [Option<NewArea>] {
+        match self {
+            Self::Few(slots, len) => &mut slots[..*len],
+            Self::Many(all) => all,
+        }
+    }
+}
+
 /// The length of a new area.
 fn new_area_len(area: &NewArea) -> u64 {
     area.range().1 + 1
@@ -518,17 +561,12 @@ impl IoPagetable {
     /// New areas for the memory behind `[iova, iova + length)`, which
     /// contiguous areas must cover, sharing their pages objects, with
     /// protection `prot`.
-    pub(crate) fn copy_areas(
-        &self,
-        iova: u64,
-        length: u64,
-        prot: Prot,
-    ) -> Result<KVec<Option<NewArea>>> {
+    pub(crate) fn copy_areas(&self, iova: u64, length: u64, prot: Prot) -> Result<NewAreas> {
         if length == 0 {
             return Err(EINVAL);
         }
         let last = last_of(iova, length)?;
-        let mut out = KVec::new();
+        let mut out = NewAreas::Few([const { None }; FEW_AREAS], 0);
         let mut cur = iova;
         for area in self.areas.iter(iova, last) {
             if area.start > cur {
@@ -542,7 +580,7 @@ impl IoPagetable {
                 piece_last - cur + 1,
                 prot,
             )?;
-            out.push(Some(node), GFP_KERNEL)?;
+            out.push(node)?;
             if piece_last == last {
                 return Ok(out);
             }

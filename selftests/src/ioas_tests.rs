@@ -164,6 +164,16 @@ fn copy_shares_and_checks() -> TestResult {
         fd.copy(dst, src, 0x10_3000, 2 * PAGE, READ | FIXED, 0x50_0000),
         Ok(0x50_0000)
     );
+    // Across more areas than a copy keeps in place: six of one page.
+    for i in 0..6 {
+        let iova = 0x60_0000 + i * PAGE;
+        check_eq!(fd.map(src, VA, PAGE, RW | FIXED, iova), Ok(iova));
+    }
+    check_eq!(
+        fd.copy(dst, src, 0x60_0000, 6 * PAGE, RW | FIXED, 0x70_0000),
+        Ok(0x70_0000)
+    );
+    check_eq!(fd.unmap(dst, 0x70_0000, 6 * PAGE), Ok(6 * PAGE));
     // Writable from a read-only source.
     check_eq!(fd.copy(dst, src, 0x10_4000, PAGE, RW, 0), Err(EPERM));
     // Holes and missing objects.
