@@ -62,11 +62,13 @@ impl Ioas {
 pub(crate) type IoasRef = ObjectPart<Ioas>;
 
 /// Looks up an IOAS by ID: `ENOENT` if the ID is not an IOAS.
+#[inline(always)]
 pub(crate) fn get_ioas(ctx: &Context, id: u32) -> Result<IoasRef> {
     get_ioas_in(&ctx.objects, id)
 }
 
 /// Looks up an IOAS by ID in `table`: `ENOENT` if the ID is not an IOAS.
+#[inline(always)]
 pub(crate) fn get_ioas_in(table: &ObjectTable, id: u32) -> Result<IoasRef> {
     ioas_of(table.get(id)?).map_err(|_| ENOENT)
 }

@@ -165,6 +165,7 @@ impl ObjectTable {
 
     /// Looks up a visible object and takes a user reference on it. In test
     /// builds a fail-nth sweep may make it fail (`ENOENT`), as C's lookup.
+    #[inline]
     pub(crate) fn get(&self, id: u32) -> Result<ObjectRef> {
         #[cfg(CONFIG_IOMMUFD_RS_TEST)]
         if crate::sys::fail::should_fail() {
