@@ -176,6 +176,7 @@ impl ObjectTable {
 
     /// Looks up the compat IOAS's object, as [`ObjectTable::get`], under
     /// one lock: `ENODEV` if none is set.
+    #[inline]
     pub(crate) fn get_compat(&self) -> Result<ObjectRef> {
         let inner = self.inner.lock();
         inner.compat_ioas.and_then(|id| inner.get(id)).ok_or(ENODEV)

@@ -79,6 +79,7 @@ pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> isize {
 }
 
 /// The compat IOAS: `ENODEV` if none is set (or it was destroyed).
+#[inline(always)]
 fn compat_ioas(ctx: &Context) -> Result<IoasRef> {
     crate::ioas::ioas_of(ctx.objects.get_compat()?).map_err(|_| ENODEV)
 }
