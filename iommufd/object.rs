@@ -189,7 +189,7 @@ impl ObjectTable {
     }
 
     /// Removes an object by ID, as [`ObjectTable::destroy`], and returns it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&self, id: u32) -> Result<Option<Shared<Object>>> {
         let removed = {
             let mut inner = self.inner.lock();

@@ -415,6 +415,7 @@ impl IoPagetable {
     }
 
     /// Checks that `[iova, iova + length)` may be mapped exactly there.
+    #[inline]
     fn check_iova(&self, iova: u64, length: u64) -> Result {
         if iova & (self.iova_alignment - 1) != 0 {
             return Err(EINVAL);
