@@ -41,8 +41,11 @@ pub(crate) struct IoctlOp {
     /// entry's: checks the full number and the size word, reads the
     /// struct and runs the handler. Returns the ioctl's return value or a
     /// negated errno.
-    execute: fn(&Context, u32, UserPtr) -> isize,
+    execute: IoctlFn,
 }
+
+/// Runs one ioctl `(ctx, cmd, arg)`: its return value or a negated errno.
+type IoctlFn = fn(&Context, u32, usize) -> isize;
 
 /// Size of the field that `_get` projects to; used for `min_size`.
 const fn field_size<T, F>(_get: fn(&T) -> &F) -> usize {
@@ -86,9 +89,9 @@ macro_rules! op {
             num: $num,
             size: size_of::<$ty>(),
             min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
-            execute: |ctx, cmd, user| {
+            execute: |ctx, cmd, arg| {
                 const MIN_SIZE: usize = offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last);
-                run::<$ty, _>(ctx, cmd, user, $num, MIN_SIZE, |ctx, ucmd| {
+                run::<$ty, _>(ctx, cmd, UserPtr::from_addr(arg), $num, MIN_SIZE, |ctx, ucmd| {
                     $handler(ctx, ucmd).map(IoctlValue::value)
                 })
             },
@@ -140,13 +143,15 @@ const NO_IOCTL: IoctlOp = IoctlOp {
     num: 0,
     size: 0,
     min_size: 0,
-    execute: |_, _, user| ioctl_return(crate::sys::get_user_u32(user).and(Err(ENOTTY))),
+    execute: |_, _, arg| {
+        ioctl_return(crate::sys::get_user_u32(UserPtr::from_addr(arg)).and(Err(ENOTTY)))
+    },
 };
 
 /// The table, indexed by `_IOC_NR(cmd) - IOMMUFD_CMD_BASE`. Every ioctl of
 /// the 7.2 ABI has its entry, so the size rules hold for all of them even
 /// before their handler exists.
-static OPS: [IoctlOp; TABLE_LEN] = {
+const OPS: [IoctlOp; TABLE_LEN] = {
     let mut ops = [const { NO_IOCTL }; TABLE_LEN];
     ops[index(uapi::IOMMU_DESTROY)] =
         op!(uapi::IOMMU_DESTROY, uapi::iommu_destroy, id, destroy_ioctl);
@@ -340,18 +345,28 @@ fn slot(cmd: u32) -> Option<&'static IoctlOp> {
     OPS.get(nr as usize)
 }
 
+/// What runs an ioctl, by its command index (`_IOC_NR`): the iommufd
+/// table's entries in its range, the VFIO container ioctls elsewhere. All
+/// 256 indexes, so that dispatch is one indexed jump.
+static DISPATCH: [IoctlFn; 256] = {
+    let mut all: [IoctlFn; 256] = [crate::vfio_compat::ioctl; 256];
+    let base = uapi::IOMMUFD_CMD_BASE as usize;
+    let mut i = 0;
+    while i < TABLE_LEN {
+        all[base + i] = OPS[i].execute;
+        i += 1;
+    }
+    all
+};
+
 /// Runs one ioctl on a context: its return value or a negated errno.
 /// Numbers outside the iommufd table are VFIO container ioctls.
 ///
-/// Inlined into the VFS's entry point, where it ends in a tail call of the
-/// table entry (or of the VFIO container ioctls), so that the common
-/// path builds no stack frame of its own.
+/// Inlined into the VFS's entry point, where it is one tail call through
+/// [`DISPATCH`], so that the common path builds no stack frame of its own.
 #[inline]
 pub(crate) fn dispatch(ctx: &Context, cmd: u32, arg: usize) -> isize {
-    let Some(slot) = slot(cmd) else {
-        return crate::vfio_compat::ioctl(ctx, cmd, arg);
-    };
-    (slot.execute)(ctx, cmd, UserPtr::from_addr(arg))
+    DISPATCH[(_IOC_NR(cmd) & 0xff) as usize](ctx, cmd, arg)
 }
 
 #[kunit_tests(iommufd_rs_ioctl)]
