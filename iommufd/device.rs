@@ -481,8 +481,8 @@ fn write_hw_data(cmd: &mut uapi::iommu_hw_info, data: &[u8]) -> Result {
 /// `IOMMU_GET_HW_INFO`: the IOMMU's information about device `dev_id`.
 /// Copies as much of the data as `data_len` allows, zeroes the rest of the
 /// user buffer, and reports the full length.
-pub(crate) fn get_hw_info_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hw_info>) -> Result {
-    let cmd = &mut ucmd.cmd;
+pub(crate) fn get_hw_info_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_hw_info>) -> Result {
+    let cmd = &mut *ucmd.cmd;
     if cmd.flags & !uapi::IOMMU_HW_INFO_FLAG_INPUT_TYPE != 0 || cmd.__reserved != [0; 3] {
         return Err(eopnotsupp());
     }

@@ -249,7 +249,10 @@ impl EventQueue for FaultFile {
 }
 
 /// `IOMMU_FAULT_QUEUE_ALLOC`: a fault queue object and its file.
-pub(crate) fn fault_alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_fault_alloc>) -> Result {
+pub(crate) fn fault_alloc_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<'_, uapi::iommu_fault_alloc>,
+) -> Result {
     if ucmd.cmd.flags != 0 {
         return Err(eopnotsupp());
     }

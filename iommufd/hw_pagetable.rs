@@ -273,7 +273,7 @@ pub(crate) fn detach(table: &ObjectTable, hwpt: ObjectRef) {
 /// mock one, or a nested HWPT on a paging one (mock devices only), with
 /// C's checks in C's order. The fault queue is looked up first but, as C
 /// finds it last, its `ENOENT` comes only once the HWPT could be made.
-pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_hwpt_alloc>) -> Result {
+pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_hwpt_alloc>) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.__reserved != 0 {
         return Err(eopnotsupp());
@@ -438,9 +438,9 @@ const INVALIDATE_ENTRY_NUM_MAX: u32 = 1 << 19;
 /// handled, on error too. A paging HWPT or any other object: `EINVAL`.
 pub(crate) fn invalidate_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_hwpt_invalidate>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_hwpt_invalidate>,
 ) -> Result {
-    let (done, result) = invalidate(ctx, &ucmd.cmd);
+    let (done, result) = invalidate(ctx, ucmd.cmd);
     ucmd.cmd.entry_num = done;
     if ucmd.respond().is_err() {
         return Err(EFAULT);
@@ -497,7 +497,7 @@ fn get_hwpt_paging(ctx: &Context, id: u32) -> Result<ObjectPart<HwptPaging>> {
 /// track.
 pub(crate) fn set_dirty_tracking_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_hwpt_set_dirty_tracking>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_hwpt_set_dirty_tracking>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags & !uapi::IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0 {
@@ -528,7 +528,7 @@ pub(crate) fn set_dirty_tracking_ioctl(
 /// cannot write.
 pub(crate) fn get_dirty_bitmap_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_hwpt_get_dirty_bitmap>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_hwpt_get_dirty_bitmap>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags & !uapi::IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR != 0 || cmd.__reserved != 0 {

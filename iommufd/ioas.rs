@@ -129,7 +129,7 @@ pub(crate) fn map_memory(
 }
 
 /// `IOMMU_IOAS_ALLOC`: creates an empty IOAS.
-pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>) -> Result {
+pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_ioas_alloc>) -> Result {
     if ucmd.cmd.flags != 0 {
         return Err(eopnotsupp());
     }
@@ -149,7 +149,7 @@ pub(crate) fn alloc_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_alloc>
 #[inline(always)]
 pub(crate) fn iova_ranges_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_ioas_iova_ranges>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_ioas_iova_ranges>,
 ) -> Result {
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
@@ -186,7 +186,7 @@ pub(crate) fn iova_ranges_ioctl(
 /// `IOMMU_IOAS_ALLOW_IOVAS`: replaces the ranges the allocator may use.
 pub(crate) fn allow_iovas_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_ioas_allow_iovas>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_ioas_allow_iovas>,
 ) -> Result {
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
@@ -212,7 +212,7 @@ pub(crate) fn allow_iovas_ioctl(
 /// `IOMMU_IOAS_MAP`: maps user memory.
 // Its table entry is its one caller: one stack frame for both.
 #[inline(always)]
-pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) -> Result {
+pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_ioas_map>) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags & !MAP_FLAGS != 0 || cmd.__reserved != 0 {
         return Err(eopnotsupp());
@@ -229,7 +229,10 @@ pub(crate) fn map_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map>) ->
 }
 
 /// `IOMMU_IOAS_MAP_FILE`: maps a range of a file (memfd).
-pub(crate) fn map_file_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_map_file>) -> Result {
+pub(crate) fn map_file_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<'_, uapi::iommu_ioas_map_file>,
+) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags & !MAP_FLAGS != 0 {
         return Err(eopnotsupp());
@@ -285,10 +288,10 @@ fn syz_conv_iova_id(ctx: &Context, ioas_id: u32, iova: &mut u64, flags: &mut u32
 /// (or the same), sharing its pages objects.
 // Its table entry is its one caller: one stack frame for both.
 #[inline(always)]
-pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_copy>) -> Result {
+pub(crate) fn copy_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_ioas_copy>) -> Result {
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     {
-        let cmd = &mut ucmd.cmd;
+        let cmd = &mut *ucmd.cmd;
         syz_conv_iova_id(ctx, cmd.src_ioas_id, &mut cmd.src_iova, &mut cmd.flags);
     }
     let cmd = &ucmd.cmd;
@@ -398,7 +401,7 @@ fn unmap_prepared(
 /// `IOMMU_IOAS_UNMAP`: unmaps whole areas inside a range, or everything.
 // Its table entry is its one caller: one stack frame for both.
 #[inline(always)]
-pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>) -> Result {
+pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_ioas_unmap>) -> Result {
     let (iova, length) = (ucmd.cmd.iova, ucmd.cmd.length);
     let ioas = get_ioas(ctx, ucmd.cmd.ioas_id)?;
     let unmapped = if iova == 0 && length == u64::MAX {
@@ -426,7 +429,7 @@ pub(crate) fn unmap_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_ioas_unmap>
 
 /// `IOMMU_OPTION`: `RLIMIT_MODE` (global) and `HUGE_PAGES` (per IOAS).
 /// On success only `val64` is written back.
-pub(crate) fn option_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_option>) -> Result {
+pub(crate) fn option_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_option>) -> Result {
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
     }
@@ -478,7 +481,7 @@ pub(crate) fn option_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_option>) -
 /// memory of every IOAS. Only file-backed memory can move (`EINVAL`).
 pub(crate) fn change_process_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_ioas_change_process>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_ioas_change_process>,
 ) -> Result {
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());

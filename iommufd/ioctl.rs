@@ -21,7 +21,7 @@ use crate::{
     uapi,
     ucmd::Ucmd,
 };
-use core::mem::{offset_of, size_of};
+use core::mem::{offset_of, size_of, MaybeUninit};
 use kernel::{
     ioctl::_IOC_NR,
     prelude::*,
@@ -91,9 +91,14 @@ macro_rules! op {
             min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
             execute: |ctx, cmd, arg| {
                 const MIN_SIZE: usize = offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last);
-                run::<$ty, _>(ctx, cmd, UserPtr::from_addr(arg), $num, MIN_SIZE, |ctx, ucmd| {
-                    $handler(ctx, ucmd).map(IoctlValue::value)
-                })
+                run::<$ty, _>(
+                    ctx,
+                    cmd,
+                    UserPtr::from_addr(arg),
+                    $num,
+                    MIN_SIZE,
+                    |ctx, ucmd| $handler(ctx, ucmd).map(IoctlValue::value),
+                )
             },
         }
     };
@@ -103,7 +108,7 @@ macro_rules! op {
 /// whose struct is a `T` of at least `min_size` bytes. Inlined into each,
 /// so that the checks compare with constants.
 #[inline(always)]
-fn run<T: FromBytes + AsBytes + Default, F>(
+fn run<T: FromBytes + AsBytes, F>(
     ctx: &Context,
     cmd: u32,
     user: UserPtr,
@@ -112,7 +117,7 @@ fn run<T: FromBytes + AsBytes + Default, F>(
     handler: F,
 ) -> isize
 where
-    F: FnOnce(&Context, &mut Ucmd<T>) -> Result<isize>,
+    F: FnOnce(&Context, &mut Ucmd<'_, T>) -> Result<isize>,
 {
     // As in C: the size word is read (EFAULT) before the number is matched.
     let user_size = match crate::sys::get_user_u32(user) {
@@ -125,8 +130,10 @@ where
     if user_size < min_size {
         return ioctl_return(Err(EINVAL));
     }
-    let mut ucmd = Ucmd::<T>::new(user, user_size);
-    ioctl_return(ucmd.read_in().and_then(|()| handler(ctx, &mut ucmd)))
+    let mut slot = MaybeUninit::<T>::uninit();
+    ioctl_return(
+        Ucmd::read(&mut slot, user, user_size).and_then(|mut ucmd| handler(ctx, &mut ucmd)),
+    )
 }
 
 /// Number of table slots: one per command index up to the last one.
@@ -291,7 +298,7 @@ const OPS: [IoctlOp; TABLE_LEN] = {
 /// also detaches it and removes its device object.
 // Its table entry is its one caller: one stack frame for both.
 #[inline(always)]
-pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_destroy>) -> Result {
+pub(crate) fn destroy_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_destroy>) -> Result {
     let removed = ctx.objects.remove(ucmd.cmd.id)?;
     #[cfg(CONFIG_IOMMUFD_RS_TEST)]
     if let Some(obj) = &removed {
@@ -325,7 +332,7 @@ impl FileOps for Context {
 /// Handler of the ioctls this module does not implement yet: they pass the
 /// size rules, then answer `ENOTTY` (production builds: the vIOMMU ones).
 #[cfg(not(CONFIG_IOMMUFD_RS_TEST))]
-fn not_implemented<T>(_ctx: &Context, _ucmd: &mut Ucmd<T>) -> Result {
+fn not_implemented<T>(_ctx: &Context, _ucmd: &mut Ucmd<'_, T>) -> Result {
     Err(ENOTTY)
 }
 

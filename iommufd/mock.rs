@@ -523,7 +523,10 @@ fn release_attachment(table: &ObjectTable, dev: &MockDevice, pasid: u32, hwpt: O
 /// `MOCK_DOMAIN` and `MOCK_DOMAIN_FLAGS`: a mock device attached to the
 /// IOAS or HWPT `cmd.id`. Objects are made in C's order (stdev, idev,
 /// HWPT), and on any error none is left.
-pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+pub(crate) fn mock_domain(
+    table: &ObjectTable,
+    ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>,
+) -> Result {
     let pt_id = ucmd.cmd.id;
     let dev_flags = if ucmd.cmd.op == uapi::IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS {
         ucmd.cmd.mock_dev_flags()
@@ -593,7 +596,7 @@ pub(crate) fn mock_domain(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_
 /// `MOCK_DOMAIN_REPLACE`: moves mock device `stdev_id` to the IOAS or
 /// HWPT `pt_id` and reports the HWPT in `pt_id`. The old automatic HWPT
 /// goes if no device is left on it. Not undone if the report fails, as C.
-pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+pub(crate) fn replace(table: &ObjectTable, ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let dev = get_mock_device(table, ucmd.cmd.id)?;
     let new_id = replace_rid(table, &dev, ucmd.cmd.replace_pt_id())?;
     ucmd.cmd.__bindgen_anon_1.mock_domain_replace.pt_id = new_id;
@@ -749,7 +752,10 @@ impl MockDevice {
 /// checks: `EBUSY` if already attached; `EINVAL` for a target that is no
 /// HWPT, not PASID-compatible (an IOAS's automatic HWPTs never are) or
 /// past the device's PASID width.
-pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+pub(crate) fn pasid_attach(
+    table: &ObjectTable,
+    ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>,
+) -> Result {
     let dev = get_mock_device(table, ucmd.cmd.id)?;
     let (pasid, pt_id) = ucmd.cmd.pasid_attach();
     let pt = table.get(pt_id)?;
@@ -806,7 +812,10 @@ pub(crate) fn pasid_attach(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test
 /// to the HWPT `pt_id` (PASID 0: the RID, as `MOCK_DOMAIN_REPLACE`).
 /// `EINVAL` if it is not attached or the target does not suit it; the
 /// mock's planted `ENOMEM` for PASID 1024.
-pub(crate) fn pasid_replace(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+pub(crate) fn pasid_replace(
+    table: &ObjectTable,
+    ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>,
+) -> Result {
     let dev = get_mock_device(table, ucmd.cmd.id)?;
     let (pasid, pt_id) = ucmd.cmd.pasid_attach();
     if pasid == NO_PASID {
@@ -910,7 +919,7 @@ pub(crate) fn check_map(table: &ObjectTable, id: u32, iova: u64, length: u64, up
 /// `IOMMU_TEST_OP_DIRTY`: marks dirty, in the mock domain of HWPT `id`,
 /// the IO page at `iova + i * page_size` for each bit `i` set in the user
 /// bitmap, and reports how many. Dirty tracking must be on (`EINVAL`).
-pub(crate) fn set_dirty(table: &ObjectTable, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+pub(crate) fn set_dirty(table: &ObjectTable, ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let (iova, length, page_size, uptr) = ucmd.cmd.dirty();
     if page_size == 0
         || length == 0

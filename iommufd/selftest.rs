@@ -89,7 +89,7 @@ impl Drop for AccessFileData {
 }
 
 /// `CREATE_ACCESS`: an access on IOAS `cmd.id`, handed out as a file.
-fn create_access(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+fn create_access(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let flags = ucmd.cmd.create_access_flags();
     if flags & !uapi::MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES != 0 {
         return Err(eopnotsupp());
@@ -109,7 +109,7 @@ fn create_access(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result
 
 /// `ACCESS_PAGES`: pins a range through an access and checks that the
 /// pages are those behind `uptr`.
-fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+fn access_pages(ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let mut req = ucmd.cmd.access_pages();
     if req.length > MAX_ACCESS_LENGTH {
         return Err(ENOMEM);
@@ -171,7 +171,7 @@ fn access_pages(ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
 }
 
 /// `DESTROY_ACCESS_PAGES`: drops one `ACCESS_PAGES` item.
-fn destroy_access_pages(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
+fn destroy_access_pages(ucmd: &Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let id = ucmd.cmd.access_pages_id();
     anon_file::with_access_file(ucmd.cmd.id, |file: &AccessFileData| {
         let access = &file.access;
@@ -184,7 +184,7 @@ fn destroy_access_pages(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
 }
 
 /// `ACCESS_RW`: reads or writes IOAS memory through an access.
-fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
+fn access_rw(ucmd: &Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let mut req = ucmd.cmd.access_rw();
     if req.length > MAX_ACCESS_LENGTH {
         return Err(ENOMEM);
@@ -226,7 +226,10 @@ fn access_rw(ucmd: &Ucmd<uapi::iommu_test_cmd>) -> Result {
 const FLAG_SYZ: u32 = uapi::MOCK_FLAGS_ACCESS_SYZ;
 
 /// `IOMMU_TEST_CMD`: 0, or for `DMABUF_GET` the new descriptor.
-pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result<isize> {
+pub(crate) fn test_ioctl(
+    ctx: &Context,
+    ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>,
+) -> Result<isize> {
     match ucmd.cmd.op {
         uapi::IOMMU_TEST_OP_DMABUF_GET => {
             let (open_flags, length) = ucmd.cmd.dmabuf_get();
@@ -241,7 +244,7 @@ pub(crate) fn test_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -
 }
 
 /// The test ops that answer nothing.
-fn test_op(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
+fn test_op(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_test_cmd>) -> Result {
     let cmd = &ucmd.cmd;
     match ucmd.cmd.op {
         uapi::IOMMU_TEST_OP_ADD_RESERVED => {
@@ -303,7 +306,7 @@ fn test_op(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_test_cmd>) -> Result {
             let (index, value) = ucmd.cmd.check_iotlb();
             mock::check_iotlb(&ctx.objects, ucmd.cmd.id, index, value)
         }
-        uapi::IOMMU_TEST_OP_TRIGGER_IOPF => mock::trigger_iopf(&ctx.objects, &ucmd.cmd),
+        uapi::IOMMU_TEST_OP_TRIGGER_IOPF => mock::trigger_iopf(&ctx.objects, ucmd.cmd),
         uapi::IOMMU_TEST_OP_TRIGGER_VEVENT => {
             crate::viommu::trigger_vevent(&ctx.objects, ucmd.cmd.trigger_vevent_dev_id())
         }

@@ -4,22 +4,23 @@
 //! extensible-struct rules, and answered by writing it back.
 
 use crate::sys;
-use core::mem::size_of;
+use core::mem::{size_of, MaybeUninit};
 use kernel::{
     prelude::*,
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
-/// A decoded ioctl call with its command struct in kernel memory.
-pub(crate) struct Ucmd<T> {
+/// A decoded ioctl call with its command struct in kernel memory (the
+/// caller's stack frame).
+pub(crate) struct Ucmd<'a, T> {
     /// The command, copied in from userspace and zero-extended.
-    pub(crate) cmd: T,
+    pub(crate) cmd: &'a mut T,
     user: UserPtr,
     user_size: usize,
 }
 
-impl<T: AsBytes> Ucmd<T> {
+impl<T: AsBytes> Ucmd<'_, T> {
     /// Copies the command struct back to userspace, truncated to the size
     /// userspace passed.
     pub(crate) fn respond(&self) -> Result {
@@ -28,7 +29,7 @@ impl<T: AsBytes> Ucmd<T> {
         let mut writer = UserSlice::new(self.user, len).writer();
         if len == bytes.len() {
             // The usual case: one fixed-size copy.
-            return writer.write(&self.cmd);
+            return writer.write(&*self.cmd);
         }
         writer.write_slice(&bytes[..len])
     }
@@ -47,29 +48,27 @@ impl<T: AsBytes> Ucmd<T> {
     }
 }
 
-impl<T: FromBytes + AsBytes + Default> Ucmd<T> {
-    /// A call whose `user_size`-byte struct is at `user`, not read yet: the
-    /// command reads as all zero.
+impl<'a, T: FromBytes + AsBytes> Ucmd<'a, T> {
+    /// Reads the `user_size`-byte command struct at `user` into `slot`,
+    /// applying the extensible-struct rules: bytes past the kernel's
+    /// struct must be zero (`E2BIG`); a missing tail reads as zero. A full
+    /// struct is copied in with nothing zeroed first.
     #[inline(always)]
-    pub(crate) fn new(user: UserPtr, user_size: usize) -> Self {
-        Self {
-            cmd: T::default(),
+    pub(crate) fn read(
+        slot: &'a mut MaybeUninit<T>,
+        user: UserPtr,
+        user_size: usize,
+    ) -> Result<Self> {
+        let size = size_of::<T>();
+        if user_size > size {
+            check_zeroed(user.wrapping_byte_add(size), user_size - size)?;
+        }
+        let cmd = sys::read_user_prefix(slot, user, user_size)?;
+        Ok(Self {
+            cmd,
             user,
             user_size,
-        }
-    }
-
-    /// Reads the command struct in place (a struct returned by value costs
-    /// two more copies of it), applying the extensible-struct rules: bytes
-    /// past the kernel's struct must be zero (`E2BIG`); a missing tail
-    /// reads as zero.
-    #[inline(always)]
-    pub(crate) fn read_in(&mut self) -> Result {
-        let size = size_of::<T>();
-        if self.user_size > size {
-            check_zeroed(self.user.wrapping_byte_add(size), self.user_size - size)?;
-        }
-        read_prefix_into(&mut self.cmd, self.user, self.user_size)
+        })
     }
 }
 

@@ -593,7 +593,7 @@ fn get_dirty_bitmap(ioas: &Ioas, data: UserPtr, data_size: usize) -> Result {
 }
 
 /// `IOMMU_VFIO_IOAS`: gets, sets or clears the compat IOAS.
-pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<uapi::iommu_vfio_ioas>) -> Result {
+pub(crate) fn vfio_ioas_ioctl(ctx: &Context, ucmd: &mut Ucmd<'_, uapi::iommu_vfio_ioas>) -> Result {
     if ucmd.cmd.__reserved != 0 {
         return Err(eopnotsupp());
     }

@@ -316,7 +316,7 @@ pub(crate) fn get_viommu(table: &ObjectTable, id: u32) -> Result<(ObjectRef, Arc
 /// yet (`EOPNOTSUPP`).
 pub(crate) fn viommu_alloc_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_viommu_alloc>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_viommu_alloc>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags != 0 || cmd.type_ == uapi::IOMMU_VIOMMU_TYPE_DEFAULT {
@@ -393,7 +393,7 @@ impl Drop for Vdevice {
 /// vIOMMU) or the ID is taken in this one.
 pub(crate) fn vdevice_alloc_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_vdevice_alloc>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_vdevice_alloc>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     let (viommu_obj, viommu) = get_viommu(&ctx.objects, cmd.viommu_id)?;
@@ -620,7 +620,7 @@ impl EventQueue for VeventqFile {
 /// that type.
 pub(crate) fn veventq_alloc_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_veventq_alloc>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_veventq_alloc>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags != 0 || cmd.__reserved != 0 || cmd.type_ == uapi::IOMMU_VEVENTQ_TYPE_DEFAULT {
@@ -770,7 +770,7 @@ fn pin_queue_memory(
 /// not; a queue holds the one before it.
 pub(crate) fn hw_queue_alloc_ioctl(
     ctx: &Context,
-    ucmd: &mut Ucmd<uapi::iommu_hw_queue_alloc>,
+    ucmd: &mut Ucmd<'_, uapi::iommu_hw_queue_alloc>,
 ) -> Result {
     let cmd = &ucmd.cmd;
     if cmd.flags != 0 || cmd.type_ == uapi::IOMMU_HW_QUEUE_TYPE_DEFAULT {

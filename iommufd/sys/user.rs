@@ -75,6 +75,36 @@ pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
     u32::try_from(word).map_err(|_| EFAULT)
 }
 
+/// Reads the first `len` bytes of a `T` from `user` into `slot`; bytes
+/// past `len` read as zero, bytes past `T`'s size are not read: `EFAULT`
+/// if they cannot all be read. A whole `T` is one fixed-size
+/// `copy_from_user()`, with nothing zeroed first.
+#[inline(always)]
+pub(crate) fn read_user_prefix<T: FromBytes>(
+    slot: &mut core::mem::MaybeUninit<T>,
+    user: UserPtr,
+    len: usize,
+) -> Result<&mut T> {
+    let size = size_of::<T>();
+    let len = if len >= size {
+        size
+    } else {
+        // SAFETY: `slot` is valid for writing one `T`.
+        unsafe { slot.as_mut_ptr().write_bytes(0, 1) };
+        len
+    };
+    // SAFETY: `slot` is valid for writing `size >= len` bytes;
+    // `_copy_from_user()` checks and faults on `user` itself.
+    let left =
+        unsafe { bindings::_copy_from_user(slot.as_mut_ptr().cast(), user.as_const_ptr(), len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    // SAFETY: Every byte of `slot` was written, copied or zeroed, and any
+    // bytes are a valid `T` (`FromBytes`).
+    Ok(unsafe { slot.assume_init_mut() })
+}
+
 /// Fills `out` from the `size_of::<T>()` bytes at `user`, with one
 /// fixed-size `copy_from_user()` (the path a constant-size copy takes in
 /// C): `EFAULT` if they cannot all be read, and then `out` may hold some of
