@@ -84,13 +84,13 @@ impl IoctlValue for isize {
 
 /// Builds a table entry: `op!(NUMBER, struct, last_mandatory_field, handler)`.
 macro_rules! op {
-    ($num:expr, $ty:ty, $last:ident, $handler:path) => {
+    ($num:expr, $ty:ty, $last:ident, $handler:path) => {{
+        const MIN_SIZE: usize = offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last);
         IoctlOp {
             num: $num,
             size: size_of::<$ty>(),
-            min_size: offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last),
+            min_size: MIN_SIZE,
             execute: |ctx, cmd, arg| {
-                const MIN_SIZE: usize = offset_of!($ty, $last) + field_size(|c: &$ty| &c.$last);
                 run::<$ty, _>(
                     ctx,
                     cmd,
@@ -101,7 +101,7 @@ macro_rules! op {
                 )
             },
         }
-    };
+    }};
 }
 
 /// The body of every table entry's `execute`, for an ioctl numbered `num`
