@@ -25,11 +25,11 @@ use crate::{
     },
     object::{ObjectKind, ObjectTable},
     pages::PagesKind,
-    sys::{errno::eopnotsupp, misc::ioctl_return, user::access_ok, PAGE_SIZE_U64},
+    sys::{self, errno::eopnotsupp, misc::ioctl_return, user::access_ok, PAGE_SIZE_U64},
     uapi,
     ucmd::{read_prefix, Ucmd},
 };
-use core::mem::{offset_of, size_of};
+use core::mem::{offset_of, size_of, MaybeUninit};
 use kernel::{
     prelude::*,
     transmute::AsBytes,
@@ -302,7 +302,8 @@ fn get_info(ctx: &Context, user: UserPtr) -> Result {
 /// IOAS. Flags other than READ and WRITE: `EINVAL`.
 fn map_dma(ctx: &Context, user: UserPtr) -> Result {
     let size = size_of::<uapi::vfio_iommu_type1_dma_map>();
-    let map: uapi::vfio_iommu_type1_dma_map = read_prefix(user, size)?;
+    let mut slot = MaybeUninit::<uapi::vfio_iommu_type1_dma_map>::uninit();
+    let map = &*sys::read_user_prefix(&mut slot, user, size)?;
     let rw = uapi::VFIO_DMA_MAP_FLAG_READ | uapi::VFIO_DMA_MAP_FLAG_WRITE;
     if (map.argsz as usize) < size || map.flags & !rw != 0 {
         return Err(EINVAL);
@@ -332,7 +333,8 @@ fn map_dma(ctx: &Context, user: UserPtr) -> Result {
 /// With `GET_DIRTY_BITMAP`, type1's unmap instead ([`unmap_dma_dirty`]).
 fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
     let size = size_of::<uapi::vfio_iommu_type1_dma_unmap>();
-    let mut unmap: uapi::vfio_iommu_type1_dma_unmap = read_prefix(user, size)?;
+    let mut slot = MaybeUninit::<uapi::vfio_iommu_type1_dma_unmap>::uninit();
+    let unmap = sys::read_user_prefix(&mut slot, user, size)?;
     let all = uapi::VFIO_DMA_UNMAP_FLAG_ALL;
     let dirty = uapi::VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP;
     if (unmap.argsz as usize) < size || unmap.flags & !(all | dirty) != 0 {
@@ -370,7 +372,7 @@ fn unmap_dma(ctx: &Context, user: UserPtr) -> Result {
         }
     };
     unmap.size = unmapped;
-    UserSlice::new(user, size).writer().write(&unmap)?;
+    UserSlice::new(user, size).writer().write(&*unmap)?;
     rc
 }
 
@@ -491,7 +493,7 @@ fn update_user_bitmap(
 fn unmap_dma_dirty(
     ctx: &Context,
     user: UserPtr,
-    mut unmap: uapi::vfio_iommu_type1_dma_unmap,
+    unmap: &mut uapi::vfio_iommu_type1_dma_unmap,
 ) -> Result {
     let minsz = size_of::<uapi::vfio_iommu_type1_dma_unmap>();
     if unmap.flags & uapi::VFIO_DMA_UNMAP_FLAG_ALL != 0 {
@@ -523,7 +525,7 @@ fn unmap_dma_dirty(
     let (rc, unmapped) = unmap_iova_range_reporting(&ioas, iova, last, Some(&mut report));
     rc?;
     unmap.size = unmapped;
-    UserSlice::new(user, minsz).writer().write(&unmap)
+    UserSlice::new(user, minsz).writer().write(&*unmap)
 }
 
 /// `VFIO_IOMMU_DIRTY_PAGES`: START, STOP or GET_BITMAP, one at a time, as
