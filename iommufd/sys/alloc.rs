@@ -13,10 +13,6 @@ use kernel::{
     prelude::*,
 };
 
-extern "C" {
-    fn iommufd_rs_kmalloc(size: usize) -> *mut core::ffi::c_void;
-}
-
 /// kmalloc memory, allocated with `kmalloc()` and freed with `kfree()`.
 ///
 /// The kernel crate's [`Kmalloc`] sends every allocation and every free
@@ -69,8 +65,9 @@ unsafe impl Allocator for DirectKmalloc {
             // our allocations are kmalloc memory like its own.
             return unsafe { Kmalloc::realloc(ptr, layout, old_layout, flags, nid) };
         }
-        // SAFETY: `kmalloc()` may be called with any size.
-        let raw = unsafe { iommufd_rs_kmalloc(layout.size()) };
+        // SAFETY: `__kmalloc_noprof()` (what `kmalloc()` of a size known
+        // only at run time calls) may be called with any size.
+        let raw = unsafe { bindings::__kmalloc_noprof(layout.size(), bindings::GFP_KERNEL) };
         let ptr = NonNull::new(raw.cast::<u8>()).ok_or(AllocError)?;
         Ok(NonNull::slice_from_raw_parts(ptr, layout.size()))
     }

@@ -44,11 +44,6 @@ bool iommufd_rs_access_ok(const void __user *uptr, unsigned long size)
 	return access_ok(uptr, size);
 }
 
-void *iommufd_rs_kmalloc(size_t size)
-{
-	return kmalloc(size, GFP_KERNEL);
-}
-
 unsigned long iommufd_rs_page_to_pfn(struct page *page)
 {
 	return page_to_pfn(page);

@@ -16,7 +16,6 @@ bool iommufd_rs_page_compound(struct page *page);
 void iommufd_rs_put_page(struct page *page);
 u64 iommufd_rs_get_user_u32(const u32 __user *uptr);
 bool iommufd_rs_access_ok(const void __user *uptr, unsigned long size);
-void *iommufd_rs_kmalloc(size_t size);
 
 unsigned long iommufd_rs_page_to_pfn(struct page *page);
 void iommufd_rs_pages_to_pfns(u64 *slots, unsigned long n);
