@@ -45,11 +45,12 @@ pub(crate) fn get_user_u32(uptr: UserPtr) -> Result<u32> {
     }
     let err: usize;
     let value: u32;
-    // SAFETY: This is what x86's `get_user()` of 4 bytes expands to, a
-    // call of `__get_user_4`. It takes the address in rax, clamps it to
-    // user space and reads it under an exception-table entry (a fault is
-    // an error, not an oops), and answers 0 or `-EFAULT` in rax and the
-    // value in edx; it changes no other register and no memory of ours.
+    // What x86's `get_user()` of 4 bytes expands to: `__get_user_4` takes
+    // the address in rax, clamps it to user space, reads it under an
+    // exception-table entry (a fault is an error, not an oops), and answers
+    // 0 or `-EFAULT` in rax and the value in edx.
+    // SAFETY: It changes no register but rax, rdx and the flags, all
+    // declared here, and no memory of ours.
     unsafe {
         core::arch::asm!(
             "call {get_user}",
