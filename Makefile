@@ -40,7 +40,7 @@ bench:
 
 # Instructions per call, per function, C vs Rust: make profile WORKLOAD=native_pair
 profile:
-	bash scripts/profile.sh $(WORKLOAD) $(ITERATIONS)
+	PROFILE_BLOCKS=$(BLOCKS) bash scripts/profile.sh $(WORKLOAD) $(ITERATIONS)
 
 # Differential fuzzing against C iommufd: make fuzz SEED=7 STEPS=100000
 fuzz:

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turn tbprof block counts into instructions per call.
 
-Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_PREFIX [DETAIL_NAME]
+Usage: profile.py SYSTEM_MAP VM_LOG WINDOW_PREFIX [DETAIL_NAME [BLOCKS]]
 
 WINDOW_PREFIX.N is the plugin's dump of window N ("vaddr insns execs" per
 translated block). The guest's `profile impl=IMPL name=NAME iterations=N`
@@ -13,7 +13,10 @@ then one total per workload.
 Kernel addresses are named with System.map (the test kernel is not
 relocatable); module addresses with the /proc/kallsyms lines the guest
 printed between ##BEGIN kallsyms_c/_rust and ##END. Rust names are
-demangled with llvm-cxxfilt when it is present.
+demangled with llvm-cxxfilt when it is present. BLOCKS, a comma-separated
+list of name fragments, also prints the detailed workload's translated
+blocks inside each matching function: offset, instructions, runs per
+iteration (to find the hot blocks in a disassembly).
 """
 import re
 import bisect
@@ -82,6 +85,37 @@ def per_function(window, syms, iterations):
     return counts, calls
 
 
+def blocks(window, syms, iterations, fragments):
+    """Per matching function: its blocks as (offset, insns, runs per
+    iteration), and its instructions per iteration."""
+    syms.sort()
+    addrs = [a for a, _ in syms]
+    found = defaultdict(list)
+    with open(window) as f:
+        for line in f:
+            vaddr, insns, execs = (int(x, 16) if i == 0 else int(x)
+                                   for i, x in enumerate(line.split()))
+            i = bisect.bisect_right(addrs, vaddr) - 1
+            if vaddr < USER_TOP or i < 0:
+                continue
+            name = syms[i][1]
+            if any(frag in name for frag in fragments):
+                found[name].append((vaddr - addrs[i], insns, execs / iterations))
+    return found
+
+
+def print_blocks(imp, found):
+    names = list(found)
+    shown = demangle([n.split(" ")[0] for n in names])
+    for n in names:
+        rows = sorted(found[n])
+        total = sum(insns * runs for _, insns, runs in rows)
+        print(f"{imp}: {shown[n.split(' ')[0]]}: {total:.1f} instructions per iteration")
+        for off, insns, runs in rows:
+            if insns * runs >= 0.5:
+                print(f"  +{off:#x} {insns} instructions x {runs:.2f}")
+
+
 WINDOW_LINE = re.compile(r"profile impl=(c|rust) name=(\S+) (?:iterations=(\d+)|failed)")
 
 
@@ -133,6 +167,10 @@ def main():
         c, c_calls = results.get(("c", name), empty)
         rust, rust_calls = results.get(("rust", name), empty)
         detail(c, c_calls, rust, rust_calls)
+        fragments = [f for f in (sys.argv[5] if len(sys.argv) > 5 else "").split(",") if f]
+        for number, (imp, wname, iterations) in enumerate(windows(log), start=1):
+            if fragments and wname == name and iterations:
+                print_blocks(imp, blocks(f"{prefix}.{number}", syms[imp], iterations, fragments))
     print(f"{'C':>12} {'Rust':>12} {'ratio':>6}  instructions per call (kernel and user)")
     for name in order:
         c = sum(results[("c", name)][0].values()) if ("c", name) in results else None

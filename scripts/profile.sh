@@ -1,5 +1,5 @@
 #!/bin/bash
-# make profile WORKLOAD=NAME|all [ITERATIONS=N]: instructions per call of
+# make profile WORKLOAD=NAME|all [ITERATIONS=N] [BLOCKS=fn,fn]: instructions per call of
 # make bench's workloads, C iommufd against iommufd_rs, in one boot; for
 # one workload, where they go, per function. A real_* name runs the four
 # real-domain lines (edu's VT-d domain) and details that one.
@@ -55,7 +55,7 @@ VM_QEMU_ARGS="-plugin /build/tbprof.so,out=/build/profile/window" \
 	VM_LOG=$out/vm.log bash "$REPO/scripts/vm.sh" "$guest" >/dev/null ||
 	die "the profiling guest failed; see $out/vm.log"
 in_root python3 "$ROOT_REPO/scripts/profile.py" "$kdir/System.map" /build/profile/vm.log \
-	/build/profile/window "$workload" >"$out/table.txt"
+	/build/profile/window "$workload" "${PROFILE_BLOCKS:-}" >"$out/table.txt"
 cat "$out/table.txt"
 # make bench's README table takes the per-call totals of a full run.
 if [ "$workload" = all ]; then
