@@ -104,25 +104,11 @@ fn check_zeroed(user: UserPtr, len: usize) -> Result {
 }
 
 /// Reads the first `len` bytes of a `T` from `user`; bytes past `len` read
-/// as zero, and bytes past `T`'s size are not read.
-pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(
-    user: UserPtr,
-    len: usize,
-) -> Result<T> {
-    let mut value = T::default();
-    read_prefix_into(&mut value, user, len)?;
-    Ok(value)
-}
-
-/// As [`read_prefix`], into `out`, whose bytes past `len` are left as they
-/// are.
-fn read_prefix_into<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr, len: usize) -> Result {
-    if len >= size_of::<T>() {
-        // The usual case: one fixed-size copy, without the checks a
-        // variable-size copy makes.
-        return sys::read_user(out, user);
-    }
-    UserSlice::new(user, len)
-        .reader()
-        .read_slice(&mut out.as_bytes_mut()[..len])
+/// as zero, and bytes past `T`'s size are not read. For small structs off
+/// the hot paths; the others read into place ([`sys::read_user_prefix`]).
+pub(crate) fn read_prefix<T: FromBytes + Default>(user: UserPtr, len: usize) -> Result<T> {
+    let mut slot = MaybeUninit::<T>::uninit();
+    Ok(core::mem::take(sys::read_user_prefix(
+        &mut slot, user, len,
+    )?))
 }

@@ -62,9 +62,8 @@ const DIRTY_BITMAP_SIZE_MAX: u64 = dirty_bitmap_bytes(DIRTY_BITMAP_PAGES_MAX);
 const CAP_MIGRATION_SIZE: usize = size_of::<uapi::vfio_iommu_type1_info_cap_migration>();
 
 /// Runs a VFIO container ioctl: its return value or a negated errno.
-/// Unknown numbers are `ENOTTY`.
-// Kept out of line so that the native ioctls' dispatch stays small.
-#[inline(never)]
+/// Unknown numbers are `ENOTTY`. The dispatch table's entry for every
+/// command index outside the iommufd range.
 pub(crate) fn ioctl(ctx: &Context, cmd: u32, arg: usize) -> isize {
     ioctl_return(match cmd {
         VFIO_GET_API_VERSION => Ok(uapi::VFIO_API_VERSION as isize),

@@ -32,7 +32,7 @@ pub(crate) mod shared;
 pub(crate) mod user;
 
 pub(crate) use self::alloc::{DBox, DVec};
-pub(crate) use self::user::{get_user_u32, read_user, read_user_prefix};
+pub(crate) use self::user::{get_user_u32, read_user_prefix};
 
 use kernel::{bindings, fs::File, fs::LocalFile, prelude::*, sync::aref::ARef};
 

@@ -2,12 +2,7 @@
 
 //! Reading one user word or struct the cheap way.
 
-use kernel::{
-    bindings,
-    prelude::*,
-    transmute::{AsBytes, FromBytes},
-    uaccess::UserPtr,
-};
+use kernel::{bindings, prelude::*, transmute::FromBytes, uaccess::UserPtr};
 
 #[cfg(not(target_arch = "x86_64"))]
 extern "C" {
@@ -104,26 +99,4 @@ pub(crate) fn read_user_prefix<T: FromBytes>(
     // SAFETY: Every byte of `slot` was written, copied or zeroed, and any
     // bytes are a valid `T` (`FromBytes`).
     Ok(unsafe { slot.assume_init_mut() })
-}
-
-/// Fills `out` from the `size_of::<T>()` bytes at `user`, with one
-/// fixed-size `copy_from_user()` (the path a constant-size copy takes in
-/// C): `EFAULT` if they cannot all be read, and then `out` may hold some of
-/// them. Unlike `UserSliceReader::read`, it writes in place, so a large
-/// struct is not copied again on its way to the caller.
-pub(crate) fn read_user<T: FromBytes + AsBytes>(out: &mut T, user: UserPtr) -> Result {
-    // SAFETY: `out` is valid for writing `size_of::<T>()` bytes, and any
-    // bytes are a valid `T` (`FromBytes`); `_copy_from_user()` checks and
-    // faults on `user` itself.
-    let left = unsafe {
-        bindings::_copy_from_user(
-            core::ptr::from_mut(out).cast(),
-            user.as_const_ptr(),
-            size_of::<T>(),
-        )
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
-    Ok(())
 }
