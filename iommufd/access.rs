@@ -271,6 +271,7 @@ impl<D: AccessOps> Access<D> {
         let last = iova.checked_add(length - 1).ok_or(EOVERFLOW)?;
         self.with_ioas(|ioas| {
             let mut iopt = ioas.iopt.lock();
+            iopt.make_pages_in(iova, last)?;
             let mut pfns = KVec::new();
             let (reached, result) = iopt.for_each_access_piece(iova, last, |p| {
                 // As C: a piece being unmapped or not page aligned at its
@@ -282,15 +283,16 @@ impl<D: AccessOps> Access<D> {
                     return Err(EINVAL);
                 }
                 check_piece(p, write)?;
-                if write && !p.area.pages.writable {
+                if write && !p.area.writable() {
                     return Err(EPERM);
                 }
+                let pages = p.area.made_pages()?;
                 let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
                 pfns.reserve((last_idx - first + 1) as usize, GFP_KERNEL)?;
-                p.area.pages.access_pin(first, last_idx)?;
+                pages.access_pin(first, last_idx)?;
                 // Room was reserved: cannot fail once pinned.
-                if let Err(e) = p.area.pages.access_pfns(first, last_idx, &mut pfns) {
-                    p.area.pages.access_unpin(first, last_idx);
+                if let Err(e) = pages.access_pfns(first, last_idx, &mut pfns) {
+                    pages.access_unpin(first, last_idx);
                     return Err(e);
                 }
                 p.area.add_access();
@@ -336,10 +338,11 @@ impl<D: AccessOps> Access<D> {
         let last = iova.checked_add(buf.len() as u64 - 1).ok_or(EOVERFLOW)?;
         self.with_ioas(|ioas| {
             let mut iopt = ioas.iopt.lock();
+            iopt.make_pages_in(iova, last)?;
             let mut done = 0usize;
             let (reached, result) = iopt.for_each_access_piece(iova, last, |p| {
                 check_piece(p, flags.write)?;
-                if flags.write && !p.area.pages.writable {
+                if flags.write && !p.area.writable() {
                     return Err(EPERM);
                 }
                 // A dma-buf's memory is not reached through accesses.
@@ -348,7 +351,7 @@ impl<D: AccessOps> Access<D> {
                 }
                 let n = (p.last - p.iova + 1) as usize;
                 let chunk = &mut buf[done..done + n];
-                let pages = &p.area.pages;
+                let pages = p.area.made_pages()?;
                 let route = pages.rw_route(p.start_byte, n as u64, flags.slow_path, flags.kthread);
                 match route {
                     RwRoute::UserCopy(addr) => user_copy(addr, chunk, flags.write)?,
@@ -397,7 +400,10 @@ fn check_piece(p: &AccessPiece<'_>, write: bool) -> Result {
 fn unpin_locked(iopt: &crate::io_pagetable::IoPagetable, iova: u64, last: u64, locks: bool) {
     let _ = iopt.for_each_access_piece(iova, last, |p| {
         let (first, last_idx) = page_span(p.start_byte, p.last - p.iova + 1);
-        p.area.pages.access_unpin(first, last_idx);
+        // Pinned pieces have their pages objects.
+        if let Some(pages) = p.area.pages.made() {
+            pages.access_unpin(first, last_idx);
+        }
         p.area.remove_access();
         if locks {
             p.area.remove_lock();

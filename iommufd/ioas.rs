@@ -116,7 +116,7 @@ pub(crate) fn map_memory(
     prot: Prot,
     placement: Placement,
 ) -> Result<u64> {
-    let (pages, start_byte) = Pages::new(PagesRequest {
+    let (pages, start_byte) = Pages::for_request(PagesRequest {
         kind,
         start,
         length,
@@ -499,7 +499,7 @@ pub(crate) fn change_process_ioctl(
     for ioas in all.iter() {
         ioas.iopt
             .lock()
-            .for_each_area_pages(|pages| pages.change_owner(&mm))?;
+            .for_each_area_pages(|pages| pages.made().ok_or(EINVAL)?.change_owner(&mm))?;
     }
     Ok(())
 }

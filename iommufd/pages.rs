@@ -9,6 +9,11 @@
 //! nor charged: it is mapped as one run while the exporter lets it be, and
 //! the exporter's revocation unmaps it from every domain that maps it.)
 //!
+//! An area of user memory starts with [`PendingPages`]: what makes the
+//! object, kept in the area. The object is made when a domain, an access, a
+//! copy or a split needs it ([`AreaPages::make`]); an IOAS without domains
+//! maps and unmaps without one.
+//!
 //! Nothing is pinned until a domain or an in-kernel access needs the pages.
 //! A page is then pinned once, and charged once to RLIMIT_MEMLOCK, while
 //! any of its users needs it:
@@ -26,10 +31,11 @@ use crate::{
         self,
         interval_tree::{DisjointTree, IntervalTree, NewNode},
         pin::{self, Charge, PinFrom, UserRef},
-        shared::Shared,
+        shared::{Shared, SharedSlot},
         Capability, DBox, DVec, PAGE_SIZE_U64,
     },
 };
+use core::num::NonZeroU64;
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
 use kernel::sync::atomic::{Atomic, Relaxed};
 #[cfg(CONFIG_IOMMUFD_RS_TEST)]
@@ -261,6 +267,21 @@ pub(crate) struct PagesState {
     dmabuf_maps: DVec<(AreaSpan, Arc<dyn IoDomain>)>,
 }
 
+impl PagesState {
+    /// Nothing pinned yet, owned by `owner`.
+    fn new(owner: Owner) -> Self {
+        Self {
+            owner,
+            npinned: 0,
+            access: AccessRecords(None),
+            domain_uses: IntervalTree::new(),
+            pinned_runs: DisjointTree::new(),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            dmabuf_maps: DVec::new(),
+        }
+    }
+}
+
 /// Shortest run of consecutive PFNs that [`PagesState::pinned_runs`]
 /// keeps: its 64-byte node then costs at most 1/4096 of the memory it
 /// describes.
@@ -333,6 +354,113 @@ pub(crate) struct Pages {
 #[cfg(not(any(CONFIG_DEBUG_LOCK_ALLOC, CONFIG_DEBUG_MUTEXES)))]
 const _: () = assert!(core::mem::size_of::<Pages>() <= 184);
 
+/// User memory that an area maps before anything needs its pages object:
+/// what makes one. Areas of an IOAS without domains or accesses never pin,
+/// and keeping this in the area spares them the object. It is writable
+/// exactly when its area is.
+///
+/// # Invariants
+///
+/// - `base_mode` is the page-aligned first byte of the first page, in the
+///   owner's address space, plus 1 + the account mode's index (so it is
+///   never zero, and an area needs no separate tag for pending pages).
+/// - `owner` is `Some` until [`AreaPages::make`] moves it into the object.
+pub(crate) struct PendingPages {
+    base_mode: NonZeroU64,
+    owner: Option<Owner>,
+}
+
+/// The account modes in [`PendingPages::base_mode`] order.
+const PENDING_MODES: [AccountMode; 3] = [AccountMode::None, AccountMode::User, AccountMode::Mm];
+
+impl PendingPages {
+    fn new(base: u64, account_mode: AccountMode, owner: Owner) -> Self {
+        // INVARIANT: `pack` keeps the first; the owner is there.
+        Self {
+            base_mode: Self::pack(base, account_mode),
+            owner: Some(owner),
+        }
+    }
+
+    /// `base` (page aligned) plus 1 + the index of `account_mode`.
+    fn pack(base: u64, account_mode: AccountMode) -> NonZeroU64 {
+        let index = PENDING_MODES
+            .iter()
+            .position(|m| *m == account_mode)
+            .unwrap_or(0) as u64;
+        NonZeroU64::MIN.saturating_add(base | index)
+    }
+
+    /// The first byte of the first page.
+    fn base(&self) -> u64 {
+        self.base_mode.get() & !(PAGE_SIZE_U64 - 1)
+    }
+
+    /// How pins will be charged.
+    fn account_mode(&self) -> AccountMode {
+        let index = (self.base_mode.get() & (PAGE_SIZE_U64 - 1)) - 1;
+        PENDING_MODES[index as usize % PENDING_MODES.len()]
+    }
+}
+
+/// The memory behind an area.
+pub(crate) enum AreaPages {
+    /// User memory whose pages object is not made yet: nothing pins it, no
+    /// other area shares it, and the area starts in its first page.
+    Pending(PendingPages),
+    /// A pages object, which other areas may share.
+    Made(Shared<Pages>),
+}
+
+impl From<Shared<Pages>> for AreaPages {
+    fn from(pages: Shared<Pages>) -> Self {
+        Self::Made(pages)
+    }
+}
+
+impl AreaPages {
+    /// The pages object, if it is made.
+    pub(crate) fn made(&self) -> Option<&Shared<Pages>> {
+        match self {
+            Self::Made(pages) => Some(pages),
+            Self::Pending(_) => None,
+        }
+    }
+
+    /// The pages object, made now if it is pending: `len` is the byte
+    /// count from the first page's start to the area's end, and `writable`
+    /// whether the area is. `ENOMEM`, and then it stays pending.
+    pub(crate) fn make(&mut self, len: u64, writable: bool) -> Result<&Shared<Pages>> {
+        if let Self::Pending(p) = self {
+            let slot = SharedSlot::new()?;
+            let owner = p.owner.take().ok_or(EINVAL)?;
+            let source = PagesSource::User { base: p.base() };
+            let init = Pages::init(source, len, writable, p.account_mode(), owner);
+            *self = Self::Made(slot.write(init));
+        }
+        // Made above if it was not.
+        self.made().ok_or(EINVAL)
+    }
+
+    /// The user address (or file offset) of byte `offset`.
+    pub(crate) fn address_of(&self, offset: u64) -> u64 {
+        match self {
+            Self::Made(pages) => pages.address_of(offset),
+            Self::Pending(p) => p.base().wrapping_add(offset),
+        }
+    }
+
+    /// Whether the memory is a dma-buf's.
+    pub(crate) fn is_dmabuf(&self) -> bool {
+        self.made().is_some_and(|pages| pages.is_dmabuf())
+    }
+
+    /// Whether the memory is a file's.
+    pub(crate) fn is_file(&self) -> bool {
+        self.made().is_some_and(|pages| pages.is_file())
+    }
+}
+
 /// A byte range to turn into a pages object: `[start, start + length)` of
 /// user VA or file offset.
 pub(crate) struct PagesRequest {
@@ -360,11 +488,12 @@ pub(crate) enum PagesKind {
 }
 
 impl Pages {
-    /// Creates a pages object for `req`, owned by the current process.
-    /// Returns it with the offset of `req.start` inside its first page.
+    /// The memory `req` names, owned by the current process, with the
+    /// offset of `req.start` inside its first page. User memory comes
+    /// pending: its pages object is made when something needs it.
     ///
     /// `EINVAL` for an empty or nearly 2^64-byte length; `ENOMEM`.
-    pub(crate) fn new(req: PagesRequest) -> Result<(Shared<Pages>, u64)> {
+    pub(crate) fn for_request(req: PagesRequest) -> Result<(AreaPages, u64)> {
         if req.length == 0 || req.length > u64::MAX - PAGE_SIZE_U64 {
             return Err(EINVAL);
         }
@@ -374,24 +503,6 @@ impl Pages {
             .ok_or(EINVAL)?;
         let start_byte = req.start % PAGE_SIZE_U64;
         let base = req.start - start_byte;
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        let mut dmabuf = None;
-        let source = match req.kind {
-            PagesKind::User => PagesSource::User { base },
-            PagesKind::File(file) => PagesSource::File { file, base },
-            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-            PagesKind::Dmabuf(buf) => {
-                if buf.size() <= req.start + (req.length - 1) {
-                    return Err(EINVAL);
-                }
-                dmabuf = Some(buf);
-                PagesSource::Dmabuf {
-                    base,
-                    import: SetOnce::new(),
-                    revoked: core::sync::atomic::AtomicBool::new(false),
-                }
-            }
-        };
         let mut account_mode = if sys::capable(Capability::IpcLock) {
             AccountMode::None
         } else {
@@ -400,47 +511,85 @@ impl Pages {
         if req.ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
         }
-        // A dma-buf's memory is not charged.
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        if dmabuf.is_some() {
-            account_mode = AccountMode::None;
+        let owner = Owner::current(mm);
+        let len = start_byte + req.length;
+        let pages = match req.kind {
+            PagesKind::User => AreaPages::Pending(PendingPages::new(base, account_mode, owner)),
+            PagesKind::File(file) => AreaPages::Made(Shared::pin_init(Self::init(
+                PagesSource::File { file, base },
+                len,
+                req.writable,
+                account_mode,
+                owner,
+            ))?),
+            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+            PagesKind::Dmabuf(buf) => {
+                AreaPages::Made(Self::new_dmabuf(buf, base, len, req.writable, owner)?)
+            }
+        };
+        Ok((pages, start_byte))
+    }
+
+    /// A pages object of user memory or a file.
+    fn init(
+        source: PagesSource,
+        len: u64,
+        writable: bool,
+        account_mode: AccountMode,
+        owner: Owner,
+    ) -> impl PinInit<Self> {
+        pin_init!(Pages {
+            source,
+            len,
+            writable,
+            account_mode,
+            state <- Mutex::new(
+                PagesState::new(owner),
+                c"Pages::state",
+                kernel::static_lock_class!()
+            ),
+        })
+    }
+
+    /// A pages object for bytes `[base, base + len)` of a dma-buf (not
+    /// charged), attached to it.
+    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
+    fn new_dmabuf(
+        buf: Dmabuf,
+        base: u64,
+        len: u64,
+        writable: bool,
+        owner: Owner,
+    ) -> Result<Shared<Self>> {
+        if base.checked_add(len).is_none_or(|end| buf.size() < end) {
+            return Err(EINVAL);
         }
         // A dma-buf's state lock is taken under the dma-buf's reservation
         // lock (a revocation), and never around the mmap lock, which user
         // memory's is: a lock class of its own keeps lockdep from joining
         // the two (as C does).
-        let (lock_name, lock_class) = match &source {
-            #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-            PagesSource::Dmabuf { .. } => (c"Pages::state (dma-buf)", kernel::static_lock_class!()),
-            _ => (c"Pages::state", kernel::static_lock_class!()),
-        };
         let pages = Shared::pin_init(pin_init!(Pages {
-            source,
-            len: start_byte + req.length,
-            writable: req.writable,
-            account_mode,
+            source: PagesSource::Dmabuf {
+                base,
+                import: SetOnce::new(),
+                revoked: core::sync::atomic::AtomicBool::new(false),
+            },
+            len,
+            writable,
+            account_mode: AccountMode::None,
             state <- Mutex::new(
-                PagesState {
-                    owner: Owner::current(mm),
-                    npinned: 0,
-                    access: AccessRecords(None),
-                    domain_uses: IntervalTree::new(),
-                    pinned_runs: DisjointTree::new(),
-                    #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-                    dmabuf_maps: DVec::new(),
-                },
-                lock_name,
-                lock_class,
+                PagesState::new(owner),
+                c"Pages::state (dma-buf)",
+                kernel::static_lock_class!()
             ),
         }))?;
-        #[cfg(CONFIG_IOMMUFD_RS_TEST)]
-        if let (Some(buf), PagesSource::Dmabuf { import, .. }) = (dmabuf, &pages.source) {
+        if let PagesSource::Dmabuf { import, .. } = &pages.source {
             // SAFETY: The attachment lives in the pages object, which is
             // pinned in its counted box and drops it before it goes.
             let attached = unsafe { DmabufAttachment::attach(buf, &raw const *pages) }?;
             import.populate(attached);
         }
-        Ok((pages, start_byte))
+        Ok(pages)
     }
 
     /// Pages the object spans, from its first page's start.
@@ -1532,6 +1681,23 @@ mod tests {
             v.push((r.start, r.last, *r.value), GFP_KERNEL)?;
         }
         Ok(v)
+    }
+
+    #[test]
+    fn pending_pages_keep_base_and_mode() {
+        let top = u64::MAX - (PAGE_SIZE_U64 - 1) - PAGE_SIZE_U64;
+        for base in [0, PAGE_SIZE_U64, 0x7fff_ffff_f000, top] {
+            for mode in PENDING_MODES {
+                let p = PendingPages {
+                    base_mode: PendingPages::pack(base, mode),
+                    owner: None,
+                };
+                assert_eq!(p.base(), base);
+                assert_eq!(p.account_mode(), mode);
+            }
+        }
+        // The area keeps pending pages with no tag of their own.
+        assert_eq!(size_of::<AreaPages>(), size_of::<PendingPages>());
     }
 
     #[test]

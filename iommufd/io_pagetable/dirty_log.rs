@@ -264,8 +264,10 @@ impl IoPagetable {
         let mut logs = logs.drain_all();
         self.areas.for_each_mut(0, u64::MAX, |start, last, area| {
             let mut log = logs.next();
-            if let (Some(bits), true) = (log.as_mut(), area.num_accesses.load(Relaxed) > 0) {
-                log_access_pins(start, last, &area.pages, area.start_byte, bits);
+            if let (Some(bits), Some(pages)) = (log.as_mut(), area.pages.made()) {
+                if area.num_accesses.load(Relaxed) > 0 {
+                    log_access_pins(start, last, pages, area.start_byte, bits);
+                }
             }
             area.dirty = log;
         });
@@ -339,8 +341,10 @@ impl IoPagetable {
             });
             if result.is_ok() {
                 bits.fill(0);
-                if area.num_accesses.load(Relaxed) > 0 {
-                    log_access_pins(start, end, &area.pages, area.start_byte, bits);
+                if let (Some(pages), true) =
+                    (area.pages.made(), area.num_accesses.load(Relaxed) > 0)
+                {
+                    log_access_pins(start, end, pages, area.start_byte, bits);
                 }
             }
         });

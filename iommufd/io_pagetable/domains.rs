@@ -52,8 +52,10 @@ fn unmap_pages(domain: &dyn IoDomain, span: &AreaSpan, first: u64, last: u64) {
 /// pinned. On error the part mapped is unmapped.
 fn map_area_into(domain: &dyn IoDomain, span: &AreaSpan, area: &Area, small: bool) -> Result {
     let (first, last) = span.pages();
-    let result = area.pages.for_each_run(first, last, |idx, pfn, n| {
-        map_run(domain, span, area.prot, (idx, pfn, n), small)
+    let result = area.made_pages().and_then(|pages| {
+        pages.for_each_run(first, last, |idx, pfn, n| {
+            map_run(domain, span, area.prot, (idx, pfn, n), small)
+        })
     });
     if result.is_err() {
         unmap_pages(domain, span, first, last);
@@ -88,8 +90,12 @@ impl IoPagetable {
     }
 
     /// Pins the pages of new areas (already placed) and maps them into
-    /// every domain. All or nothing.
-    pub(super) fn fill_new_areas(&self, areas: &[Option<NewArea>]) -> Result {
+    /// every domain. All or nothing (pages objects made stay made).
+    pub(super) fn fill_new_areas(&self, areas: &mut [Option<NewArea>]) -> Result {
+        for node in areas.iter_mut().flatten() {
+            let (start, last) = node.range();
+            node.value_mut().make_pages(start, last)?;
+        }
         for (i, node) in areas.iter().enumerate() {
             let Some(node) = node else { continue };
             let (start, last) = node.range();
@@ -123,7 +129,8 @@ impl IoPagetable {
         };
         let span = self.span_of(iova, length, area.start_byte);
         let small = self.disable_large_pages;
-        area.pages.fill_domains(
+        let pages = area.made_pages()?;
+        pages.fill_domains(
             span,
             storage.domain.clone(),
             |idx, pfn, n| {
@@ -139,7 +146,7 @@ impl IoPagetable {
             },
         )?;
         let domains = self.attached.domains().iter().map(|d| &d.domain);
-        if let Err(e) = area.pages.track_domains(span, domains) {
+        if let Err(e) = pages.track_domains(span, domains) {
             self.unfill_area(iova, length, area);
             return Err(e);
         }
@@ -156,14 +163,18 @@ impl IoPagetable {
 
     /// [`Self::unfill_area`] with domains attached.
     fn unfill_area_from_domains(&self, iova: u64, length: u64, area: &Area) {
+        // Areas in domains have their pages objects (invariant 5).
+        let Some(pages) = area.pages.made() else {
+            return;
+        };
         let span = self.span_of(iova, length, area.start_byte);
-        area.pages.unfill_domains(span, |first, last| {
+        pages.unfill_domains(span, |first, last| {
             for d in self.attached.domains().iter() {
                 unmap_pages(&*d.domain, &span, first, last);
             }
         });
         // After the unmap: a revocation meanwhile unmaps again, harmlessly.
-        area.pages.untrack_domains(span, None);
+        pages.untrack_domains(span, None);
     }
 
     /// Attaches a domain: its alignment must suit every area (`EINVAL` if
@@ -200,6 +211,7 @@ impl IoPagetable {
         if outside.iter().flatten().any(|r| self.meets_used(*r)) {
             return Err(eaddrinuse());
         }
+        self.make_pages_in(0, u64::MAX)?;
         self.attached
             .get_or_alloc()?
             .domains
@@ -240,7 +252,9 @@ impl IoPagetable {
         let unfill = |a: &Area, span: AreaSpan| {
             let unmap = |first, last| unmap_pages(&**domain, &span, first, last);
             if first_domain {
-                a.pages.unfill_domains(span, unmap);
+                if let Some(pages) = a.pages.made() {
+                    pages.unfill_domains(span, unmap);
+                }
             } else {
                 let (first, last) = span.pages();
                 unmap(first, last);
@@ -250,8 +264,13 @@ impl IoPagetable {
         let mut failed_at = None;
         for a in self.areas.iter(0, u64::MAX) {
             let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
+            // `add_domain` made every pages object.
+            let Ok(pages) = a.value.made_pages() else {
+                (result, failed_at) = (Err(EINVAL), Some(a.start));
+                break;
+            };
             let filled = if first_domain {
-                a.value.pages.fill_domains(
+                pages.fill_domains(
                     span,
                     domain.clone(),
                     |idx, pfn, n| map_run(&**domain, &span, a.value.prot, (idx, pfn, n), small),
@@ -261,7 +280,7 @@ impl IoPagetable {
                 map_area_into(&**domain, &span, a.value, small)
             };
             let tracked = filled.and_then(|()| {
-                let tracked = a.value.pages.track_domains(span, core::iter::once(domain));
+                let tracked = pages.track_domains(span, core::iter::once(domain));
                 if tracked.is_err() {
                     unfill(a.value, span);
                 }
@@ -276,7 +295,9 @@ impl IoPagetable {
             for a in self.areas.iter(0, u64::MAX).take_while(|a| a.start < stop) {
                 let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
                 unfill(a.value, span);
-                a.value.pages.untrack_domains(span, Some(domain));
+                if let Some(pages) = a.value.pages.made() {
+                    pages.untrack_domains(span, Some(domain));
+                }
             }
         }
         result
@@ -314,18 +335,21 @@ impl IoPagetable {
         // domain uses go (and the pins they held), else a new first domain
         // becomes their storage.
         for a in self.areas.iter(0, u64::MAX) {
+            let Some(pages) = a.value.pages.made() else {
+                continue;
+            };
             let span = self.span_of(a.start, a.last - a.start + 1, a.value.start_byte);
             let unmap = |first, last| unmap_pages(&*gone.domain, &span, first, last);
             if self.attached.domains().is_empty() {
-                a.value.pages.unfill_domains(span, unmap);
+                pages.unfill_domains(span, unmap);
             } else {
                 if let Some(next) = next_storage {
-                    a.value.pages.set_storage(span, &next.domain);
+                    pages.set_storage(span, &next.domain);
                 }
                 let (first, last) = span.pages();
                 unmap(first, last);
             }
-            a.value.pages.untrack_domains(span, Some(&gone.domain));
+            pages.untrack_domains(span, Some(&gone.domain));
         }
         self.remove_reserved(ReservedBy::Domain(hwpt_id));
         // Lowering the alignment cannot fail.

@@ -17,7 +17,7 @@
 use crate::{
     domain::{IoDomain, Prot},
     free_space::{FreeSpace, SpareNode},
-    pages::{AreaSpan, Pages},
+    pages::{AreaPages, AreaSpan, Pages},
     sys::{
         errno::{eaddrinuse, eopnotsupp},
         interval_tree::{DisjointTree, IntervalTree, NewNode},
@@ -68,8 +68,9 @@ pub(crate) struct IovaRange {
 /// A mapped IOVA range: bytes `start_byte..` of `pages`. Its IOVA range is
 /// its node's range in the areas tree.
 pub(crate) struct Area {
-    /// The memory.
-    pub(crate) pages: Shared<Pages>,
+    /// The memory: pending until a domain, an access, a copy or a split
+    /// needs its pages object.
+    pub(crate) pages: AreaPages,
     /// Offset of the area's first IOVA inside `pages`.
     pub(crate) start_byte: u64,
     /// Protection.
@@ -87,6 +88,10 @@ pub(crate) struct Area {
     /// `PAGE_SIZE` page the area spans (type1's per-mapping bitmap).
     dirty: Option<KVVec<u64>>,
 }
+
+// An area's node (48 bytes of tree links) fits a 128-byte kmalloc, with
+// pending pages in it.
+const _: () = assert!(core::mem::size_of::<Area>() <= 80);
 
 impl Area {
     /// Offset in the page of the area's first byte.
@@ -123,6 +128,27 @@ impl Area {
     fn byte_at(&self, start: u64, iova: u64) -> u64 {
         iova - start + self.start_byte
     }
+
+    /// Its pages object, made now if it is pending (`ENOMEM`), for the
+    /// area at `[start, last]`.
+    fn make_pages(&mut self, start: u64, last: u64) -> Result<&Shared<Pages>> {
+        self.pages
+            .make(self.start_byte + (last - start + 1), self.prot.write)
+    }
+
+    /// Whether its memory may be mapped writable (pending memory is
+    /// exactly when the area is).
+    pub(crate) fn writable(&self) -> bool {
+        self.pages
+            .made()
+            .map_or(self.prot.write, |pages| pages.writable)
+    }
+
+    /// Its pages object, which the caller made (`EINVAL` if it is still
+    /// pending, which is a bug).
+    pub(crate) fn made_pages(&self) -> Result<&Shared<Pages>> {
+        self.pages.made().ok_or(EINVAL)
+    }
 }
 
 /// The smallest page size in a page-size bitmap.
@@ -136,9 +162,10 @@ fn min_page_size(bitmap: u64) -> u64 {
 pub(crate) type NewArea = NewNode<Area>;
 
 /// Allocates an area of `length` (nonzero) bytes from `start_byte` of
-/// `pages`.
+/// `pages`. Pending pages must start in their first page (`start_byte`
+/// below `PAGE_SIZE`) and end with the area.
 pub(crate) fn new_area(
-    pages: Shared<Pages>,
+    pages: AreaPages,
     start_byte: u64,
     length: u64,
     prot: Prot,
@@ -244,12 +271,14 @@ impl AllowedRanges {
 ///    domain's smallest page size.
 /// 4. `free`, when present, indexes exactly the holes between areas and
 ///    reserved ranges: a path that cannot keep it in step drops it.
-/// 5. While domains are attached, every area is mapped into each of them,
-///    and holds a domain use in its pages object whose storage domain is
-///    the first attached (so its pages are pinned, once).
-/// 6. An area's `num_accesses` counts the access pins taken on it, and
-///    `num_locks` those of them that lock it; `prevent_access` is set only
-///    by an unmap waiting for them to go.
+/// 5. While domains are attached, every area's pages object is made, the
+///    area is mapped into each domain, and it holds a domain use in its
+///    pages object whose storage domain is the first attached (so its
+///    pages are pinned, once).
+/// 6. An area's `num_accesses` counts the access pins taken on it (its
+///    pages object is made if there are any), and `num_locks` those of
+///    them that lock it; `prevent_access` is set only by an unmap waiting
+///    for them to go.
 /// 7. While `dirty_log` is set, every area has a dirty log (`Area::dirty`)
 ///    with one bit per page it spans; otherwise none has.
 pub(crate) struct IoPagetable {
@@ -462,7 +491,7 @@ impl IoPagetable {
         for node in areas.iter_mut().flatten() {
             let len = new_area_len(node);
             let area = node.value();
-            if area.prot.write && !area.pages.writable {
+            if area.prot.write && !area.writable() {
                 return Err(EPERM);
             }
             if area.page_offset() & (self.iova_alignment - 1) != 0 {
@@ -562,11 +591,12 @@ impl IoPagetable {
     /// New areas for the memory behind `[iova, iova + length)`, which
     /// contiguous areas must cover, sharing their pages objects, with
     /// protection `prot`.
-    pub(crate) fn copy_areas(&self, iova: u64, length: u64, prot: Prot) -> Result<NewAreas> {
+    pub(crate) fn copy_areas(&mut self, iova: u64, length: u64, prot: Prot) -> Result<NewAreas> {
         if length == 0 {
             return Err(EINVAL);
         }
         let last = last_of(iova, length)?;
+        self.make_pages_in(iova, last)?;
         let mut out = NewAreas::Few([const { None }; FEW_AREAS], 0);
         let mut cur = iova;
         for area in self.areas.iter(iova, last) {
@@ -576,7 +606,7 @@ impl IoPagetable {
             let piece_last = last.min(area.last);
             let start_byte = cur - area.start + area.value.start_byte;
             let node = new_area(
-                area.value.pages.clone(),
+                area.value.made_pages()?.clone().into(),
                 start_byte,
                 piece_last - cur + 1,
                 prot,
@@ -588,6 +618,28 @@ impl IoPagetable {
             cur = piece_last + 1;
         }
         Err(ENOENT)
+    }
+
+    /// Makes the pending pages objects of the areas meeting `[start,
+    /// last]`: `ENOMEM` (those made stay made).
+    pub(crate) fn make_pages_in(&mut self, start: u64, last: u64) -> Result {
+        let mut result = Ok(());
+        self.areas.for_each_mut(start, last, |s, l, area| {
+            if result.is_ok() {
+                result = area.make_pages(s, l).map(drop);
+            }
+        });
+        result
+    }
+
+    /// A handle to the pages object of the area holding `iova`, made now
+    /// if it is pending: `ENOMEM`; `ENOENT` if no area holds `iova`.
+    fn made_pages_at(&mut self, iova: u64) -> Result<Shared<Pages>> {
+        let mut found = Err(ENOENT);
+        self.areas.for_each_mut(iova, iova, |s, l, area| {
+            found = area.make_pages(s, l).cloned()
+        });
+        found
     }
 
     /// Replaces the allowed ranges: `EADDRINUSE` if one meets a reserved
@@ -626,13 +678,7 @@ impl IoPagetable {
         if a.value.pages.is_dmabuf() {
             return Err(eopnotsupp());
         }
-        let (start, last, pages, start_byte, prot) = (
-            a.start,
-            a.last,
-            a.value.pages.clone(),
-            a.value.start_byte,
-            a.value.prot,
-        );
+        let (start, last, start_byte, prot) = (a.start, a.last, a.value.start_byte, a.value.prot);
         // Access pins only change under the IOAS lock, which `&mut self` holds.
         let accessed = a.value.num_accesses.load(Relaxed) > 0;
         let align = self.iova_alignment;
@@ -641,9 +687,11 @@ impl IoPagetable {
         if next % align != 0 || next_byte % align != 0 {
             return Err(EINVAL);
         }
-        let mut low = new_area(pages.clone(), start_byte, next - start, prot)?;
-        let mut high = new_area(pages.clone(), next_byte, last - p, prot)?;
         let logs = dirty_log::split_log(a.value.dirty.as_deref(), start, p, last)?;
+        // The halves share the pages object.
+        let pages = self.made_pages_at(p)?;
+        let mut low = new_area(pages.clone().into(), start_byte, next - start, prot)?;
+        let mut high = new_area(pages.clone().into(), next_byte, last - p, prot)?;
         if accessed || (!self.attached.domains().is_empty() && !self.disable_large_pages) {
             return Err(EINVAL);
         }
@@ -684,11 +732,8 @@ impl IoPagetable {
         }
     }
 
-    /// Calls `f` on the pages object of every area, by IOVA.
-    pub(crate) fn for_each_area_pages(
-        &self,
-        mut f: impl FnMut(&Shared<Pages>) -> Result,
-    ) -> Result {
+    /// Calls `f` on the memory of every area, by IOVA.
+    pub(crate) fn for_each_area_pages(&self, mut f: impl FnMut(&AreaPages) -> Result) -> Result {
         for area in self.areas.iter(0, u64::MAX) {
             f(&area.value.pages)?;
         }

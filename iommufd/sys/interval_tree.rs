@@ -120,6 +120,11 @@ impl<T> NewNode<T> {
     pub(crate) fn value(&self) -> &T {
         &self.node.value
     }
+
+    /// The node's value, to change before the node is inserted.
+    pub(crate) fn value_mut(&mut self) -> &mut T {
+        self.node.as_mut().project().value
+    }
 }
 
 /// An interval tree owning its nodes; with `DISJOINT`, a plain red-black

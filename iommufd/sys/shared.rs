@@ -14,7 +14,7 @@
 //!   increment, not two.
 
 use crate::sys::DBox;
-use core::{marker::PhantomData, ops::Deref, pin::Pin, ptr::NonNull};
+use core::{marker::PhantomData, mem::MaybeUninit, ops::Deref, pin::Pin, ptr::NonNull};
 use kernel::{
     prelude::*,
     sync::{atomic::Acquire, Refcount},
@@ -72,16 +72,20 @@ impl<T> Shared<T> {
     where
         Error: From<E>,
     {
-        let boxed = DBox::pin_init(inner, GFP_KERNEL)?;
+        Ok(Self::from_pinned(DBox::pin_init(inner, GFP_KERNEL)?))
+    }
+
+    /// The one handle to a built allocation.
+    fn from_pinned(boxed: Pin<DBox<SharedInner<T>>>) -> Self {
         // SAFETY: The allocation is never moved out of: it is only read
         // through `ptr` and freed in place by the last handle.
         let raw = DBox::into_raw(unsafe { Pin::into_inner_unchecked(boxed) });
         // INVARIANT: A pinned allocation from `DBox`, with one handle.
-        Ok(Self {
+        Self {
             // SAFETY: `Box::into_raw` never returns null.
             ptr: unsafe { NonNull::new_unchecked(raw) },
             _owns: PhantomData,
-        })
+        }
     }
 
     fn inner(&self) -> &SharedInner<T> {
@@ -137,6 +141,28 @@ impl<T> Drop for Shared<T> {
         // allocation; it came from `DBox::into_raw` (type invariant).
         // Dropping the box drops `T` in place, as pinning requires.
         drop(unsafe { DBox::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
+/// The memory of a [`Shared`], allocated before its value is built, so
+/// that a caller can move parts of something it must keep on failure into
+/// the value only once nothing can fail.
+pub(crate) struct SharedSlot<T>(DBox<MaybeUninit<SharedInner<T>>>);
+
+impl<T> SharedSlot<T> {
+    /// Allocates the memory: `ENOMEM`.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self(DBox::new_uninit(GFP_KERNEL)?))
+    }
+
+    /// Builds the value in place with `init`, which cannot fail, and
+    /// returns the one handle to it.
+    pub(crate) fn write(self, init: impl PinInit<T>) -> Shared<T> {
+        let Ok(boxed) = self.0.write_pin_init(pin_init!(SharedInner {
+            refs: Refcount::new(1),
+            value <- init,
+        }));
+        Shared::from_pinned(boxed)
     }
 }
 
