@@ -444,8 +444,16 @@ impl IoPagetable {
     }
 
     /// Checks that `[iova, iova + length)` may be mapped exactly there.
-    #[inline]
+    #[cfg_attr(not(CONFIG_KUNIT), allow(dead_code))]
     fn check_iova(&self, iova: u64, length: u64) -> Result {
+        let last = self.check_unreserved(iova, length)?;
+        self.check_no_area(iova, last)
+    }
+
+    /// Checks that `[iova, iova + length)` is aligned and reserved nowhere;
+    /// returns its last IOVA.
+    #[inline]
+    fn check_unreserved(&self, iova: u64, length: u64) -> Result<u64> {
         if iova & (self.iova_alignment - 1) != 0 {
             return Err(EINVAL);
         }
@@ -453,10 +461,44 @@ impl IoPagetable {
         if self.reserved.first(iova, last).is_some() {
             return Err(EINVAL);
         }
-        if self.areas.first(iova, last).is_some() {
-            return Err(EEXIST);
+        Ok(last)
+    }
+
+    /// `EEXIST` if an area meets `[iova, last]`.
+    fn check_no_area(&self, iova: u64, last: u64) -> Result {
+        match self.areas.first(iova, last) {
+            Some(_) => Err(EEXIST),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Whether a new area needs nothing set up with it: no domain to fill,
+    /// no dirty log, no free-space index.
+    fn inserts_bare(&self) -> bool {
+        self.attached.domains().is_empty() && !self.dirty_log && self.free.is_none()
+    }
+
+    /// Checks each new area against its memory (`EPERM` if it must be
+    /// writable and is not; `EINVAL` for a page offset off the alignment;
+    /// `EOVERFLOW`) and places them back to back from `iova`. Returns one
+    /// past the last IOVA.
+    fn place_new_areas(&self, areas: &mut [Option<NewArea>], iova: u64) -> Result<u64> {
+        let mut at = iova;
+        for node in areas.iter_mut().flatten() {
+            let len = new_area_len(node);
+            let area = node.value();
+            if area.prot.write && !area.writable() {
+                return Err(EPERM);
+            }
+            if area.page_offset() & (self.iova_alignment - 1) != 0 {
+                return Err(EINVAL);
+            }
+            let last = last_of(at, len)?;
+            last_of(area.start_byte, len)?;
+            node.set_range(at, last);
+            at = last.wrapping_add(1);
+        }
+        Ok(at)
     }
 
     /// Maps `areas` back to back at `placement` and returns the first
@@ -476,7 +518,29 @@ impl IoPagetable {
         }
         let iova = match placement {
             Placement::Fixed(iova) => {
-                self.check_iova(iova, length)?;
+                let last = self.check_unreserved(iova, length)?;
+                // One bare area: the descent that inserts it also checks
+                // that it meets no area. Its own errors come after
+                // `EEXIST`, so they are left to the path below.
+                let bare = areas.len() == 1 && self.inserts_bare();
+                if let (true, [slot]) = (bare, &mut *areas) {
+                    let placed = self.place_new_areas(core::slice::from_mut(slot), iova);
+                    // Taken only once placed: an error is reported below.
+                    if let Some(node) = placed.ok().and_then(|_| slot.take()) {
+                        // INVARIANT: (1) `try_insert` checked the area apart
+                        // from the others, and the reserved ranges were
+                        // checked; (2) `place_new_areas` checked alignment;
+                        // nothing else is set up (`inserts_bare`).
+                        return match self.areas.try_insert(node) {
+                            Ok(()) => Ok(iova),
+                            Err(node) => {
+                                *slot = Some(node);
+                                Err(EEXIST)
+                            }
+                        };
+                    }
+                }
+                self.check_no_area(iova, last)?;
                 iova
             }
             Placement::Allocate => {
@@ -487,21 +551,7 @@ impl IoPagetable {
         // Allocated after placement: the allocator may have built the index.
         let spare = self.spare_node()?;
         // Check and place every area before inserting any.
-        let mut at = iova;
-        for node in areas.iter_mut().flatten() {
-            let len = new_area_len(node);
-            let area = node.value();
-            if area.prot.write && !area.writable() {
-                return Err(EPERM);
-            }
-            if area.page_offset() & (self.iova_alignment - 1) != 0 {
-                return Err(EINVAL);
-            }
-            let last = last_of(at, len)?;
-            last_of(area.start_byte, len)?;
-            node.set_range(at, last);
-            at = last.wrapping_add(1);
-        }
+        let at = self.place_new_areas(areas, iova)?;
         let logs = self.new_dirty_logs(areas)?;
         if !self.attached.domains().is_empty() {
             self.fill_new_areas(areas)?;

@@ -244,8 +244,6 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
     ///
     /// `node` must be valid and in no tree, and `root` a plain tree.
     unsafe fn insert_disjoint(&mut self, node: *mut bindings::interval_tree_node) {
-        // `rb_link_node` is written out (it is inline): the new node is
-        // red, childless, hung from the link the descent stopped at.
         // SAFETY: Every pointer followed is `node` or a live node of this
         // tree (the caller's promise and the type invariants).
         unsafe {
@@ -262,6 +260,30 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
                     leftmost = false;
                 }
             }
+            self.link_at(node, parent, link, leftmost);
+        }
+    }
+
+    /// Hangs `node` from `link`, a child link of `parent` (or the root
+    /// link, `parent` null) that a descent by `node`'s start stopped at,
+    /// and rebalances.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be valid and in no tree; `link` and `parent` must come
+    /// from a descent of this plain tree by `node`'s start, with no change
+    /// since; `leftmost` says whether that descent never went right.
+    unsafe fn link_at(
+        &mut self,
+        node: *mut bindings::interval_tree_node,
+        parent: *mut bindings::rb_node,
+        link: *mut *mut bindings::rb_node,
+        leftmost: bool,
+    ) {
+        // `rb_link_node` is written out (it is inline): the new node is
+        // red, childless, hung from the link the descent stopped at.
+        // SAFETY: Per the caller, `node`, `parent` and `link` are valid.
+        unsafe {
             let rb = &raw mut (*node).rb;
             (*rb).__rb_parent_color = parent as usize;
             (*rb).rb_left = core::ptr::null_mut();
@@ -502,6 +524,47 @@ impl<T, const DISJOINT: bool> IntervalTree<T, DISJOINT> {
 }
 
 impl<T> DisjointTree<T> {
+    /// Inserts `node` unless its range meets a node's, which one descent
+    /// finds out: then the node comes back.
+    pub(crate) fn try_insert(&mut self, node: NewNode<T>) -> Result<(), NewNode<T>> {
+        let (start, last) = node.range();
+        let mut link = &raw mut self.root.rb_root.rb_node;
+        let mut parent = core::ptr::null_mut();
+        // The nodes before and after `start`, as `first_raw` finds them.
+        let (mut below, mut above) = (core::ptr::null_mut(), core::ptr::null_mut());
+        // SAFETY: Every pointer followed is a live node of this tree, which
+        // is borrowed mutably, so nothing else changes it.
+        let meets = unsafe {
+            while !(*link).is_null() {
+                parent = *link;
+                let e = itree_of(parent);
+                if start < from_c((*e).start) {
+                    above = e;
+                    link = &raw mut (*parent).rb_left;
+                } else {
+                    below = e;
+                    link = &raw mut (*parent).rb_right;
+                }
+            }
+            (!below.is_null() && from_c((*below).last) >= start)
+                || (!above.is_null() && from_c((*above).start) <= last)
+        };
+        if meets {
+            return Err(node);
+        }
+        // SAFETY: The node is pinned on the heap; leaking the box hands its
+        // ownership to the tree, as the type invariants require.
+        let raw = DBox::into_raw(unsafe { Pin::into_inner_unchecked(node.node) });
+        // SAFETY: `raw` is valid: it was just leaked. `link` and `parent`
+        // come from the descent above by its start, and nothing changed
+        // the tree since; it never went right if there is no `below`.
+        unsafe {
+            let itree = Opaque::cast_into(&raw const (*raw).itree);
+            self.link_at(itree, parent, link, below.is_null());
+        }
+        Ok(())
+    }
+
     /// Calls `f(start, last, value)` on each node overlapping `[start,
     /// last]`, in order: `None` removes the node (dropping its value);
     /// `Some((s, l))` moves it to `[s, l]`, which must lie within its range
@@ -795,6 +858,36 @@ mod tests {
         assert_eq!(&found(&t, 100, u64::MAX)?[..], &[4, 3]);
         let first = t.first(31, 31).map(|e| (e.start, e.last));
         assert_eq!(first, Some((0, u64::MAX)));
+        Ok(())
+    }
+
+    #[test]
+    fn try_insert_refuses_overlaps_only() -> Result {
+        let mut t: DisjointTree<usize> = tree(&[(10, 19), (30, 39)])?;
+        // Meeting either neighbour, or both, or sharing a start: refused.
+        for (i, (s, l)) in [
+            (5, 10),
+            (19, 25),
+            (15, 35),
+            (30, 30),
+            (39, 50),
+            (0, u64::MAX),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let back = t.try_insert(NewNode::new(s, l, 100 + i, GFP_KERNEL)?);
+            assert_eq!(back.err().map(|n| n.range()), Some((s, l)));
+        }
+        assert_eq!(&found(&t, 0, u64::MAX)?[..], &[0, 1]);
+        // Touching is not meeting; a new first node becomes the leftmost.
+        for (v, (s, l)) in [(2, (20, 29)), (3, (0, 9)), (4, (40, u64::MAX))] {
+            assert!(t.try_insert(NewNode::new(s, l, v, GFP_KERNEL)?).is_ok());
+        }
+        assert_eq!(&found(&t, 0, u64::MAX)?[..], &[3, 0, 2, 1, 4]);
+        assert_eq!(t.first(0, 0).map(|e| *e.value), Some(3));
+        assert_eq!(take(&mut t, 0, 0, true), Some((0, 9, Some(3))));
+        assert_eq!(&found(&t, 0, u64::MAX)?[..], &[0, 2, 1, 4]);
         Ok(())
     }
 
