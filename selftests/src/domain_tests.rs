@@ -63,6 +63,49 @@ fn domain_pins_once() -> TestResult {
     Ok(())
 }
 
+/// Memory mapped with no domain has no pages object until something needs
+/// one: a copy to another IOAS makes it, and both IOASes then share it, so
+/// their domains pin each page once. The same memory mapped again is an
+/// object of its own, pinned and charged again.
+fn pending_pages_made_once() -> TestResult {
+    let buf = PageBuf::new(4);
+    let len = 4 * PAGE;
+    let fd = Iommufd::open()?;
+    let a = ok("alloc", fd.ioas_alloc())?;
+    let b = ok("alloc b", fd.ioas_alloc())?;
+    let pin0 = vm_pin_kb()?;
+    ok("map", fd.map(a, buf.addr(), len, RW_FIXED, APERTURE))?;
+    check_eq!(
+        fd.copy(b, a, APERTURE, len, RW_FIXED, APERTURE),
+        Ok(APERTURE)
+    );
+    check_eq!(fd.check_refs(buf.ptr(), len, 0), 0);
+    let (stdev_a, hwpt_a, _) = ok("mock_domain a", fd.mock_domain(a))?;
+    let (stdev_b, hwpt_b, _) = ok("mock_domain b", fd.mock_domain(b))?;
+    check!(hwpt_a != hwpt_b);
+    check_eq!(fd.md_check_map(hwpt_a, APERTURE, len, buf.ptr()), 0);
+    check_eq!(fd.md_check_map(hwpt_b, APERTURE, len, buf.ptr()), 0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 1), 0);
+    check_eq!(vm_pin_kb()?, pin0 + 16);
+    ok(
+        "map again",
+        fd.map(b, buf.addr(), len, RW_FIXED, APERTURE + len),
+    )?;
+    check_eq!(fd.md_check_map(hwpt_b, APERTURE + len, len, buf.ptr()), 0);
+    check_eq!(vm_pin_kb()?, pin0 + 32);
+    check_eq!(fd.unmap(b, APERTURE + len, len), Ok(len));
+    check_eq!(vm_pin_kb()?, pin0 + 16);
+    // The shared object keeps its pins while either domain maps it.
+    check_eq!(fd.destroy(stdev_a), 0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 1), 0);
+    check_eq!(fd.destroy(stdev_b), 0);
+    check_eq!(fd.check_refs(buf.ptr(), len, 0), 0);
+    check_eq!(vm_pin_kb()?, pin0);
+    check_eq!(fd.destroy(a), 0);
+    check_eq!(fd.destroy(b), 0);
+    Ok(())
+}
+
 /// A map into an IOAS with a domain pins at once; unmap unpins; a bad
 /// address fails with EFAULT and leaves nothing behind.
 fn domain_map_pins_now() -> TestResult {
@@ -269,6 +312,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "domain_pins_once",
             run: domain_pins_once,
+        },
+        Test {
+            name: "pending_pages_made_once",
+            run: pending_pages_made_once,
         },
         Test {
             name: "domain_map_pins_now",
