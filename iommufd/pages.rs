@@ -513,6 +513,8 @@ impl Pages {
         }
         let owner = Owner::current(mm);
         let len = start_byte + req.length;
+        // Only user memory waits: a file's reference would not fit in the
+        // area, and a dma-buf is attached at once.
         let pages = match req.kind {
             PagesKind::User => AreaPages::Pending(PendingPages::new(base, account_mode, owner)),
             PagesKind::File(file) => AreaPages::Made(Shared::pin_init(Self::init(
